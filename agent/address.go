@@ -1,0 +1,44 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+)
+
+var (
+	_ Addresser = (*DockerRuntime)(nil)
+	_ Addresser = (*MemRuntime)(nil)
+)
+
+// Address returns the container's IP address on its Docker network (the
+// default bridge, on which orch runs containers), which the node itself can
+// reach.
+func (d *DockerRuntime) Address(ctx context.Context, id string) (string, error) {
+	info, err := d.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		return "", fmt.Errorf("docker: inspect %.12s: %w", id, err)
+	}
+	if ns := info.NetworkSettings; ns != nil {
+		if ns.IPAddress != "" {
+			return ns.IPAddress, nil
+		}
+		for _, ep := range ns.Networks {
+			if ep != nil && ep.IPAddress != "" {
+				return ep.IPAddress, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("docker: container %.12s has no IP address (is it running?)", id)
+}
+
+// Address returns 127.0.0.1 for every container: nothing runs in a
+// MemRuntime container, so a test that health-checks one listens on the
+// loopback itself, on the port its check names.
+func (r *MemRuntime) Address(ctx context.Context, id string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.containers[id]; !ok {
+		return "", fmt.Errorf("memruntime: no such container %s", id)
+	}
+	return "127.0.0.1", nil
+}

@@ -1,0 +1,70 @@
+package agent
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/orchd/orch/queue"
+)
+
+// heartbeatLoop tells the cluster that the agent is alive and whether its
+// engine works, every HeartbeatInterval or at the longer interval the
+// cluster asks for (a large cluster scales its heartbeats down; see
+// 00008_heartbeat_policy.sql). A failed beat (the database is away) is only
+// logged and retried after HeartbeatInterval: the agent's work goes on
+// meanwhile, its containers keep running, and once the database is back the
+// node must be heard from before it is taken for dead.
+func (a *Agent) heartbeatLoop(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		t.Reset(a.beat(ctx))
+	}
+}
+
+// beat sends one heartbeat, acts on what it learns and returns when to beat
+// next: a node the cluster declared down meanwhile (the agent was frozen or
+// cut off) had its tasks moved, so the agent reconciles before anything
+// else; a drain that started or ended wakes the main loop.
+func (a *Agent) beat(ctx context.Context) time.Duration {
+	health := a.engine.health(a.opts)
+	problem := health.Problem
+	r, err := a.store.Beat(ctx, a.node.ID, health, a.opts.HeartbeatInterval)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.obs.metrics.errors.With("heartbeat").Inc()
+			a.log.Warn("heartbeat failed", "err", err, "out of touch for", a.outOfTouch().Round(time.Millisecond))
+			a.fenceCutOff(ctx)
+		}
+		return a.opts.HeartbeatInterval
+	}
+	a.touched()
+	if r.Was != queue.NodeReady && problem == "" {
+		a.log.Info("node is ready again", "was", r.Was)
+	}
+	if r.Was != queue.NodeUnhealthy && problem != "" {
+		a.log.Warn("node is unhealthy", "why", problem)
+	}
+	if r.Was == queue.NodeDown {
+		a.log.Warn("the cluster declared this node down meanwhile; its tasks were moved: reconciling")
+		a.reconcileNeeded.Store(true)
+		a.poke()
+	}
+	if a.draining.Swap(r.Draining) != r.Draining {
+		a.log.Info("drain", "draining", r.Draining)
+		a.poke()
+	}
+	every := max(r.Interval, a.opts.HeartbeatInterval)
+	if old := time.Duration(a.beatEvery.Swap(int64(every))); old != every && old != 0 {
+		a.log.Info("heartbeat interval changed by the cluster's policy", "from", old, "to", every)
+	}
+	// Early by up to a tenth, never late: the fleet's beats spread out and
+	// each stays within the silence its node is allowed.
+	return every - time.Duration(rand.Int64N(int64(every)/10+1))
+}

@@ -1,0 +1,78 @@
+// Package agent runs on every machine: it registers its node, heartbeats,
+// pulls the tasks placed on it from Postgres, runs them as containers and
+// writes back what happened. It opens no port; it only dials the database.
+package agent
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/orchd/orch/queue"
+)
+
+// Container labels. They carry ownership, so that an agent that restarts can
+// tell its own containers from anyone else's without asking the database.
+const (
+	LabelTask    = "orch.task"
+	LabelNode    = "orch.node"
+	LabelAttempt = "orch.attempt"
+	LabelName    = "orch.name"
+)
+
+// ErrImage marks a failure to find or pull a task's image, as opposed to a
+// failure of the container itself.
+var ErrImage = errors.New("image unavailable")
+
+// ContainerSpec is everything a runtime needs to start one attempt of a task.
+type ContainerSpec struct {
+	Name        string // readable in `docker ps`, unique per attempt
+	Image       string
+	Command     []string
+	Env         map[string]string
+	CPUMillis   int64
+	MemoryBytes int64
+	Ports       []queue.Port
+	Labels      map[string]string
+	// Privileged and Network "host"/"none" are only ever set for tasks an
+	// admin asked for on an agent that allows them.
+	Privileged bool
+	Network    string
+}
+
+// Container is what a runtime knows about one container it holds.
+type Container struct {
+	ID      string
+	Name    string
+	Labels  map[string]string
+	Running bool
+	// ExitCode and Error describe how a container that is no longer running ended.
+	ExitCode int
+	Error    string
+}
+
+// Exit is how a container ended.
+type Exit struct {
+	Code      int
+	Error     string
+	OOMKilled bool
+}
+
+// Runtime is a container engine as the agent uses it: Docker for real, an
+// in-memory fake for scheduling and scale simulation.
+type Runtime interface {
+	// Ping reports whether the engine answers.
+	Ping(ctx context.Context) error
+	// Start makes sure the image is present (pulling it only when it is
+	// missing locally), then creates and starts the container. Image errors
+	// wrap ErrImage.
+	Start(ctx context.Context, spec ContainerSpec) (id string, err error)
+	// Wait blocks until the container exits and returns how it ended.
+	Wait(ctx context.Context, id string) (Exit, error)
+	// Stop asks the container to stop, killing it after grace.
+	Stop(ctx context.Context, id string, grace time.Duration) error
+	// Remove deletes the container; removing one that is gone is not an error.
+	Remove(ctx context.Context, id string) error
+	// List returns the containers that carry all of the given labels.
+	List(ctx context.Context, labels map[string]string) ([]Container, error)
+}

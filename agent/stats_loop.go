@@ -1,0 +1,130 @@
+package agent
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/orchd/orch/queue"
+)
+
+// statsLoop measures the machine and the containers every statsEvery and
+// writes the figures to the database: the node's latest usage and its
+// history, and each running task's. It runs beside the work loop and never
+// holds it up; a failed write is retried at the next tick.
+func (a *Agent) statsLoop(ctx context.Context) {
+	ns := newNodeSampler(a.opts.DiskPath)
+	sr, _ := a.rt.(StatsReader)
+	prev := map[string]ContainerStats{}
+	// The first samples are the baselines the CPU figures are measured from.
+	if _, _, err := ns.sample(); err != nil {
+		a.log.Warn("cannot measure this machine; node stats are off", "err", err)
+		ns = nil
+	}
+	a.sampleTasks(ctx, sr, prev)
+	t := time.NewTimer(a.statsEvery())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		t.Reset(a.statsEvery())
+		if ns != nil {
+			if u, ok, err := ns.sample(); err != nil {
+				a.log.Warn("measuring the machine", "err", err)
+			} else if ok {
+				if err := a.store.ReportUsage(ctx, a.node.ID, u); err != nil {
+					if ctx.Err() == nil {
+						a.obs.metrics.errors.With("stats").Inc()
+						a.log.Warn("writing node stats", "err", err)
+					}
+				} else {
+					a.obs.metrics.statsReports.Inc()
+				}
+			}
+		}
+		if samples := a.sampleTasks(ctx, sr, prev); len(samples) > 0 {
+			if _, err := a.store.ReportTaskUsage(ctx, a.node.ID, samples); err != nil {
+				if ctx.Err() == nil {
+					a.obs.metrics.errors.With("stats").Inc()
+					a.log.Warn("writing task stats", "err", err)
+				}
+			} else {
+				a.obs.metrics.statsReports.Inc()
+			}
+		}
+	}
+}
+
+// statsEvery is StatsInterval, or the heartbeat interval when the cluster
+// asked for a longer one: in a cluster large enough to beat less often, a
+// stats write per node every 10 s would cost the database more than the
+// heartbeats saved.
+func (a *Agent) statsEvery() time.Duration {
+	return max(a.opts.StatsInterval, time.Duration(a.beatEvery.Load()))
+}
+
+// sampleTasks measures every container the agent watches, a few at a time,
+// and returns the usage of those it had measured before (CPU is a rate
+// between two samples). prev is updated to the new samples.
+func (a *Agent) sampleTasks(ctx context.Context, sr StatsReader, prev map[string]ContainerStats) []queue.TaskUsage {
+	if sr == nil {
+		return nil
+	}
+	a.mu.Lock()
+	watched := make([]watch, 0, len(a.watched))
+	for _, w := range a.watched {
+		if !w.stopping {
+			watched = append(watched, *w)
+		}
+	}
+	a.mu.Unlock()
+
+	type result struct {
+		w  watch
+		st ContainerStats
+	}
+	var (
+		mu      sync.Mutex
+		results []result
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, 4)
+	)
+	for _, w := range watched {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(w watch) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			st, err := sr.Stats(sctx, w.containerID)
+			if err != nil || st.At.IsZero() {
+				return // gone or stopping; its watcher deals with it
+			}
+			mu.Lock()
+			results = append(results, result{w, st})
+			mu.Unlock()
+		}(w)
+	}
+	wg.Wait()
+
+	seen := make(map[string]bool, len(results))
+	var out []queue.TaskUsage
+	for _, r := range results {
+		seen[r.w.containerID] = true
+		if p, ok := prev[r.w.containerID]; ok {
+			out = append(out, queue.TaskUsage{TaskID: r.w.lease.TaskID, Attempt: r.w.lease.Attempt, At: r.st.At,
+				CPUPercent: cpuPercent(p, r.st), MemoryUsedBytes: r.st.MemoryUsedBytes, MemoryLimitBytes: r.st.MemoryLimitBytes})
+		}
+		prev[r.w.containerID] = r.st
+	}
+	for id := range prev {
+		if !seen[id] {
+			delete(prev, id)
+		}
+	}
+	return out
+}

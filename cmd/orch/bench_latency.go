@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/orchd/orch/coordinator"
+	"github.com/orchd/orch/queue"
+)
+
+// latency measures create→claimed with 1, 10, 100... simulated agents
+// behind the coordinator process: the time from a task's INSERT to the
+// agent's claim, both by the database's clock. Submissions are paced at
+// --latency-rate, one at a time, so each task finds an idle pipeline and the
+// figure is the wake-up path (NOTIFY → pass → NOTIFY → claim), not a queue.
+func (b *bench) latency(ctx context.Context) error {
+	_, api, err := b.coordinatorProc(ctx)
+	if err != nil {
+		return err
+	}
+	client, err := coordinator.NewClient(api, "")
+	if err != nil {
+		return err
+	}
+	for _, n := range b.opts.latencyAgents {
+		r, err := b.latencyOnce(ctx, client, n)
+		if err != nil {
+			return fmt.Errorf("%d agents: %w", n, err)
+		}
+		b.report.Latency = append(b.report.Latency, r)
+	}
+	return nil
+}
+
+func (b *bench) latencyOnce(ctx context.Context, client *coordinator.Client, n int) (latencyResult, error) {
+	f, err := b.newFleet(ctx, fmt.Sprintf("lat%d", n), n)
+	if err != nil {
+		return latencyResult{}, err
+	}
+	defer f.stop()
+	f.start(ctx)
+	// The agents' LISTEN connections must be up before the first task.
+	if b.postmaster != 0 {
+		if _, err := b.settle(ctx); err != nil {
+			return latencyResult{}, err
+		}
+	} else if !sleepCtx(ctx, 2*time.Second+time.Duration(n)*20*time.Millisecond) {
+		return latencyResult{}, ctx.Err()
+	}
+	live0, err := b.store.LiveTasks(ctx, math.MaxInt32)
+	if err != nil {
+		return latencyResult{}, err
+	}
+	m := b.opts.latencyTasks
+	interval := time.Duration(float64(time.Second) / b.opts.latencyRate)
+	req := simRequest("100m", "-exit", "0")
+	ids := make([]uuid.UUID, 0, m)
+	next := time.Now()
+	for i := 0; i < m; i++ {
+		if !sleepCtx(ctx, time.Until(next)) {
+			return latencyResult{}, ctx.Err()
+		}
+		t, err := client.CreateTask(ctx, req)
+		if err != nil {
+			return latencyResult{}, fmt.Errorf("creating task: %w", err)
+		}
+		ids = append(ids, t.ID)
+		// A slow answer delays the next submission instead of bunching it.
+		if next = next.Add(interval); next.Before(time.Now()) {
+			next = time.Now()
+		}
+	}
+	if err := b.waitFinished(ctx, ids, live0, phaseTimeout(m)); err != nil {
+		return latencyResult{}, err
+	}
+	lat, err := b.store.StateLatencies(ctx, ids, queue.Starting)
+	if err != nil {
+		return latencyResult{}, err
+	}
+	if len(lat) != m {
+		return latencyResult{}, fmt.Errorf("%d of %d tasks were claimed", len(lat), m)
+	}
+	if err := f.retire(ctx); err != nil {
+		return latencyResult{}, err
+	}
+	var sum time.Duration
+	for _, d := range lat {
+		sum += d
+	}
+	return latencyResult{
+		Agents: n, Tasks: m, RatePerSec: b.opts.latencyRate,
+		P50MS:  ms(percentile(lat, 50)),
+		P99MS:  ms(percentile(lat, 99)),
+		MaxMS:  ms(percentile(lat, 100)),
+		MeanMS: ms(sum) / float64(len(lat)),
+	}, nil
+}

@@ -1,0 +1,410 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orchd/orch/queue/postgres"
+)
+
+// benchReport is everything `orch bench` measured; the table and the JSON
+// show the same figures. A phase that did not run leaves its field nil.
+type benchReport struct {
+	Quick     bool             `json:"quick"`
+	Note      string           `json:"note,omitempty"`
+	StartedAt time.Time        `json:"started_at"`
+	DurationS float64          `json:"duration_s"`
+	Machine   machineInfo      `json:"machine"`
+	Server    serverReport     `json:"server"`
+	PGBench   *pgbenchResult   `json:"pgbench,omitempty"`
+	Placement *placementResult `json:"placement,omitempty"`
+	Pipeline  *pipelineResult  `json:"pipeline,omitempty"`
+	Idle      []idleResult     `json:"idle,omitempty"`
+	// RoundTripServerCPU is the server CPU, in microseconds, of one empty
+	// query: a yardstick for the idle figures on this machine.
+	RoundTripServerCPU float64 `json:"round_trip_server_cpu_us,omitempty"`
+	// ColdRoundTripServerCPU is the same on a connection idle for 2 s.
+	ColdRoundTripServerCPU float64                  `json:"cold_round_trip_server_cpu_us,omitempty"`
+	Processes              *processesResult         `json:"processes,omitempty"`
+	Latency                []latencyResult          `json:"latency,omitempty"`
+	Docker                 *dockerResult            `json:"docker,omitempty"`
+	Targets                []targetResult           `json:"targets"`
+	Statements             []postgres.StatementStat `json:"top_statements,omitempty"`
+	Waits                  []phaseWaits             `json:"wait_events,omitempty"`
+	Skipped                []string                 `json:"skipped,omitempty"`
+	Errors                 map[string]string        `json:"errors,omitempty"`
+}
+
+type machineInfo struct {
+	OS          string     `json:"os"`
+	Arch        string     `json:"arch"`
+	CPUs        int        `json:"cpus"`
+	CPUModel    string     `json:"cpu_model,omitempty"`
+	MemoryBytes int64      `json:"memory_bytes,omitempty"`
+	LoadStart   [3]float64 `json:"load_avg_start"`
+	LoadEnd     [3]float64 `json:"load_avg_end"`
+}
+
+type serverReport struct {
+	Version  string            `json:"version"`
+	Private  bool              `json:"private"`
+	Settings map[string]string `json:"settings"`
+}
+
+type pgbenchResult struct {
+	Scale   int     `json:"scale"`
+	Clients int     `json:"clients"`
+	Seconds int     `json:"seconds"`
+	TPS     float64 `json:"tps"`
+}
+
+type placementResult struct {
+	Nodes            int     `json:"nodes"`
+	Tasks            int     `json:"tasks"`
+	Passes           int     `json:"passes"`
+	CreatesPerSec    float64 `json:"creates_per_s"`
+	PlacementsPerSec float64 `json:"placements_per_s"`
+	RunPerSec        float64 `json:"backlog_run_per_s"`
+}
+
+type pipelineResult struct {
+	Agents             int     `json:"agents"`
+	Tasks              int     `json:"tasks"`
+	Seconds            float64 `json:"seconds"`
+	TasksPerSec        float64 `json:"tasks_per_s"`
+	CreatesPerSec      float64 `json:"api_creates_per_s"`
+	WriteTxnsPerTask   float64 `json:"write_txns_per_task"`
+	RowsWrittenPerTask float64 `json:"rows_written_per_task"`
+	WALBytesPerTask    float64 `json:"wal_bytes_per_task"`
+	WALSyncsPerTask    float64 `json:"wal_flushes_per_task"`
+	HOTUpdatePercent   float64 `json:"hot_update_percent"`
+	// CommitShare is tasks/s × write transactions per task ÷ pgbench TPS:
+	// the share of the machine's commit rate the pipeline used.
+	CommitShare float64 `json:"commit_share_of_pgbench,omitempty"`
+}
+
+type idleResult struct {
+	Agents              int     `json:"agents"`
+	Backends            int     `json:"server_processes"`
+	WindowSec           float64 `json:"window_s"`
+	PostgresCPUSec      float64 `json:"postgres_cpu_s"`
+	PostgresCorePercent float64 `json:"postgres_core_percent"`
+	WakeupsPerSec       float64 `json:"server_wakeups_per_s"`
+	AgentsCorePercent   float64 `json:"bench_process_core_percent"`
+	WriteTxnsPerSec     float64 `json:"write_txns_per_s"`
+	WALSyncsPerSec      float64 `json:"wal_flushes_per_s"`
+	HOTUpdatePercent    float64 `json:"hot_update_percent"`
+	HeartbeatSec        float64 `json:"heartbeat_interval_s"`
+	// NotifyServerCPU is the server CPU, in microseconds, that one NOTIFY
+	// on a channel no agent listens on cost with these agents listening,
+	// sent at NotifyRate a second.
+	NotifyServerCPU float64 `json:"notify_server_cpu_us"`
+	NotifyRate      float64 `json:"notify_rate_per_s"`
+}
+
+type processesResult struct {
+	Held               int     `json:"held_containers"`
+	Tasks              int     `json:"tasks"`
+	TasksPerSec        float64 `json:"tasks_per_s"`
+	AgentPeakRSS       int64   `json:"agent_memory_runtime_rss_peak_bytes"`
+	CoordinatorPeakRSS int64   `json:"coordinator_rss_peak_bytes"`
+}
+
+type latencyResult struct {
+	Agents     int     `json:"agents"`
+	Tasks      int     `json:"tasks"`
+	RatePerSec float64 `json:"rate_per_s"`
+	P50MS      float64 `json:"p50_ms"`
+	P99MS      float64 `json:"p99_ms"`
+	MaxMS      float64 `json:"max_ms"`
+	MeanMS     float64 `json:"mean_ms"`
+}
+
+type dockerResult struct {
+	Image             string  `json:"image"`
+	Runs              int     `json:"runs"`
+	OrchMedianMS      float64 `json:"orch_create_to_running_median_ms"`
+	OrchDBMedianMS    float64 `json:"orch_db_create_to_running_median_ms"`
+	DockerRunMedianMS float64 `json:"docker_run_median_ms"`
+	EngineAPIMedianMS float64 `json:"engine_api_median_ms"`
+	Ratio             float64 `json:"ratio_orch_to_docker_run"`
+	AgentPeakRSS      int64   `json:"agent_docker_runtime_rss_peak_bytes"`
+}
+
+// targetResult is one of the issue's targets and whether this run met it.
+// Met is nil when the run did not measure it.
+type targetResult struct {
+	Name   string `json:"name"`
+	Target string `json:"target"`
+	Value  string `json:"value"`
+	Met    *bool  `json:"met"`
+}
+
+func newReport(o benchOpts) *benchReport {
+	r := &benchReport{Quick: o.quick, Note: o.note, StartedAt: time.Now().UTC(), Errors: map[string]string{}}
+	r.Machine = machineInfo{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), LoadStart: loadAvg()}
+	r.Machine.CPUModel, r.Machine.MemoryBytes = cpuModel(), memTotal()
+	return r
+}
+
+// finish reads the figures that come from the run as a whole and checks
+// the targets.
+func (r *benchReport) finish(b *bench) {
+	r.DurationS = time.Since(r.StartedAt).Seconds()
+	r.Machine.LoadEnd = loadAvg()
+	b.mu.Lock()
+	coord := b.coord
+	b.mu.Unlock()
+	if coord != nil {
+		b.noteCoordinatorRSS(coord)
+	}
+	if r.Pipeline != nil && r.PGBench != nil && r.PGBench.TPS > 0 {
+		r.Pipeline.CommitShare = r.Pipeline.TasksPerSec * r.Pipeline.WriteTxnsPerTask / r.PGBench.TPS
+	}
+	if b.statements {
+		if st, err := b.store.TopStatements(context.Background(), 10); err == nil {
+			r.Statements = st
+		}
+	}
+	r.Targets = r.checkTargets()
+}
+
+func (r *benchReport) checkTargets() []targetResult {
+	var out []targetResult
+	add := func(name, target, value string, measured, met bool) {
+		t := targetResult{Name: name, Target: target, Value: value}
+		if measured {
+			t.Met = &met
+		} else {
+			t.Value = "not measured"
+		}
+		out = append(out, t)
+	}
+	if p := r.Placement; p != nil {
+		add("placements/s through Postgres", "≥ 5000", fmt.Sprintf("%.0f", p.PlacementsPerSec), true, p.PlacementsPerSec >= 5000)
+	} else {
+		add("placements/s through Postgres", "≥ 5000", "", false, false)
+	}
+	if len(r.Latency) == 0 {
+		add("create→claimed p50 / p99", "≤ 20 / ≤ 100 ms", "", false, false)
+	}
+	for _, l := range r.Latency {
+		add(fmt.Sprintf("create→claimed p50 / p99, %d agent(s)", l.Agents), "≤ 20 / ≤ 100 ms",
+			fmt.Sprintf("%.1f / %.1f ms", l.P50MS, l.P99MS), true, l.P50MS <= 20 && l.P99MS <= 100)
+	}
+	if d := r.Docker; d != nil {
+		add("create→running vs docker run", "≤ 1.10×", fmt.Sprintf("%.2f×", d.Ratio), true, d.Ratio <= 1.10)
+	} else {
+		add("create→running vs docker run", "≤ 1.10×", "", false, false)
+	}
+	var idle *idleResult
+	for i := range r.Idle {
+		if r.Idle[i].Agents >= 1000 {
+			idle = &r.Idle[i]
+		}
+	}
+	if idle != nil {
+		add(fmt.Sprintf("%d idle agents, Postgres CPU", idle.Agents), "≤ 10% of a core",
+			fmt.Sprintf("%.1f%%", idle.PostgresCorePercent), true, idle.PostgresCorePercent <= 10)
+	} else {
+		add("1000 idle agents, Postgres CPU", "≤ 10% of a core", "", false, false)
+	}
+	const mb = 1_000_000
+	if p := r.Processes; p != nil {
+		add("agent peak RSS (memory runtime)", "≤ 30 MB", fmtMB(p.AgentPeakRSS), true, p.AgentPeakRSS <= 30*mb)
+	}
+	if d := r.Docker; d != nil {
+		add("agent peak RSS (Docker runtime)", "≤ 30 MB", fmtMB(d.AgentPeakRSS), true, d.AgentPeakRSS <= 30*mb)
+	}
+	if p := r.Processes; p != nil {
+		add("coordinator peak RSS", "≤ 50 MB", fmtMB(p.CoordinatorPeakRSS), true, p.CoordinatorPeakRSS <= 50*mb)
+	} else {
+		add("agent and coordinator peak RSS", "≤ 30 / ≤ 50 MB", "", false, false)
+	}
+	return out
+}
+
+func fmtMB(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
+
+func (r *benchReport) errorList() []string {
+	var out []string
+	for phase, msg := range r.Errors {
+		out = append(out, phase+": "+firstLine(msg))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// print writes the report as a table.
+func (r *benchReport) print(w io.Writer) error {
+	m := r.Machine
+	kind := "private server"
+	if !r.Server.Private {
+		kind = "server given by --database-url"
+	}
+	fmt.Fprintf(w, "orch bench%s, %s: %s/%s, %d CPUs (%s), %.1f GiB; load average %.2f at start, %.2f at end\n",
+		map[bool]string{true: " --quick", false: ""}[r.Quick], r.StartedAt.Format(time.RFC3339), m.OS, m.Arch, m.CPUs,
+		orDash(m.CPUModel), float64(m.MemoryBytes)/(1<<30), m.LoadStart[0], m.LoadEnd[0])
+	fmt.Fprintf(w, "PostgreSQL %s (%s; fsync=%s, synchronous_commit=%s, shared_buffers=%s)\n", r.Server.Version, kind,
+		r.Server.Settings["fsync"], r.Server.Settings["synchronous_commit"], r.Server.Settings["shared_buffers"])
+	if r.Note != "" {
+		fmt.Fprintf(w, "note: %s\n", r.Note)
+	}
+	fmt.Fprintln(w)
+	t := newTable(w, "FIGURE", "VALUE")
+	if p := r.PGBench; p != nil {
+		t.row(fmt.Sprintf("pgbench TPC-B-like (scale %d, %d clients, %d s)", p.Scale, p.Clients, p.Seconds), fmt.Sprintf("%.0f TPS", p.TPS))
+	}
+	if p := r.Placement; p != nil {
+		t.row(fmt.Sprintf("creates/s (store, %d tasks, 16 clients)", p.Tasks), fmt.Sprintf("%.0f", p.CreatesPerSec))
+		t.row(fmt.Sprintf("placements/s (backlog of %d onto %d nodes, %d passes)", p.Tasks, p.Nodes, p.Passes), fmt.Sprintf("%.0f", p.PlacementsPerSec))
+		t.row(fmt.Sprintf("backlog claimed and run/s (%d agents)", p.Nodes), fmt.Sprintf("%.0f", p.RunPerSec))
+	}
+	if p := r.Pipeline; p != nil {
+		t.row(fmt.Sprintf("tasks/s end to end (API, %d agents, %d tasks)", p.Agents, p.Tasks), fmt.Sprintf("%.0f", p.TasksPerSec))
+		t.row("  API creates/s meanwhile (16 clients)", fmt.Sprintf("%.0f", p.CreatesPerSec))
+		t.row("  write transactions per task", fmt.Sprintf("%.2f", p.WriteTxnsPerTask))
+		t.row("  rows written per task", fmt.Sprintf("%.1f", p.RowsWrittenPerTask))
+		t.row("  WAL per task; WAL flushes per task", fmt.Sprintf("%.0f bytes; %.2f", p.WALBytesPerTask, p.WALSyncsPerTask))
+		t.row("  HOT updates", fmt.Sprintf("%.0f%%", p.HOTUpdatePercent))
+		if p.CommitShare > 0 {
+			t.row("  tasks/s × writes per task ÷ pgbench TPS", fmt.Sprintf("%.2f", p.CommitShare))
+		}
+	}
+	for _, l := range r.Latency {
+		t.row(fmt.Sprintf("create→claimed, %d agent(s), %d tasks at %.0f/s: p50 / p99 / max", l.Agents, l.Tasks, l.RatePerSec),
+			fmt.Sprintf("%.1f / %.1f / %.1f ms", l.P50MS, l.P99MS, l.MaxMS))
+	}
+	if r.RoundTripServerCPU > 0 {
+		t.row("server CPU per empty query round trip: warm; on a connection idle for 2 s",
+			fmt.Sprintf("%.0f µs; %.0f µs", r.RoundTripServerCPU, r.ColdRoundTripServerCPU))
+	}
+	for _, i := range r.Idle {
+		t.row(fmt.Sprintf("idle, %d agent(s) beating every %gs, %.0f s: Postgres CPU (%d server processes)", i.Agents, i.HeartbeatSec, i.WindowSec, i.Backends),
+			fmt.Sprintf("%.2f%% of a core", i.PostgresCorePercent))
+		if i.Agents > 0 {
+			t.row("  write transactions/s; WAL flushes/s; HOT updates; server process wake-ups/s",
+				fmt.Sprintf("%.0f; %.0f; %.0f%%; %.0f", i.WriteTxnsPerSec, i.WALSyncsPerSec, i.HOTUpdatePercent, i.WakeupsPerSec))
+			t.row("  the simulated agents themselves (bench process CPU)", fmt.Sprintf("%.1f%% of a core", i.AgentsCorePercent))
+		}
+		t.row(fmt.Sprintf("  server CPU per NOTIFY nobody listens to, %.0f/s", i.NotifyRate), fmt.Sprintf("%.0f µs", i.NotifyServerCPU))
+	}
+	if p := r.Processes; p != nil {
+		t.row(fmt.Sprintf("processes: %d tasks through a coordinator and an agent process holding %d containers", p.Tasks, p.Held),
+			fmt.Sprintf("%.0f tasks/s", p.TasksPerSec))
+		t.row("  agent peak RSS (memory runtime)", fmtMB(p.AgentPeakRSS))
+		t.row("  coordinator peak RSS (whole run)", fmtMB(p.CoordinatorPeakRSS))
+	}
+	if d := r.Docker; d != nil {
+		t.row(fmt.Sprintf("create→running through orch, median of %d", d.Runs), fmt.Sprintf("%.0f ms (database clock: %.0f ms)", d.OrchMedianMS, d.OrchDBMedianMS))
+		t.row(fmt.Sprintf("docker run -d, median of %d", d.Runs), fmt.Sprintf("%.0f ms", d.DockerRunMedianMS))
+		t.row(fmt.Sprintf("engine API create+start, median of %d", d.Runs), fmt.Sprintf("%.0f ms", d.EngineAPIMedianMS))
+		t.row("  ratio orch ÷ docker run", fmt.Sprintf("%.2f", d.Ratio))
+		t.row("  agent peak RSS (Docker runtime)", fmtMB(d.AgentPeakRSS))
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	t = newTable(w, "TARGET", "WANT", "GOT", "MET")
+	for _, tg := range r.Targets {
+		met := "-"
+		if tg.Met != nil {
+			met = map[bool]string{true: "yes", false: "NO"}[*tg.Met]
+		}
+		t.row(tg.Name, tg.Target, tg.Value, met)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if len(r.Waits) > 0 {
+		fmt.Fprintln(w, "\nwhat busy backends waited for (pg_stat_activity, sampled every 200 ms):")
+		for _, pw := range r.Waits {
+			parts := make([]string, 0, len(pw.Top))
+			for _, ws := range pw.Top {
+				parts = append(parts, fmt.Sprintf("%s %.0f%%", ws.Event, ws.Percent))
+			}
+			fmt.Fprintf(w, "  %-10s %4.1f active: %s\n", pw.Phase, pw.Busy, strings.Join(parts, ", "))
+		}
+	}
+	if len(r.Statements) > 0 {
+		fmt.Fprintln(w, "\ntop statements by execution time (pg_stat_statements, whole run):")
+		for i, st := range r.Statements {
+			if i == 5 {
+				break
+			}
+			fmt.Fprintf(w, "  %8.0f ms %8d calls %7.3f ms each  %s\n", st.TotalMS, st.Calls, st.MeanMS, shorten(st.Query, 90))
+		}
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintln(w, "skipped:", s)
+	}
+	for _, e := range r.errorList() {
+		fmt.Fprintln(w, "FAILED:", e)
+	}
+	return nil
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+func loadAvg() [3]float64 {
+	var out [3]float64
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return out
+	}
+	f := strings.Fields(string(b))
+	for i := 0; i < 3 && i < len(f); i++ {
+		out[i], _ = strconv.ParseFloat(f[i], 64)
+	}
+	return out
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func memTotal() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"time"
+
+	"github.com/orchd/orch/coordinator"
+	"github.com/orchd/orch/queue/postgres"
+)
+
+// placement measures how fast one coordinator places a backlog: tasks are
+// stored first (the agents registered, not yet running), then scheduling
+// passes place them all, then the agents start and run them.
+func (b *bench) placement(ctx context.Context) error {
+	n, m := b.opts.agents, b.opts.tasks
+	f, err := b.newFleet(ctx, "place", n)
+	if err != nil {
+		return err
+	}
+	defer f.stop()
+	live0, err := b.store.LiveTasks(ctx, math.MaxInt32)
+	if err != nil {
+		return err
+	}
+	ids, createDur, err := b.createDirect(ctx, m, 16, simSpec("-exit", "0"))
+	if err != nil {
+		return err
+	}
+	// The nodes registered before the backlog was made and do not
+	// heartbeat until their agents run: the pass must not take them for down.
+	c, err := coordinator.New(b.store, coordinator.Options{Strategy: b.opts.strategy, NodeDownTimeout: time.Hour,
+		Name: "bench placement", Logger: quietLogger(b.logw)})
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	placed, passes := 0, 0
+	for {
+		res, err := c.Pass(ctx)
+		if err != nil {
+			return err
+		}
+		passes++
+		placed += res.Placed
+		if res.Placed == 0 && res.Rejected == 0 {
+			break
+		}
+	}
+	placeDur := time.Since(start)
+	if placed != m {
+		return fmt.Errorf("placed %d of %d tasks", placed, m)
+	}
+	start = time.Now()
+	f.start(ctx)
+	if err := b.waitFinished(ctx, ids, live0, phaseTimeout(m)); err != nil {
+		return err
+	}
+	runDur := time.Since(start)
+	if err := f.retire(ctx); err != nil {
+		return err
+	}
+	b.report.Placement = &placementResult{
+		Nodes: n, Tasks: m, Passes: passes,
+		CreatesPerSec:    perSecond(m, createDur),
+		PlacementsPerSec: perSecond(m, placeDur),
+		RunPerSec:        perSecond(m, runDur),
+	}
+	return nil
+}
+
+// phaseTimeout bounds the wait for n tasks: generous, since the machine
+// may be shared, but finite.
+func phaseTimeout(n int) time.Duration {
+	return max(2*time.Minute, time.Duration(n)*20*time.Millisecond)
+}
+
+// pipeline runs tasks end to end: created through a coordinator's API while
+// it schedules them and the simulated agents claim, run and finish them.
+// Everything of the phase runs in this process, so that once it is over
+// every connection that wrote is closed and the table counters are exact.
+func (b *bench) pipeline(ctx context.Context) error {
+	n, m := b.opts.agents, b.opts.tasks
+	f, err := b.newFleet(ctx, "pipe", n)
+	if err != nil {
+		return err
+	}
+	defer f.stop()
+	f.start(ctx)
+	cstore, err := postgres.Open(ctx, b.url)
+	if err != nil {
+		return err
+	}
+	defer cstore.Close()
+	c, err := coordinator.New(cstore, coordinator.Options{Listen: "127.0.0.1:0", Strategy: b.opts.strategy,
+		Name: "bench pipeline", Logger: quietLogger(b.logw)})
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan net.Addr, 1)
+	runErr := make(chan error, 1)
+	go func() { runErr <- c.Run(cctx, func(a net.Addr) { ready <- a }) }()
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case err := <-runErr:
+		return fmt.Errorf("coordinator: %w", err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	client, err := coordinator.NewClient("http://"+addr.String(), "")
+	if err != nil {
+		return err
+	}
+	// Let the agents connect and take their first look for work, so the
+	// counters below hold the tasks' writes, not the agents' start.
+	sleepCtx(ctx, time.Second+time.Duration(n)*5*time.Millisecond)
+	live0, err := b.store.LiveTasks(ctx, math.MaxInt32)
+	if err != nil {
+		return err
+	}
+	a0, err := b.settledActivity(ctx)
+	if err != nil {
+		return err
+	}
+	ids, createDur, err := createAPI(ctx, client, m, 16, simRequest("100m", "-exit", "0"))
+	if err != nil {
+		return err
+	}
+	if err := b.waitFinished(ctx, ids, live0, phaseTimeout(m)); err != nil {
+		return err
+	}
+	first, last, _, err := b.store.TaskSpan(ctx, ids)
+	if err != nil {
+		return err
+	}
+	cancel()
+	if err := <-runErr; err != nil && ctx.Err() == nil {
+		return fmt.Errorf("coordinator: %w", err)
+	}
+	cstore.Close()
+	f.stop()
+	a1, err := b.settledActivity(ctx)
+	if err != nil {
+		return err
+	}
+	if err := f.cordon(ctx); err != nil {
+		return err
+	}
+	d := a1.Sub(a0)
+	r := &pipelineResult{
+		Agents: n, Tasks: m,
+		Seconds:            last.Sub(first).Seconds(),
+		TasksPerSec:        perSecond(m, last.Sub(first)),
+		CreatesPerSec:      perSecond(m, createDur),
+		WriteTxnsPerTask:   float64(d.NextXID) / float64(m),
+		RowsWrittenPerTask: float64(d.RowsWritten) / float64(m),
+		WALBytesPerTask:    float64(d.WALBytes) / float64(m),
+		WALSyncsPerTask:    float64(d.WALSyncs) / float64(m),
+	}
+	if d.Updates > 0 {
+		r.HOTUpdatePercent = 100 * float64(d.HOTUpdates) / float64(d.Updates)
+	}
+	b.report.Pipeline = r
+	return nil
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/google/uuid"
+
+	"github.com/orchd/orch/agent"
+	"github.com/orchd/orch/agent/dockertest"
+	"github.com/orchd/orch/queue"
+)
+
+func createTask(t *testing.T, c *cluster, args ...string) queue.Task {
+	t.Helper()
+	var tk queue.Task
+	c.orchJSON(&tk, append([]string{"task", "create", "--image", c.image}, args...)...)
+	return tk
+}
+
+func terminal(s queue.State) bool { return s.Terminal() }
+
+func TestE2E_TaskLifecycleThroughCLIAndDocker(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{coordinators: 1, agents: 1})
+
+	t.Run("exit 0 ends completed", func(t *testing.T) {
+		tk := createTask(t, c, "--name", "ok", "--", "-exit", "0")
+		d := c.waitState(tk.ID.String(), 60*time.Second, terminal)
+		if d.State != queue.Completed || d.ExitCode == nil || *d.ExitCode != 0 {
+			t.Fatalf("task ended %s exit %s, want completed 0; error %q", d.State, exitText(d.ExitCode), d.Error)
+		}
+		var states []queue.State
+		for _, e := range d.Events {
+			states = append(states, e.To)
+		}
+		want := "pending scheduled starting running completed"
+		if got := strings.Join(toStrings(states), " "); got != want {
+			t.Errorf("events %s, want %s", got, want)
+		}
+	})
+
+	t.Run("exit 3 ends failed with code 3", func(t *testing.T) {
+		tk := createTask(t, c, "--name", "bad", "--", "-exit", "3")
+		d := c.waitState(tk.ID.String(), 60*time.Second, terminal)
+		if d.State != queue.Failed || d.ExitCode == nil || *d.ExitCode != 3 {
+			t.Fatalf("task ended %s exit %s (error %q), want failed 3", d.State, exitText(d.ExitCode), d.Error)
+		}
+		out, code := c.orch("task", "get", tk.ID.String())
+		if code != 0 || !strings.Contains(out, "failed") || !strings.Contains(out, "exited with code 3") {
+			t.Errorf("orch task get (exit %d):\n%s", code, out)
+		}
+	})
+
+	t.Run("long-running task runs with labels and limits, delete removes it", func(t *testing.T) {
+		out, code := c.orch("task", "create", "--image", c.image, "--name", "sleeper", "--cpu", "0.5", "--memory", "64MiB",
+			"--env", "GREETING=hello", "--wait", "--", "-sleep", "forever")
+		if code != 0 || !strings.Contains(out, "running") {
+			t.Fatalf("create --wait (exit %d):\n%s", code, out)
+		}
+		id := strings.Fields(lastLine(out))[0]
+		d := c.task(id)
+		if d.State != queue.Running || d.ContainerID == "" {
+			t.Fatalf("task %s is %s with container %q", id, d.State, d.ContainerID)
+		}
+		info, err := c.docker.ContainerInspect(context.Background(), d.ContainerID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !info.State.Running {
+			t.Errorf("container is not running: %+v", info.State)
+		}
+		if info.Config.Labels[agent.LabelTask] != id || info.Config.Labels[agent.LabelNode] != d.NodeID.String() ||
+			info.Config.Labels[agent.LabelAttempt] != "1" {
+			t.Errorf("labels = %v", info.Config.Labels)
+		}
+		if info.HostConfig.NanoCPUs != 500_000_000 || info.HostConfig.Memory != 64<<20 {
+			t.Errorf("limits: NanoCPUs %d Memory %d, want 5e8 and 64MiB", info.HostConfig.NanoCPUs, info.HostConfig.Memory)
+		}
+		if !contains(info.Config.Env, "GREETING=hello") {
+			t.Errorf("env = %v", info.Config.Env)
+		}
+		out, code = c.orch("task", "delete", id, "--wait")
+		if code != 0 {
+			t.Fatalf("delete --wait (exit %d):\n%s", code, out)
+		}
+		d = c.task(id)
+		if d.State != queue.Stopped || d.DesiredState != queue.DesiredStopped {
+			t.Errorf("after delete: %s / desired %s", d.State, d.DesiredState)
+		}
+		c.eventually(15*time.Second, "the container to be removed", func() bool {
+			_, err := c.docker.ContainerInspect(context.Background(), d.ContainerID)
+			return cerrdefs.IsNotFound(err)
+		})
+	})
+
+	t.Run("the seed's POST body runs", func(t *testing.T) {
+		id := uuid.New()
+		body := `{"ID":"` + uuid.NewString() + `","State":2,"Task":{"State":1,"ID":"` + id.String() + `","Name":"task-1","Image":"` + c.image + `"}}`
+		resp, err := http.Post(c.addrs[0]+"/tasks", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var created queue.Task
+		_ = json.NewDecoder(resp.Body).Decode(&created)
+		resp.Body.Close()
+		if resp.StatusCode != 201 || created.ID != id || created.Name != "task-1" {
+			t.Fatalf("POST seed body: %d %+v", resp.StatusCode, created)
+		}
+		d := c.waitState(id.String(), 60*time.Second, terminal)
+		if d.State != queue.Completed {
+			t.Fatalf("seed task ended %s: %s", d.State, d.Error)
+		}
+	})
+
+	t.Run("an image no node has and none can pull fails the task, the agent carries on", func(t *testing.T) {
+		var missing queue.Task
+		c.orchJSON(&missing, "task", "create", "--image", "orch-no-such-image-"+dockertest.RandomHex(6)+":1")
+		d := c.waitState(missing.ID.String(), 60*time.Second, terminal)
+		if d.State != queue.Failed || d.Error == "" {
+			t.Fatalf("missing image: %s, error %q", d.State, d.Error)
+		}
+		if !strings.Contains(strings.ToLower(d.Error), "pull") && !strings.Contains(strings.ToLower(d.Error), "not found") &&
+			!strings.Contains(strings.ToLower(d.Error), "no such") {
+			t.Errorf("error does not carry Docker's text: %q", d.Error)
+		}
+		after := createTask(t, c, "--name", "after")
+		if d := c.waitState(after.ID.String(), 60*time.Second, terminal); d.State != queue.Completed {
+			t.Fatalf("the next task after a pull failure ended %s: %s", d.State, d.Error)
+		}
+	})
+}
+
+func toStrings(states []queue.State) []string {
+	out := make([]string, len(states))
+	for i, s := range states {
+		out[i] = string(s)
+	}
+	return out
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func exitText(code *int) string {
+	if code == nil {
+		return "none"
+	}
+	return fmt.Sprint(*code)
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/orchd/orch/config"
+	"github.com/orchd/orch/coordinator"
+)
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "orch",
+		Short:         "orch runs containers on a fleet of machines, with PostgreSQL as its only source of truth",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.String(config.KeyConfig, "", "config file (default "+config.DefaultFile()+"; env ORCH_CONFIG)")
+	pf.String(config.KeyAddr, config.DefaultAddr, "coordinator address (env ORCH_ADDR)")
+	pf.StringP(config.KeyOutput, "o", "table", "output format: table or json")
+	pf.String(config.KeyToken, "", "API token (env ORCH_TOKEN; default: the token file orch dev writes)")
+	pf.String("ca-cert", "", "PEM CA certificate to trust for an https:// coordinator (env ORCH_CA_CERT)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%w\nSee '%s --help'.", err, c.CommandPath())}
+	})
+	root.AddCommand(newTaskCmd(), newNodeCmd(), newCoordinatorCmd(), newAgentCmd(), newMigrateCmd(), newDevCmd(), newTokenCmd(), newBenchCmd())
+	root.AddCommand(newVersionCmd())
+	return root
+}
+
+// settings reads a command's configuration: flags > ORCH_* env > file > defaults.
+func settings(cmd *cobra.Command) (*viper.Viper, error) {
+	fs := pflag.NewFlagSet(cmd.Name(), pflag.ContinueOnError)
+	fs.AddFlagSet(cmd.Flags())
+	fs.AddFlagSet(cmd.InheritedFlags())
+	v, err := config.Load(fs)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return v, nil
+}
+
+// clientFor builds an API client and output settings from a command's configuration.
+func clientFor(cmd *cobra.Command) (*coordinator.Client, config.Client, error) {
+	v, err := settings(cmd)
+	if err != nil {
+		return nil, config.Client{}, err
+	}
+	var cc config.Client
+	if err := config.Decode(v, &cc); err != nil {
+		return nil, cc, usageError{err}
+	}
+	if cc.Output != "table" && cc.Output != "json" {
+		return nil, cc, usageError{fmt.Errorf("--output %q: use table or json", cc.Output)}
+	}
+	if err := cc.ResolveToken(); err != nil {
+		return nil, cc, err
+	}
+	c, err := coordinator.NewClientTLS(cc.Addr, cc.Token, cc.CACert)
+	if err != nil {
+		return nil, cc, err
+	}
+	return c, cc, nil
+}

@@ -1,0 +1,396 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/orchd/orch/coordinator"
+	"github.com/orchd/orch/queue"
+)
+
+func newTaskCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "task", Short: "Create, list, inspect and stop tasks"}
+	cmd.AddCommand(newTaskCreateCmd(), newTaskListCmd(), newTaskGetCmd(), newTaskDeleteCmd())
+	cmd.AddCommand(newTaskLogsCmd())
+	return cmd
+}
+
+func newTaskCreateCmd() *cobra.Command {
+	var (
+		name, image, cpu, memory, disk, restart string
+		strategy, network                       string
+		maxRestarts                             int
+		env, ports, labels, constraints         []string
+		wait, privileged                        bool
+		timeout, stopAfterDisconnect            time.Duration
+		health                                  healthFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "create --image IMAGE [flags] [-- COMMAND [ARGS...]]",
+		Short: "Submit a task; it runs as a container on a node with room for it",
+		Example: `  orch task create --image nginx:1.27 --cpu 0.5 --memory 256MiB --port 8080:80
+  orch task create --image alpine:3.20 --restart-policy on-failure --max-restarts 3 -- sh -c 'exit 1'
+  orch task create --image nginx:1.27 --strategy spread --constraint zone=eu --constraint gpu!=none`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := coordinator.TaskRequest{Name: name, Image: image, Command: args,
+				RestartPolicy: queue.RestartPolicy(restart), MaxRestarts: maxRestarts, Strategy: strategy,
+				Privileged: privileged, Network: network}
+			if cmd.Flags().Changed("cpu") {
+				q := coordinator.Quantity(cpu)
+				req.CPU = &q
+			}
+			if cmd.Flags().Changed("memory") {
+				q := coordinator.Quantity(memory)
+				req.Memory = &q
+			}
+			if cmd.Flags().Changed("disk") {
+				q := coordinator.Quantity(disk)
+				req.Disk = &q
+			}
+			var err error
+			if req.Env, err = keyValues("env", env); err != nil {
+				return err
+			}
+			if req.Labels, err = keyValues("label", labels); err != nil {
+				return err
+			}
+			for _, c := range constraints {
+				k, err := queue.ParseConstraint(c)
+				if err != nil {
+					return err
+				}
+				req.Constraints = append(req.Constraints, k)
+			}
+			for _, p := range ports {
+				port, err := parsePortFlag(p)
+				if err != nil {
+					return err
+				}
+				req.Ports = append(req.Ports, port)
+			}
+			if req.HealthCheck, err = health.check(cmd); err != nil {
+				return err
+			}
+			if stopAfterDisconnect != 0 {
+				req.StopAfterDisconnect = stopAfterDisconnect.String()
+			}
+			// Check here what the API would refuse, with the same words.
+			spec, err := req.Spec()
+			if err != nil {
+				return err
+			}
+			spec.Normalize()
+			if err := spec.Validate(); err != nil {
+				return err
+			}
+			client, cc, err := clientFor(cmd)
+			if err != nil {
+				return err
+			}
+			t, err := client.CreateTask(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if wait {
+				t, err = waitFor(cmd.Context(), client, cmd.ErrOrStderr(), t.ID.String(), timeout, func(t queue.Task) bool {
+					return t.State == queue.Running || t.State.Terminal()
+				})
+				if err != nil {
+					return err
+				}
+			}
+			if cc.Output == "json" {
+				return printJSON(cmd.OutOrStdout(), t)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", t.ID, t.Name, t.State)
+			if wait && t.State == queue.Failed {
+				return fmt.Errorf("task %s failed: %s", t.ID, t.Error)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&image, "image", "", "container image (required)")
+	f.StringVar(&name, "name", "", "task name (default task-<id>)")
+	f.StringVar(&cpu, "cpu", "", "CPU to reserve and limit, in cores (0.5) or millicores (500m)")
+	f.StringVar(&memory, "memory", "", "memory to reserve and limit, e.g. 256MiB, 1G")
+	f.StringVar(&disk, "disk", "", "disk to reserve, e.g. 1GiB")
+	f.StringArrayVar(&env, "env", nil, "environment variable K=V (repeatable)")
+	f.StringArrayVar(&ports, "port", nil, "publish a port: HOST:CONTAINER[/udp] or CONTAINER (repeatable)")
+	f.StringArrayVar(&labels, "label", nil, "task label k=v (repeatable)")
+	f.StringVar(&restart, "restart-policy", "never", "never, on-failure or always")
+	f.StringVar(&strategy, "strategy", "", "placement strategy for this task: "+strings.Join(queue.Strategies, ", ")+" (default: the coordinator's)")
+	f.StringArrayVar(&constraints, "constraint", nil, "only nodes whose labels match: key=value or key!=value (repeatable)")
+	f.IntVar(&maxRestarts, "max-restarts", 0, "restarts allowed by the restart policy")
+	f.BoolVar(&wait, "wait", false, "wait until the task is running or has ended, showing its status")
+	f.BoolVar(&privileged, "privileged", false, "run the container privileged (needs an admin token and an agent started with --allow-privileged)")
+	f.StringVar(&network, "network", "", "bridge (default), host or none; host needs what --privileged needs")
+	f.DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
+	f.DurationVar(&stopAfterDisconnect, "stop-after-disconnect", 0, "have the agent stop the task once its node has been cut off from the database this long, so it never runs beside its replacement (e.g. 3s; default: never)")
+	health.register(f)
+	return cmd
+}
+
+// keyValues parses repeated K=V flags.
+func keyValues(flag string, kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, queue.Invalid(flag, fmt.Sprintf("%q is not KEY=VALUE", kv), fmt.Sprintf("write --%s KEY=VALUE", flag))
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// parsePortFlag reads HOST:CONTAINER[/PROTO] or CONTAINER[/PROTO].
+func parsePortFlag(s string) (queue.Port, error) {
+	bad := queue.Invalid("port", fmt.Sprintf("%q is not a port mapping", s), "write --port 8080:80, --port 80 or --port 5353:53/udp")
+	spec, proto, _ := strings.Cut(s, "/")
+	var p queue.Port
+	p.Protocol = proto
+	host, cont, mapped := strings.Cut(spec, ":")
+	if !mapped {
+		cont, host = host, ""
+	}
+	var err error
+	if p.ContainerPort, err = strconv.Atoi(cont); err != nil {
+		return p, bad
+	}
+	if host != "" {
+		if p.HostPort, err = strconv.Atoi(host); err != nil {
+			return p, bad
+		}
+	}
+	return p, nil
+}
+
+func newTaskListCmd() *cobra.Command {
+	var states []string
+	var node string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List tasks, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, cc, err := clientFor(cmd)
+			if err != nil {
+				return err
+			}
+			tasks, err := client.ListTasks(cmd.Context(), states, node)
+			if err != nil {
+				return err
+			}
+			if cc.Output == "json" {
+				return printJSON(cmd.OutOrStdout(), tasks)
+			}
+			tb := newTable(cmd.OutOrStdout(), "ID", "NAME", "IMAGE", "STATE", "NODE", "ATTEMPT", "EXIT", "AGE")
+			for _, t := range tasks {
+				exit := "-"
+				if t.ExitCode != nil {
+					exit = strconv.Itoa(*t.ExitCode)
+				}
+				tb.row(t.ID.String(), t.Name, t.Image, string(t.State), orDash(t.NodeName), strconv.Itoa(t.Attempt), exit, age(t.CreatedAt))
+			}
+			return tb.flush()
+		},
+	}
+	cmd.Flags().StringSliceVar(&states, "state", nil, "only tasks in these states (comma-separated)")
+	cmd.Flags().StringVar(&node, "node", "", "only tasks on this node")
+	return cmd
+}
+
+func newTaskGetCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "get ID",
+		Short: "Show a task and its history",
+		Args:  exactArgs(1, "give the task's id, as printed by orch task list"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, cc, err := clientFor(cmd)
+			if err != nil {
+				return err
+			}
+			t, err := client.GetTask(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if cc.Output == "json" {
+				return printJSON(cmd.OutOrStdout(), t)
+			}
+			return printTask(cmd.OutOrStdout(), t)
+		},
+	}
+}
+
+func printTask(w io.Writer, t coordinator.TaskDetail) error {
+	exit := "-"
+	if t.ExitCode != nil {
+		exit = strconv.Itoa(*t.ExitCode)
+	}
+	tb := newTable(w, "FIELD", "VALUE")
+	for _, kv := range [][2]string{
+		{"id", t.ID.String()}, {"name", t.Name}, {"image", t.Image},
+		{"command", orDash(strings.Join(t.Command, " "))},
+		{"state", string(t.State)}, {"desired", string(t.DesiredState)},
+		{"node", orDash(t.NodeName)}, {"attempt", strconv.Itoa(t.Attempt)}, {"restarts", strconv.Itoa(t.Restarts)},
+		{"cpu", queue.FormatCPU(t.Resources.CPUMillis)}, {"memory", queue.FormatBytes(t.Resources.MemoryBytes)},
+		{"disk", queue.FormatBytes(t.Resources.DiskBytes)},
+		{"restart policy", fmt.Sprintf("%s (max %d)", t.RestartPolicy, t.MaxRestarts)},
+		{"strategy", orDash(t.Strategy)}, {"constraints", orDash(constraintList(t.Constraints))},
+		{"container", orDash(t.ContainerID)}, {"exit code", exit}, {"error", orDash(t.Error)},
+		{"waiting because", orDash(t.Reason)}, {"created", t.CreatedAt.Format(time.RFC3339)},
+		{"usage", taskUsageText(t.Usage)},
+	} {
+		tb.row(kv[0], kv[1])
+	}
+	if t.State == queue.Pending && t.NotBefore != nil {
+		tb.row("next attempt", t.NotBefore.Format(time.RFC3339Nano))
+	}
+	if t.Privileged {
+		tb.row("privileged", "yes")
+	}
+	if t.Network != "" {
+		tb.row("network", t.Network)
+	}
+	if t.StopAfterDisconnect != 0 {
+		tb.row("stop after disconnect", t.StopAfterDisconnect.String())
+	}
+	for _, kv := range healthLines(t.Task) {
+		tb.row(kv[0], kv[1])
+	}
+	if err := tb.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nEVENTS")
+	ev := newTable(w, "TIME", "FROM", "TO", "ATTEMPT", "EXIT", "REASON")
+	for _, e := range t.Events {
+		exit := "-"
+		if e.ExitCode != nil {
+			exit = strconv.Itoa(*e.ExitCode)
+		}
+		ev.row(e.At.Format("15:04:05.000"), orDash(string(e.From)), string(e.To), strconv.Itoa(e.Attempt), exit, orDash(e.Reason))
+	}
+	return ev.flush()
+}
+
+func newTaskDeleteCmd() *cobra.Command {
+	var wait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:     "delete ID",
+		Aliases: []string{"stop", "rm"},
+		Short:   "Stop a task: its container is stopped and removed, and the task ends stopped",
+		Args:    exactArgs(1, "give the task's id, as printed by orch task list"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, cc, err := clientFor(cmd)
+			if err != nil {
+				return err
+			}
+			t, err := client.DeleteTask(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if wait {
+				t, err = waitFor(cmd.Context(), client, cmd.ErrOrStderr(), args[0], timeout, func(t queue.Task) bool { return t.State.Terminal() })
+				if err != nil {
+					return err
+				}
+			}
+			if cc.Output == "json" {
+				return printJSON(cmd.OutOrStdout(), t)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", t.ID, t.Name, t.State)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the task has stopped, showing its status")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long --wait waits")
+	return cmd
+}
+
+// waitFor polls a task until done says so, keeping one status line up to
+// date on a terminal (plain lines otherwise, one per change).
+func waitFor(ctx context.Context, c *coordinator.Client, w io.Writer, id string, timeout time.Duration, done func(queue.Task) bool) (queue.Task, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tty := isTerminal(w)
+	start := time.Now()
+	last := ""
+	for {
+		d, err := c.GetTask(ctx, id)
+		if err != nil {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return queue.Task{}, fmt.Errorf("gave up waiting for task %s after %s", id, timeout)
+			}
+			return queue.Task{}, err
+		}
+		t := d.Task
+		line := fmt.Sprintf("task %s: %s", t.Name, t.State)
+		if t.NodeName != "" {
+			line += " on " + t.NodeName
+		}
+		if t.Reason != "" {
+			line += " (" + t.Reason + ")"
+		}
+		if tty {
+			fmt.Fprintf(w, "\r\033[K%s  %.1fs", line, time.Since(start).Seconds())
+		} else if line != last {
+			fmt.Fprintln(w, line)
+		}
+		last = line
+		if done(t) {
+			if tty {
+				fmt.Fprintln(w)
+			}
+			return t, nil
+		}
+		select {
+		case <-ctx.Done():
+			if tty {
+				fmt.Fprintln(w)
+			}
+			return t, fmt.Errorf("gave up waiting for task %s after %s: it is %s", id, timeout, t.State)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// exactArgs is cobra.ExactArgs with a hint, as a usage error.
+func exactArgs(n int, hint string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s takes %d argument(s), got %d: %s", cmd.CommandPath(), n, len(args), hint)}
+		}
+		return nil
+	}
+}
+
+// constraintList renders constraints as a user writes them: "zone=eu,gpu!=none".
+func constraintList(cs []queue.Constraint) string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.String()
+	}
+	return strings.Join(out, ",")
+}

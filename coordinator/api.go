@@ -1,0 +1,196 @@
+package coordinator
+
+import (
+	"fmt"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/orchd/orch/queue"
+	"github.com/orchd/orch/queue/postgres"
+)
+
+// TaskDetail is GET /tasks/{id}: the task and its history.
+type TaskDetail struct {
+	queue.Task
+	Events []queue.Event `json:"events"`
+	// Usage is the latest measured usage of the task's container, if any.
+	Usage *queue.TaskUsage `json:"usage,omitempty"`
+}
+
+// Handler is the coordinator's HTTP API.
+func (c *Coordinator) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", c.healthz)
+	mux.HandleFunc("POST /tasks", c.createTask)
+	mux.HandleFunc("GET /tasks", c.listTasks)
+	mux.HandleFunc("GET /tasks/{id}", c.getTask)
+	mux.HandleFunc("DELETE /tasks/{id}", c.deleteTask)
+	mux.HandleFunc("GET /nodes", c.listNodes)
+	mux.HandleFunc("GET /nodes/{node}", c.getNode)
+	mux.HandleFunc("POST /nodes/{node}/cordon", c.cordon(true))
+	mux.HandleFunc("POST /nodes/{node}/uncordon", c.cordon(false))
+	mux.HandleFunc("POST /nodes/{node}/drain", c.drainNode)
+	c.observabilityRoutes(mux)
+	return c.instrument(mux, c.withAuth(mux))
+}
+
+func (c *Coordinator) healthz(w http.ResponseWriter, r *http.Request) {
+	if err := c.store.Ping(r.Context()); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: "database unreachable: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (c *Coordinator) createTask(w http.ResponseWriter, r *http.Request) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			c.writeError(w, r, queue.Invalid("Content-Type", fmt.Sprintf("content type %q is not JSON", ct), "send Content-Type: application/json"))
+			return
+		}
+	}
+	id, spec, err := DecodeTask(http.MaxBytesReader(w, r.Body, MaxBodyBytes+1))
+	if err != nil {
+		c.writeError(w, r, err)
+		return
+	}
+	if spec.NeedsPrivileges() && scopeOf(r.Context()) < ScopeAdmin {
+		forbid(w, scopeOf(r.Context()), "a privileged or host-network task", ScopeAdmin)
+		return
+	}
+	// Quiet: this replica's own scheduling loop places the task (poke),
+	// without a NOTIFY that would wake every agent's connection.
+	t, err := c.store.CreateTask(postgres.Quiet(r.Context()), id, spec)
+	if err != nil {
+		c.writeError(w, r, err)
+		return
+	}
+	c.poke()
+	writeJSON(w, http.StatusCreated, t)
+}
+
+func (c *Coordinator) listTasks(w http.ResponseWriter, r *http.Request) {
+	var f postgres.TaskFilter
+	q := r.URL.Query()
+	if s := q.Get("state"); s != "" {
+		for _, part := range strings.Split(s, ",") {
+			st, err := queue.ParseState(part)
+			if err != nil {
+				c.writeError(w, r, queue.Invalid("state", err.Error(), "use pending, scheduled, starting, running, completed, failed or stopped"))
+				return
+			}
+			f.States = append(f.States, st)
+		}
+	}
+	if s := q.Get("node"); s != "" {
+		n, err := c.store.GetNode(r.Context(), s)
+		if err != nil {
+			c.writeError(w, r, err)
+			return
+		}
+		f.NodeID = &n.ID
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			c.writeError(w, r, queue.Invalid("limit", fmt.Sprintf("limit %q is not a positive number", s), "use e.g. limit=100"))
+			return
+		}
+		f.Limit = n
+	}
+	tasks, err := c.store.ListTasks(r.Context(), f)
+	if err != nil {
+		c.writeError(w, r, err)
+		return
+	}
+	if tasks == nil {
+		tasks = []queue.Task{}
+	}
+	writeJSON(w, http.StatusOK, tasks)
+}
+
+func taskID(r *http.Request) (uuid.UUID, error) {
+	id, err := uuid.Parse(r.PathValue("id"))
+	if err != nil {
+		return uuid.Nil, queue.Invalid("id", fmt.Sprintf("%q is not a task id", r.PathValue("id")), "task ids are UUIDs, as printed by orch task list")
+	}
+	return id, nil
+}
+
+func (c *Coordinator) getTask(w http.ResponseWriter, r *http.Request) {
+	id, err := taskID(r)
+	if err != nil {
+		c.writeError(w, r, err)
+		return
+	}
+	t, err := c.store.GetTask(r.Context(), id)
+	if err != nil {
+		c.writeError(w, r, err)
+		return
+	}
+	evs, err := c.store.Events(r.Context(), id)
+	if err != nil {
+		c.writeError(w, r, err)
+		return
+	}
+	usage, err := c.store.TaskUsage(r.Context(), id)
+	if err != nil {
+		c.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, TaskDetail{Task: t, Events: evs, Usage: usage})
+}
+
+func (c *Coordinator) deleteTask(w http.ResponseWriter, r *http.Request) {
+	id, err := taskID(r)
+	if err != nil {
+		c.writeError(w, r, err)
+		return
+	}
+	t, err := c.store.RequestStop(r.Context(), id, "stopped by user")
+	if err != nil {
+		c.writeError(w, r, err)
+		return
+	}
+	status := http.StatusAccepted
+	if t.State.Terminal() {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, t)
+}
+
+func (c *Coordinator) listNodes(w http.ResponseWriter, r *http.Request) {
+	nodes, err := c.store.ListNodes(r.Context())
+	if err != nil {
+		c.writeError(w, r, err)
+		return
+	}
+	if nodes == nil {
+		nodes = []queue.Node{}
+	}
+	writeJSON(w, http.StatusOK, nodes)
+}
+
+func (c *Coordinator) getNode(w http.ResponseWriter, r *http.Request) {
+	n, err := c.store.GetNode(r.Context(), r.PathValue("node"))
+	if err != nil {
+		c.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, n)
+}
+
+func (c *Coordinator) cordon(on bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		n, err := c.store.SetCordoned(r.Context(), r.PathValue("node"), on)
+		if err != nil {
+			c.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, n)
+	}
+}

@@ -1,0 +1,199 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/orchd/orch/queue"
+)
+
+// Client talks to a coordinator's API. The CLI is its main user.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// NewClient returns a client for the coordinator at addr (http:// or https://).
+func NewClient(addr, token string) (*Client, error) {
+	return NewClientTLS(addr, token, "")
+}
+
+// NewClientTLS is NewClient trusting, besides the system's roots, the CA
+// certificate in caFile (for coordinators with their own certificates).
+func NewClientTLS(addr, token, caFile string) (*Client, error) {
+	u, err := url.Parse(addr)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, queue.Invalid("addr", fmt.Sprintf("%q is not a coordinator address", addr), "use e.g. http://127.0.0.1:8989")
+	}
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, queue.Invalid("ca-cert", fmt.Sprintf("reading %s: %v", caFile, err), "give a PEM file with the coordinator's CA certificate")
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, queue.Invalid("ca-cert", caFile+" holds no PEM certificate", "give a PEM file with the coordinator's CA certificate")
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		hc.Transport = tr
+	}
+	return &Client{base: strings.TrimRight(addr, "/"), token: token, http: hc}, nil
+}
+
+// APIError is an error answer from the coordinator.
+type APIError struct {
+	Status int
+	ErrorBody
+}
+
+func (e *APIError) Error() string {
+	msg := e.ErrorBody.Error
+	if e.Field != "" {
+		msg = e.Field + ": " + msg
+	}
+	if e.Hint != "" {
+		msg += " (" + e.Hint + ")"
+	}
+	return msg
+}
+
+// Unwrap maps the status back onto orch's sentinels so callers can use errors.Is.
+func (e *APIError) Unwrap() error {
+	switch e.Status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		return queue.ErrInvalid
+	case http.StatusNotFound:
+		return queue.ErrNotFound
+	case http.StatusConflict:
+		return queue.ErrConflict
+	}
+	return nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encoding request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("building request: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("reaching coordinator at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("reading answer from %s: %w", c.base, err)
+	}
+	if resp.StatusCode >= 400 {
+		apiErr := &APIError{Status: resp.StatusCode}
+		if json.Unmarshal(data, &apiErr.ErrorBody) != nil || apiErr.ErrorBody.Error == "" {
+			apiErr.ErrorBody.Error = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
+		}
+		return apiErr
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decoding answer to %s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// CreateTask submits a task.
+func (c *Client) CreateTask(ctx context.Context, req TaskRequest) (queue.Task, error) {
+	var t queue.Task
+	err := c.do(ctx, http.MethodPost, "/tasks", req, &t)
+	return t, err
+}
+
+// ListTasks lists tasks; states may be empty.
+func (c *Client) ListTasks(ctx context.Context, states []string, node string) ([]queue.Task, error) {
+	q := url.Values{}
+	if len(states) > 0 {
+		q.Set("state", strings.Join(states, ","))
+	}
+	if node != "" {
+		q.Set("node", node)
+	}
+	path := "/tasks"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var ts []queue.Task
+	err := c.do(ctx, http.MethodGet, path, nil, &ts)
+	return ts, err
+}
+
+// GetTask returns a task with its events.
+func (c *Client) GetTask(ctx context.Context, id string) (TaskDetail, error) {
+	var t TaskDetail
+	err := c.do(ctx, http.MethodGet, "/tasks/"+url.PathEscape(id), nil, &t)
+	return t, err
+}
+
+// DeleteTask asks for a task to be stopped.
+func (c *Client) DeleteTask(ctx context.Context, id string) (queue.Task, error) {
+	var t queue.Task
+	err := c.do(ctx, http.MethodDelete, "/tasks/"+url.PathEscape(id), nil, &t)
+	return t, err
+}
+
+// ListNodes lists the nodes.
+func (c *Client) ListNodes(ctx context.Context) ([]queue.Node, error) {
+	var ns []queue.Node
+	err := c.do(ctx, http.MethodGet, "/nodes", nil, &ns)
+	return ns, err
+}
+
+// GetNode returns one node by name or id.
+func (c *Client) GetNode(ctx context.Context, node string) (queue.Node, error) {
+	var n queue.Node
+	err := c.do(ctx, http.MethodGet, "/nodes/"+url.PathEscape(node), nil, &n)
+	return n, err
+}
+
+// Cordon stops (on) or resumes (off) new placements on a node.
+func (c *Client) Cordon(ctx context.Context, node string, on bool) (queue.Node, error) {
+	verb := "uncordon"
+	if on {
+		verb = "cordon"
+	}
+	var n queue.Node
+	err := c.do(ctx, http.MethodPost, "/nodes/"+url.PathEscape(node)+"/"+verb, nil, &n)
+	return n, err
+}
+
+// Healthz checks the coordinator and its database.
+func (c *Client) Healthz(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/healthz", nil, nil)
+}

@@ -1,0 +1,146 @@
+// Package coordinator is orch's server side: the HTTP API, the scheduling
+// loop and the node-liveness sweeper. It keeps no state between
+// requests; every replica reads and writes the same database, so any number
+// of them can run side by side and any one can die at any moment.
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/orchd/orch/queue"
+	"github.com/orchd/orch/queue/postgres"
+	"github.com/orchd/orch/scheduler"
+)
+
+// DefaultMaxHeartbeatsPerSecond is Nomad's default: 100 nodes at a 2 s
+// interval, 1,000 at 20 s.
+const DefaultMaxHeartbeatsPerSecond = 50
+
+// Options configure a coordinator.
+type Options struct {
+	Listen          string
+	Strategy        string
+	PassInterval    time.Duration
+	Batch           int
+	NodeDownTimeout time.Duration
+	// MaxHeartbeatsPerSecond bounds the heartbeats of the whole cluster:
+	// with more live nodes than it allows at their own intervals, agents
+	// are asked to beat less often (0: DefaultMaxHeartbeatsPerSecond;
+	// negative: never).
+	MaxHeartbeatsPerSecond float64
+	Name                   string // identifies this replica in events and logs
+	Logger                 *slog.Logger
+	// Tokens authenticate API callers. Without any, the API serves loopback
+	// only, unless Insecure.
+	Tokens   *Tokens
+	Insecure bool
+	// TLSCert and TLSKey, when set, make the API serve HTTPS.
+	TLSCert, TLSKey string
+}
+
+// Coordinator serves the API and schedules.
+type Coordinator struct {
+	store *postgres.Store
+	sched *scheduler.Scheduler
+	opts  Options
+	log   *slog.Logger
+	wake  chan struct{}
+
+	metrics *coordMetrics // this replica's counters (metrics.go)
+}
+
+// New checks opts and builds a coordinator over store.
+func New(store *postgres.Store, opts Options) (*Coordinator, error) {
+	sched, err := scheduler.New(opts.Strategy)
+	if err != nil {
+		return nil, err
+	}
+	if opts.PassInterval <= 0 {
+		opts.PassInterval = time.Second
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 500
+	}
+	if opts.NodeDownTimeout <= 0 {
+		opts.NodeDownTimeout = 10 * time.Second
+	}
+	if opts.MaxHeartbeatsPerSecond == 0 {
+		opts.MaxHeartbeatsPerSecond = DefaultMaxHeartbeatsPerSecond
+	}
+	if opts.Name == "" {
+		host, _ := os.Hostname()
+		opts.Name = fmt.Sprintf("coordinator %s/%d", host, os.Getpid())
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	c := &Coordinator{store: store, sched: sched, opts: opts, log: opts.Logger, wake: make(chan struct{}, 1)}
+	c.metrics = newCoordMetrics(c)
+	return c, nil
+}
+
+// Run serves the API on opts.Listen and schedules until ctx ends. ready, if
+// not nil, receives the bound address once the listener is up.
+func (c *Coordinator) Run(ctx context.Context, ready func(addr net.Addr)) error {
+	addr, notice, err := safeListen(c.opts.Listen, !c.opts.Tokens.Empty(), c.opts.Insecure)
+	if err != nil {
+		return fmt.Errorf("%w: %v", queue.ErrInvalid, err)
+	}
+	if notice != "" {
+		c.log.Warn(notice)
+	}
+	if (c.opts.TLSCert == "") != (c.opts.TLSKey == "") {
+		return queue.Invalid("tls-cert", "--tls-cert and --tls-key go together", "give both, or neither")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		serve := func() error { return srv.Serve(ln) }
+		if c.opts.TLSCert != "" {
+			serve = func() error { return srv.ServeTLS(ln, c.opts.TLSCert, c.opts.TLSKey) }
+		}
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving API: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shut)
+	})
+	g.Go(func() error { c.scheduleLoop(ctx); return nil })
+	g.Go(func() error { c.sweepLoop(ctx); return nil })
+	g.Go(func() error {
+		c.store.Listen(ctx, []string{postgres.ChannelPending}, func(string) { c.poke() })
+		return nil
+	})
+	c.log.Info("coordinator serving", "addr", ln.Addr().String(), "tls", c.opts.TLSCert != "",
+		"auth", !c.opts.Tokens.Empty(), "strategy", c.sched.Strategy())
+	return g.Wait()
+}
+
+// poke asks the scheduling loop for a pass without blocking.
+func (c *Coordinator) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,61 @@
+package postgres
+
+import "context"
+
+// asyncCommitCTE, referenced in a statement's FROM list, makes that
+// statement's transaction commit without waiting for its WAL to be flushed
+// (synchronous_commit off for this transaction only; set_config with
+// is_local). The WAL writer flushes it within a few hundred milliseconds,
+// batched with everything else.
+//
+// It is for writes that are repeated anyway and idempotent, such as
+// heartbeats: should the server crash in that window, the write is lost
+// and the next one makes up for it, and nothing else is at risk (a commit
+// is never reordered, and every other transaction still waits for its own
+// flush). Skipping the flush is what makes a thousand agents' heartbeats
+// cheap: otherwise each one is a WAL flush, hundreds a second.
+const asyncCommitCTE = `async_commit AS (SELECT set_config('synchronous_commit', 'off', true))`
+
+// wakeAsync notifies channel in a transaction of its own that commits
+// asynchronously. A transaction that notifies holds a database-wide lock
+// from before its commit until after it, WAL flush included, so that
+// notifications are queued in commit order; every notifying commit thus
+// waits for the previous one's flush, and writes that notify lose group
+// commit. Creating tasks that way was capped at one per WAL flush. Sent
+// separately, after the write has committed (and so when there is
+// something to see), the notification holds that lock for microseconds.
+// It is a hint: should it be lost, the schedulers' periodic pass finds the
+// work anyway, so errors are ignored.
+func (s *Store) wakeAsync(ctx context.Context, channel string) {
+	if ctx.Value(quietKey{}) != nil {
+		return
+	}
+	_, _ = s.pool.Exec(ctx, `WITH `+asyncCommitCTE+` SELECT pg_notify($1, '') FROM async_commit`, channel)
+}
+
+// asyncPassSQL makes a scheduling pass commit without waiting for its WAL
+// flush, which takes one flush out of the path from a task's creation to its
+// agent's claim (and lets the pass release the notification lock sooner).
+// It is safe because nothing acts on a placement until it is durable: the
+// agent acts only once its claim has committed, and flushing the claim's
+// commit flushes all the WAL before it, the placement's included. Should the
+// server crash before the flush, the whole pass is lost at once, as if it
+// had not run: its tasks are pending again and the nodes' reservations are
+// as they were, so the next pass places them afresh.
+const asyncPassSQL = `SET LOCAL synchronous_commit = off`
+
+type quietKey struct{}
+
+// Quiet returns a context under which CreateTask stores the task without
+// notifying the schedulers, for a caller that wakes one itself: the
+// coordinator's API pokes its own scheduling loop, which places the task at
+// once. A NOTIFY is not free with many agents: PostgreSQL (up to 17 at
+// least) signals every connection that LISTENs in the database on every
+// notifying commit, whatever the channel, and each of them wakes up, reads
+// the notification queue in a transaction of its own and goes back to
+// sleep. With a thousand agents listening that is a thousand backends woken
+// per task created, for a notification none of them wants. Other
+// coordinator replicas still find the task at their next periodic pass.
+func Quiet(ctx context.Context) context.Context {
+	return context.WithValue(ctx, quietKey{}, true)
+}

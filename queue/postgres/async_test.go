@@ -1,0 +1,57 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/orchd/orch/queue"
+)
+
+// The heartbeat's asynchronous commit must apply to its own transaction and
+// to nothing after it on the same connection: every other write still waits
+// for its flush.
+func TestAsyncCommit_OnlyForItsOwnTransaction(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	// Test servers run with synchronous_commit off (pgserver's Fast):
+	// turn it on for this session, as on a durable server.
+	if _, err := conn.Exec(ctx, `SET synchronous_commit = on`); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, `RESET synchronous_commit`) //nolint:errcheck
+	var inside, after string
+	if err := conn.QueryRow(ctx, `WITH `+asyncCommitCTE+` SELECT current_setting('synchronous_commit') FROM async_commit`).Scan(&inside); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if inside != "off" || after != "on" {
+		t.Fatalf("synchronous_commit inside the statement %q, after it %q; want off, then on", inside, after)
+	}
+}
+
+func TestStore_Heartbeat_MovesLastHeartbeat(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	n := mustNode(t, s, "hb", queue.Resources{CPUMillis: 1000})
+	time.Sleep(10 * time.Millisecond)
+	if err := s.Heartbeat(ctx, n.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetNode(ctx, n.ID.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.LastHeartbeat.After(n.LastHeartbeat) {
+		t.Fatalf("last heartbeat %v, not after registration's %v", got.LastHeartbeat, n.LastHeartbeat)
+	}
+}

@@ -1,0 +1,99 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/orchd/orch/queue"
+)
+
+func TestHeartbeatPolicy_ScalesWithLiveNodes_AndAgentsFollowIt(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	var nodes []queue.Node
+	for i := range 120 {
+		nodes = append(nodes, mustNode(t, s, fmt.Sprintf("n%03d", i), roomyNode))
+	}
+
+	// 120 nodes at no more than 50 beats a second: every 2.4 s.
+	p, changed, err := s.UpdateHeartbeatPolicy(ctx, 50)
+	if err != nil || !changed || p.Interval != 2400*time.Millisecond || p.LiveNodes != 120 {
+		t.Fatalf("policy = %+v, changed %v, %v; want 2.4s for 120 live nodes, changed", p, changed, err)
+	}
+	if _, changed, err := s.UpdateHeartbeatPolicy(ctx, 50); err != nil || changed {
+		t.Errorf("the same cluster again: changed %v, %v; want no change", changed, err)
+	}
+	// An agent beating every 2 s is told to slow down; one beating every
+	// 5 s keeps its own interval.
+	r, err := s.Beat(ctx, nodes[0].ID, NodeHealth{}, 2*time.Second)
+	if err != nil || r.Interval != 2400*time.Millisecond {
+		t.Errorf("beat every 2s: next in %v, %v; want 2.4s", r.Interval, err)
+	}
+	if r, err := s.Beat(ctx, nodes[1].ID, NodeHealth{}, 5*time.Second); err != nil || r.Interval != 5*time.Second {
+		t.Errorf("beat every 5s: next in %v, %v; want 5s", r.Interval, err)
+	}
+
+	// Down nodes do not count.
+	exec(t, s, `UPDATE nodes SET state = 'down' WHERE name >= 'n100'`)
+	if p, changed, err := s.UpdateHeartbeatPolicy(ctx, 50); err != nil || !changed || p.Interval != 2*time.Second || p.LiveNodes != 100 {
+		t.Errorf("with 100 live nodes: %+v, changed %v, %v; want 2s", p, changed, err)
+	}
+	// No limit: every agent keeps its own.
+	if p, _, err := s.UpdateHeartbeatPolicy(ctx, 0); err != nil || p.Interval != 0 {
+		t.Errorf("no limit: %+v, %v; want interval 0", p, err)
+	}
+	if r, err := s.Beat(ctx, nodes[0].ID, NodeHealth{}, 2*time.Second); err != nil || r.Interval != 2*time.Second {
+		t.Errorf("no limit, beat every 2s: next in %v, %v; want 2s", r.Interval, err)
+	}
+}
+
+func TestHeartbeatPolicy_ANodeToldToBeatLessOftenMayStaySilentLonger(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	const timeout = 2 * time.Second
+	for serverUptime(t, s) < 4*timeout { // see TestStore_MarkSilentNodesDown_NotRightAfterPostgresStarts
+		time.Sleep(time.Second)
+	}
+	fast := mustNode(t, s, "fast", roomyNode)
+	slow := mustNode(t, s, "slow", roomyNode)
+	// Both silent for 3 s, longer than the timeout; "slow" was told to beat
+	// every 4 s, so it may stay silent for 4 s + half the timeout.
+	exec(t, s, `UPDATE nodes SET last_heartbeat = now() - interval '3 seconds',
+    heartbeat_interval_ms = CASE name WHEN 'slow' THEN 4000 ELSE 500 END`)
+	down, err := s.MarkSilentNodesDown(ctx, timeout)
+	if err != nil || len(down) != 1 || down[0].ID != fast.ID {
+		t.Fatalf("marked down %v, %v; want only the node beating every 0.5 s", names(down), err)
+	}
+	// The scheduler still places work on it.
+	tk, err := s.CreateTask(ctx, uuid.Nil, normalized(queue.TaskSpec{Image: "img", Resources: queue.Resources{CPUMillis: 100}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.SchedulePass(ctx, PassOpts{Batch: 10, By: "test", NodeTimeout: timeout}, onNode(slow.ID))
+	if err != nil || res.Placed != 1 {
+		t.Fatalf("placing task %s on the slow node: %+v, %v; want it placed", tk.ID, res, err)
+	}
+	exec(t, s, `UPDATE nodes SET last_heartbeat = now() - interval '5.5 seconds' WHERE name = 'slow'`)
+	if down, err := s.MarkSilentNodesDown(ctx, timeout); err != nil || len(down) != 1 || down[0].ID != slow.ID {
+		t.Fatalf("after 5.5 s of silence marked down %v, %v; want the slow node", names(down), err)
+	}
+}
+
+func names(nodes []queue.Node) []string {
+	var out []string
+	for _, n := range nodes {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+func normalized(spec queue.TaskSpec) queue.TaskSpec {
+	spec.Normalize()
+	return spec
+}

@@ -1,0 +1,58 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/orchd/orch/queue"
+)
+
+func TestStore_ListenStatus_ReportsDropAndReturnOfTheConnection(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	woke := make(chan string, 16)
+	up := make(chan bool, 16)
+	go s.ListenStatus(ctx, []string{ChannelPending}, func(ch string) { woke <- ch }, func(ok bool) { up <- ok })
+	expect := func(what string, want bool) {
+		t.Helper()
+		select {
+		case got := <-up:
+			if got != want {
+				t.Fatalf("%s: up(%v), want up(%v)", what, got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no up(%v) within 10 s", what, want)
+		}
+	}
+	expect("connecting", true)
+	<-woke // the on-connect wake
+
+	// The server drops the listener, as it would in a restart or a failover.
+	tag, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid()`)
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("terminating the listener: %v (%d rows)", err, tag.RowsAffected())
+	}
+	expect("dropped", false)
+	expect("reconnected", true)
+	select {
+	case ch := <-woke:
+		if ch != "" {
+			t.Fatalf("wake after reconnecting = %q, want the on-connect wake", ch)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no wake after reconnecting: whatever was sent meanwhile would be missed")
+	}
+	mustTask(t, s, queue.Resources{})
+	select {
+	case ch := <-woke:
+		if ch != ChannelPending {
+			t.Fatalf("woke on %q", ch)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification after reconnecting")
+	}
+}

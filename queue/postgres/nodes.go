@@ -1,0 +1,112 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orchd/orch/queue"
+)
+
+// RegisterNode records an agent's machine, or refreshes it when a node of
+// that name registered before: the node keeps its id, so tasks placed on it
+// before an agent restart are still its own.
+func (s *Store) RegisterNode(ctx context.Context, reg queue.NodeRegistration) (queue.Node, error) {
+	labels := reg.Labels
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	q := `
+INSERT INTO nodes AS n (id, name, address, labels, cpu_millis, memory_bytes, disk_bytes)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (name) DO UPDATE SET
+    address = EXCLUDED.address, labels = EXCLUDED.labels, cpu_millis = EXCLUDED.cpu_millis,
+    memory_bytes = EXCLUDED.memory_bytes, disk_bytes = EXCLUDED.disk_bytes,
+    last_heartbeat = now(), updated_at = now()
+RETURNING ` + nodeCols
+	n, err := scanNode(s.pool.QueryRow(ctx, q, uuid.Must(uuid.NewV7()), reg.Name, reg.Address, labels,
+		reg.Capacity.CPUMillis, reg.Capacity.MemoryBytes, reg.Capacity.DiskBytes))
+	if err != nil {
+		return queue.Node{}, translate(err, fmt.Sprintf("registering node %q", reg.Name))
+	}
+	return n, nil
+}
+
+// heartbeatSQL commits asynchronously: a heartbeat is repeated anyway (see
+// asyncCommitCTE).
+const heartbeatSQL = `WITH ` + asyncCommitCTE + `
+UPDATE nodes SET last_heartbeat = now() FROM async_commit WHERE id = $1`
+
+// Heartbeat tells the cluster the node's agent is alive.
+func (s *Store) Heartbeat(ctx context.Context, node uuid.UUID) error {
+	tag, err := s.pool.Exec(ctx, heartbeatSQL, node)
+	if err != nil {
+		return translate(err, "heartbeat")
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("heartbeat for node %s: %w", node, queue.ErrNotFound)
+	}
+	return nil
+}
+
+const nodeListSQL = `SELECT ` + nodeCols + `,
+    (SELECT count(*) FROM tasks t WHERE t.node_id = n.id AND t.state IN ('scheduled', 'starting', 'running'))
+FROM nodes n`
+
+// ListNodes returns every node, by name.
+func (s *Store) ListNodes(ctx context.Context) ([]queue.Node, error) {
+	rows, err := s.pool.Query(ctx, nodeListSQL+` ORDER BY n.name`)
+	if err != nil {
+		return nil, translate(err, "listing nodes")
+	}
+	nodes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (queue.Node, error) {
+		var live int
+		n, err := scanNode(r, &live)
+		n.LiveTasks = live
+		return n, err
+	})
+	if err != nil {
+		return nil, translate(err, "listing nodes")
+	}
+	return nodes, nil
+}
+
+// GetNode finds a node by id or by name.
+func (s *Store) GetNode(ctx context.Context, idOrName string) (queue.Node, error) {
+	var live int
+	var n queue.Node
+	var err error
+	if id, perr := uuid.Parse(idOrName); perr == nil {
+		n, err = scanNode(s.pool.QueryRow(ctx, nodeListSQL+` WHERE n.id = $1`, id), &live)
+	} else {
+		n, err = scanNode(s.pool.QueryRow(ctx, nodeListSQL+` WHERE n.name = $1`, idOrName), &live)
+	}
+	if err != nil {
+		return queue.Node{}, translate(err, fmt.Sprintf("node %q", idOrName))
+	}
+	n.LiveTasks = live
+	return n, nil
+}
+
+// SetCordoned marks a node as taking no new work (true) or taking it again.
+func (s *Store) SetCordoned(ctx context.Context, idOrName string, cordoned bool) (queue.Node, error) {
+	n, err := s.GetNode(ctx, idOrName)
+	if err != nil {
+		return queue.Node{}, err
+	}
+	// Uncordoning also ends a drain.
+	q := `UPDATE nodes n SET cordoned = $2, draining = draining AND $2,
+    drain_deadline = CASE WHEN $2 THEN drain_deadline END, updated_at = now() WHERE id = $1 RETURNING ` + nodeCols
+	out, err := scanNode(s.pool.QueryRow(ctx, q, n.ID, cordoned))
+	if err != nil {
+		return queue.Node{}, translate(err, fmt.Sprintf("cordoning node %q", idOrName))
+	}
+	out.LiveTasks = n.LiveTasks
+	if !cordoned {
+		// Pending work may fit now.
+		_, _ = s.pool.Exec(ctx, `SELECT pg_notify('`+ChannelPending+`', '')`)
+	}
+	return out, nil
+}

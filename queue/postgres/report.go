@@ -1,0 +1,50 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/orchd/orch/queue"
+)
+
+// TaskCounts returns how many tasks are in each state; every state is
+// present, with 0 when no task is in it.
+func (s *Store) TaskCounts(ctx context.Context) (map[queue.State]int64, error) {
+	out := make(map[queue.State]int64, len(queue.AllStates))
+	for _, st := range queue.AllStates {
+		out[st] = 0
+	}
+	rows, err := s.pool.Query(ctx, `SELECT state, sum(tasks)::bigint FROM report_task_counts GROUP BY state`)
+	if err != nil {
+		return nil, translate(err, "counting tasks")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st queue.State
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, translate(err, "counting tasks")
+		}
+		out[st] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(err, "counting tasks")
+	}
+	return out, nil
+}
+
+// NodeCounts is how many nodes are in each liveness state, and how many of
+// them are cordoned.
+type NodeCounts struct {
+	Ready, Down, Cordoned int64
+}
+
+// CountNodes counts the nodes by state.
+func (s *Store) CountNodes(ctx context.Context) (NodeCounts, error) {
+	var c NodeCounts
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state = 'ready'), count(*) FILTER (WHERE state = 'down'),
+    count(*) FILTER (WHERE cordoned) FROM nodes`).Scan(&c.Ready, &c.Down, &c.Cordoned)
+	if err != nil {
+		return NodeCounts{}, translate(err, "counting nodes")
+	}
+	return c, nil
+}

@@ -1,0 +1,114 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orchd/orch/queue"
+)
+
+// AgentRole is a database role that may act as one node and nothing else.
+type AgentRole struct {
+	Node        string `json:"node"`
+	Role        string `json:"role"`
+	Password    string `json:"password"`
+	DatabaseURL string `json:"database_url"`
+}
+
+// agentGroupRole holds the agent privileges (sql/00005_agent_roles.sql).
+const agentGroupRole = "orch_agent"
+
+// AgentRoleName is the role of the agent of node: derived from the name, so
+// that issuing a token again rotates the password of the same role.
+func AgentRoleName(node string) string {
+	h := sha256.Sum256([]byte(node))
+	return "orch_agent_" + hex.EncodeToString(h[:8])
+}
+
+// CreateAgentRole makes (or, if it exists, gives a new password to) the
+// database role for node's agent, and returns how the agent connects with
+// it. The caller's role must be allowed to create roles.
+func (s *Store) CreateAgentRole(ctx context.Context, node string) (AgentRole, error) {
+	if node == "" {
+		return AgentRole{}, queue.Invalid("node", "a node name is required", "give the name the agent registers with (--name)")
+	}
+	secret := make([]byte, 24)
+	if _, err := rand.Read(secret); err != nil {
+		return AgentRole{}, fmt.Errorf("reading randomness: %w", err)
+	}
+	r := AgentRole{Node: node, Role: AgentRoleName(node), Password: hex.EncodeToString(secret)}
+	ident := pgx.Identifier{r.Role}.Sanitize()
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var group, exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1),
+    EXISTS (SELECT FROM pg_roles WHERE rolname = $2)`, agentGroupRole, r.Role).Scan(&group, &exists); err != nil {
+			return translate(err, "looking up roles")
+		}
+		if !group {
+			return fmt.Errorf("%w: the database has no %s role: apply the migrations as a user who may create roles", queue.ErrForbidden, agentGroupRole)
+		}
+		// DDL takes no parameters; the name is quoted as an identifier and
+		// the password is hex, which needs no escaping in a literal.
+		verb := "CREATE"
+		if exists {
+			verb = "ALTER"
+		}
+		if _, err := tx.Exec(ctx, fmt.Sprintf("%s ROLE %s LOGIN PASSWORD '%s'", verb, ident, r.Password)); err != nil {
+			return translate(err, "creating the agent's role")
+		}
+		if _, err := tx.Exec(ctx, fmt.Sprintf("GRANT %s TO %s", agentGroupRole, ident)); err != nil {
+			return translate(err, "granting the agent's privileges")
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO agent_roles (role_name, node_name) VALUES ($1, $2)
+ON CONFLICT (node_name) DO UPDATE SET role_name = EXCLUDED.role_name`, r.Role, node); err != nil {
+			return translate(err, "recording the agent's role")
+		}
+		return nil
+	})
+	if err != nil {
+		return AgentRole{}, err
+	}
+	r.DatabaseURL = s.urlFor(r.Role, r.Password)
+	return r, nil
+}
+
+// DropAgentRole removes node's agent role: its agent can no longer connect.
+func (s *Store) DropAgentRole(ctx context.Context, node string) error {
+	role := AgentRoleName(node)
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM agent_roles WHERE node_name = $1`, node); err != nil {
+			return translate(err, "forgetting the agent's role")
+		}
+		if _, err := tx.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize()); err != nil {
+			return translate(err, "dropping the agent's role")
+		}
+		return nil
+	})
+}
+
+// urlFor is this store's database URL with another user and password.
+func (s *Store) urlFor(user, password string) string {
+	cfg := s.pool.Config().ConnConfig
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Path: "/" + cfg.Database}
+	q := url.Values{}
+	if strings.HasPrefix(cfg.Host, "/") { // a unix socket directory
+		q.Set("host", cfg.Host)
+		q.Set("port", strconv.Itoa(int(cfg.Port)))
+	} else {
+		u.Host = net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
+	}
+	if cfg.TLSConfig == nil {
+		q.Set("sslmode", "disable")
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}

@@ -1,0 +1,177 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/orchd/orch/queue"
+)
+
+// agentStore connects to the test's database as the agent role of node.
+func agentStore(t *testing.T, admin *Store, node string) *Store {
+	t.Helper()
+	ctx := context.Background()
+	role, err := admin.CreateAgentRole(ctx, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, role.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cleanups run last-in first-out: close the connections, then drop the role.
+	t.Cleanup(func() { _ = admin.DropAgentRole(context.Background(), node) })
+	t.Cleanup(s.Close)
+	return s
+}
+
+// forbidden reports whether Postgres refused err for the role's privileges
+// or a row-level security policy.
+func forbidden(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.Is(err, queue.ErrForbidden) || (errors.As(err, &pgErr) && pgErr.Code == "42501")
+}
+
+func TestAgentRoles_PostgresKeepsEachAgentToItsOwnNode(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin := newStore(t)
+	suffix := strings.ToLower(uuid.NewString()[:8])
+	nameA, nameB := "rls-a-"+suffix, "rls-b-"+suffix
+	a, b := agentStore(t, admin, nameA), agentStore(t, admin, nameB)
+
+	cap := queue.Resources{CPUMillis: 4000, MemoryBytes: 4 << 30, DiskBytes: 4 << 30}
+	nodeA, err := a.RegisterNode(ctx, queue.NodeRegistration{Name: nameA, Capacity: cap})
+	if err != nil {
+		t.Fatalf("agent A registers its own node: %v", err)
+	}
+	nodeB, err := b.RegisterNode(ctx, queue.NodeRegistration{Name: nameB, Capacity: cap})
+	if err != nil {
+		t.Fatalf("agent B registers its own node: %v", err)
+	}
+	if _, err := a.RegisterNode(ctx, queue.NodeRegistration{Name: nameB, Capacity: cap}); !forbidden(err) {
+		t.Errorf("agent A registering as node B: %v, want refused", err)
+	}
+
+	taskA := mustTask(t, admin, queue.Resources{CPUMillis: 100})
+	pass(t, admin, onNode(nodeA.ID))
+	taskB := mustTask(t, admin, queue.Resources{CPUMillis: 100})
+	pass(t, admin, onNode(nodeB.ID))
+
+	// Reading: B's task and node do not exist for A.
+	if _, err := a.GetTask(ctx, taskB.ID); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("A reads B's task: %v, want not found", err)
+	}
+	if _, err := a.GetNode(ctx, nameB); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("A reads B's node: %v, want not found", err)
+	}
+	if ts, err := a.ListTasks(ctx, TaskFilter{}); err != nil || len(ts) != 1 || ts[0].ID != taskA.ID {
+		t.Errorf("A lists tasks: %d tasks, %v; want only its own", len(ts), err)
+	}
+	if evs, err := a.Events(ctx, taskB.ID); err != nil || len(evs) != 0 {
+		t.Errorf("A reads B's events: %d, %v", len(evs), err)
+	}
+
+	// Claiming and changing: nothing of B's moves.
+	if claimed, err := a.ClaimTasks(ctx, nodeB.ID, 10); err != nil || len(claimed) != 0 {
+		t.Errorf("A claims B's tasks: %d, %v; want none", len(claimed), err)
+	}
+	leaseB := queue.Lease{TaskID: taskB.ID, NodeID: nodeB.ID, Attempt: 1}
+	if err := a.MarkRunning(ctx, leaseB, "evil"); err == nil {
+		t.Error("A marked B's task running")
+	}
+	if tag, err := a.Pool().Exec(ctx, `UPDATE tasks SET state = 'failed' WHERE id = $1`, taskB.ID); err != nil || tag.RowsAffected() != 0 {
+		t.Errorf("A updates B's task directly: %v rows, %v; want 0 rows", tag.RowsAffected(), err)
+	}
+	_, err = a.Pool().Exec(ctx, `INSERT INTO task_events (task_id, to_state, attempt, node_id) VALUES ($1, 'failed', 1, $2)`, taskB.ID, nodeB.ID)
+	if !forbidden(err) {
+		t.Errorf("A writes an event for B's task: %v, want refused", err)
+	}
+	_, err = a.Pool().Exec(ctx, `UPDATE nodes SET cordoned = false WHERE id = $1`, nodeA.ID)
+	if !forbidden(err) {
+		t.Errorf("A uncordons itself: %v, want refused", err)
+	}
+	_, err = a.Pool().Exec(ctx, `UPDATE tasks SET image = 'evil:1' WHERE id = $1`, taskA.ID)
+	if !forbidden(err) {
+		t.Errorf("A changes what its own task runs: %v, want refused", err)
+	}
+	_, err = a.Pool().Exec(ctx, `UPDATE tasks SET node_id = $2 WHERE id = $1`, taskA.ID, nodeB.ID)
+	if !forbidden(err) {
+		t.Errorf("A hands its task to B: %v, want refused", err)
+	}
+	_, err = a.Pool().Exec(ctx, `INSERT INTO tasks (id, name, image) VALUES ($1, 'x', 'alpine')`, uuid.New())
+	if !forbidden(err) {
+		t.Errorf("A creates a task: %v, want refused", err)
+	}
+	var n int
+	err = a.Pool().QueryRow(ctx, `SELECT count(*) FROM agent_roles`).Scan(&n)
+	if !forbidden(err) {
+		t.Errorf("A reads the role table: %v, want refused", err)
+	}
+	if _, err := a.ReportTaskUsage(ctx, nodeB.ID, []queue.TaskUsage{{TaskID: taskB.ID, Attempt: 1, At: time.Now()}}); err == nil {
+		if got, _ := admin.TaskUsage(ctx, taskB.ID); got != nil && got.Attempt != 0 {
+			t.Errorf("A wrote usage for B's task: %+v", got)
+		}
+	}
+
+	// Its own work goes through, all the way, as the agent does it.
+	claimed, err := a.ClaimTasks(ctx, nodeA.ID, 10)
+	if err != nil || len(claimed) != 1 || claimed[0].ID != taskA.ID {
+		t.Fatalf("A claims its own task: %+v, %v", claimed, err)
+	}
+	leaseA := claimed[0].Lease()
+	if err := a.MarkRunning(ctx, leaseA, "c1"); err != nil {
+		t.Fatalf("A marks its task running: %v", err)
+	}
+	if _, err := a.AppendLogs(ctx, leaseA, []queue.LogLine{{Attempt: 1, At: time.Now(), Stream: queue.Stdout, Text: "hello"}}, queue.DefaultLogLimits); err != nil {
+		t.Fatalf("A ships its task's logs: %v", err)
+	}
+	if err := a.ReportUsage(ctx, nodeA.ID, queue.Usage{CPUPercent: 12}); err != nil {
+		t.Fatalf("A reports its node's usage: %v", err)
+	}
+	if _, err := a.Beat(ctx, nodeA.ID, NodeHealth{}, 2*time.Second); err != nil {
+		t.Fatalf("A heartbeats: %v", err)
+	}
+	// A restart hands the task back to the queue: the agent may let go.
+	if to, err := a.RecordExit(ctx, leaseA, ExitReport{Code: 0}); err != nil || to != queue.Completed {
+		t.Fatalf("A records its task's exit: %s, %v", to, err)
+	}
+	if got, err := admin.GetTask(ctx, taskB.ID); err != nil || got.State != queue.Scheduled {
+		t.Errorf("B's task after all that: %s, %v; want untouched (scheduled)", got.State, err)
+	}
+	page, err := admin.ReadLogs(ctx, taskA.ID, LogQuery{})
+	if err != nil || len(page.Lines) != 1 {
+		t.Errorf("logs of A's task: %+v, %v", page, err)
+	}
+}
+
+func TestAgentRoles_RequeueByAgentIsAllowed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin := newStore(t)
+	name := "rls-rq-" + strings.ToLower(uuid.NewString()[:8])
+	a := agentStore(t, admin, name)
+	node, err := a.RegisterNode(ctx, queue.NodeRegistration{Name: name, Capacity: queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := mustTask(t, admin, queue.Resources{CPUMillis: 100})
+	pass(t, admin, onNode(node.ID))
+	claimed, err := a.ClaimTasks(ctx, node.ID, 1)
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("claim: %v", err)
+	}
+	if err := a.Requeue(ctx, claimed[0].Lease(), "engine down"); err != nil {
+		t.Fatalf("an agent hands its task back: %v", err)
+	}
+	got, err := admin.GetTask(ctx, tk.ID)
+	if err != nil || got.State != queue.Pending || got.NodeID != nil {
+		t.Fatalf("after requeue: %s on %v, %v", got.State, got.NodeID, err)
+	}
+}

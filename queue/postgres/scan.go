@@ -1,0 +1,89 @@
+package postgres
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orchd/orch/queue"
+)
+
+// taskCols is the column list every task query selects, in scanTask's order.
+const taskCols = `t.id, t.name, t.image, t.command, t.env, t.labels, t.cpu_millis, t.memory_bytes,
+	t.disk_bytes, t.restart_policy, t.max_restarts, t.ports, t.desired_state, t.state, t.node_id,
+	t.attempt, t.restarts, t.container_id, t.exit_code, t.error, t.reason, t.created_at,
+	t.updated_at, t.scheduled_at, t.started_at, t.finished_at, t.strategy, t.constraints,
+	t.not_before, t.health_check, t.health, t.health_detail, t.health_at, t.privileged, t.network,
+	t.stop_after_disconnect_ms`
+
+func taskDest(t *queue.Task) []any {
+	return []any{&t.ID, &t.Name, &t.Image, &t.Command, &t.Env, &t.Labels, &t.Resources.CPUMillis,
+		&t.Resources.MemoryBytes, &t.Resources.DiskBytes, &t.RestartPolicy, &t.MaxRestarts, &t.Ports,
+		&t.DesiredState, &t.State, &t.NodeID, &t.Attempt, &t.Restarts, &t.ContainerID, &t.ExitCode,
+		&t.Error, &t.Reason, &t.CreatedAt, &t.UpdatedAt, &t.ScheduledAt, &t.StartedAt, &t.FinishedAt,
+		&t.Strategy, &t.Constraints,
+		&t.NotBefore, &t.HealthCheck, &t.Health, &t.HealthDetail, &t.HealthAt, &t.Privileged, &t.Network,
+		millis{&t.StopAfterDisconnect}}
+}
+
+// millis scans a bigint of milliseconds into a duration.
+type millis struct{ d *queue.Duration }
+
+func (m millis) Scan(src any) error {
+	ms, ok := src.(int64)
+	if !ok {
+		return fmt.Errorf("scanning %T as milliseconds", src)
+	}
+	*m.d = queue.Duration(time.Duration(ms) * time.Millisecond)
+	return nil
+}
+
+func scanTask(row pgx.Row) (queue.Task, error) {
+	var t queue.Task
+	err := row.Scan(taskDest(&t)...)
+	return t, err
+}
+
+// scanTaskWithNode scans taskCols followed by the node's name.
+func scanTaskWithNode(row pgx.Row) (queue.Task, error) {
+	var t queue.Task
+	err := row.Scan(append(taskDest(&t), &t.NodeName)...)
+	return t, err
+}
+
+func collectTasks(rows pgx.Rows, withNode bool) ([]queue.Task, error) {
+	defer rows.Close()
+	var out []queue.Task
+	for rows.Next() {
+		var t queue.Task
+		var err error
+		if withNode {
+			t, err = scanTaskWithNode(rows)
+		} else {
+			t, err = scanTask(rows)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+const nodeCols = `n.id, n.name, n.address, n.labels, n.cpu_millis, n.memory_bytes, n.disk_bytes,
+	n.reserved_cpu_millis, n.reserved_memory_bytes, n.reserved_disk_bytes, n.cpu_percent, n.load1,
+	n.memory_used_bytes, n.disk_used_bytes, n.usage_at, n.state, n.cordoned,
+	n.last_heartbeat, n.registered_at,
+	n.health_error, n.draining, n.drain_deadline, n.state_changed_at`
+
+func scanNode(row pgx.Row, extra ...any) (queue.Node, error) {
+	var n queue.Node
+	dest := []any{&n.ID, &n.Name, &n.Address, &n.Labels, &n.Capacity.CPUMillis, &n.Capacity.MemoryBytes,
+		&n.Capacity.DiskBytes, &n.Reserved.CPUMillis, &n.Reserved.MemoryBytes, &n.Reserved.DiskBytes,
+		&n.Usage.CPUPercent, &n.Usage.Load1, &n.Usage.MemoryUsedBytes, &n.Usage.DiskUsedBytes, &n.Usage.At,
+		&n.State, &n.Cordoned, &n.LastHeartbeat, &n.RegisteredAt,
+		&n.HealthError, &n.Draining, &n.DrainDeadline, &n.StateChangedAt}
+	err := row.Scan(append(dest, extra...)...)
+	return n, err
+}

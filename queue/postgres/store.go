@@ -1,0 +1,90 @@
+// Package postgres is orch's work queue in PostgreSQL: it owns every query
+// that reads or writes tasks, nodes and events. Everyone else calls typed
+// methods on Store and never writes SQL.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orchd/orch/queue"
+)
+
+// Store is a handle on orch's database. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+	obs  observability // settings of the stats writers (usage.go)
+}
+
+// Open connects to the database at url. It does not migrate.
+func Open(ctx context.Context, url string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("%w: database URL: %v", queue.ErrInvalid, err)
+	}
+	return OpenConfig(ctx, cfg)
+}
+
+// OpenConfig connects with a prepared pool configuration.
+func OpenConfig(ctx context.Context, cfg *pgxpool.Config) (*Store, error) {
+	if cfg.ShouldPing == nil {
+		cfg.ShouldPing = pingAfterIdle
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to postgres: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close releases every connection.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("pinging postgres: %w", err)
+	}
+	return nil
+}
+
+// Pool exposes the connection pool for the few callers (tests, bench) that
+// need raw access, such as SQL checks of invariants.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// translate turns driver errors into the queue's sentinels, in one place.
+func translate(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, queue.ErrNotFound)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505": // unique_violation
+			return fmt.Errorf("%s: %w: %s", what, queue.ErrConflict, pgErr.Detail)
+		case "23503", "23514", "22P02", "22001", "22021": // fk, check, bad text repr, too long, bad encoding
+			return fmt.Errorf("%s: %w: %s", what, queue.ErrInvalid, pgErr.Message)
+		case "42501": // insufficient_privilege, row-level security included
+			return fmt.Errorf("%s: %w: %s", what, queue.ErrForbidden, pgErr.Message)
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// retryable reports whether a transaction failed only because it raced
+// another one and may simply be run again.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "40001" || pgErr.Code == "40P01"
+	}
+	return false
+}

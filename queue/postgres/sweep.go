@@ -1,0 +1,170 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orchd/orch/queue"
+)
+
+// markDownSQL gives up on nodes whose agents have been silent for longer
+// than the timeout, or longer for nodes told to beat less often (see
+// 00008_heartbeat_policy.sql). It is idempotent (a down node is left alone), so any
+// number of coordinator replicas may run it at once.
+//
+// The second condition keeps a restart of PostgreSQL itself from looking
+// like the death of every node: while the server was down no agent could
+// heartbeat, so for a timeout after the server (re)started no node is
+// declared down — the agents get that long to reconnect.
+const markDownSQL = `
+UPDATE nodes n SET state = 'down', state_changed_at = now(), updated_at = now()
+WHERE n.state <> 'down'
+  AND n.last_heartbeat < now() - node_silence_allowed(n.heartbeat_interval_ms, $1::float8)
+  AND pg_postmaster_start_time() < now() - node_silence_allowed(n.heartbeat_interval_ms, $1::float8)
+RETURNING ` + nodeCols
+
+// MarkSilentNodesDown marks down every node not heard from within timeout
+// and returns the nodes it marked. Their tasks are moved by EvacuateNode.
+func (s *Store) MarkSilentNodesDown(ctx context.Context, timeout time.Duration) ([]queue.Node, error) {
+	rows, err := s.pool.Query(ctx, markDownSQL, timeout.Seconds())
+	if err != nil {
+		return nil, translate(err, "marking silent nodes down")
+	}
+	nodes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (queue.Node, error) { return scanNode(r) })
+	if err != nil {
+		return nil, translate(err, "marking silent nodes down")
+	}
+	return nodes, nil
+}
+
+// evacuateCond is when a node's live tasks must move elsewhere: the node is
+// down, its engine has not answered for longer than the timeout ($1), or it
+// is draining and its deadline has passed.
+const evacuateCond = `(n.state = 'down'
+    OR (n.state = 'unhealthy' AND n.engine_down_since < now() - make_interval(secs => $1::float8))
+    OR (n.draining AND n.drain_deadline <= now()))`
+
+// liveStates are the states in which a task holds a place on a node.
+var liveStates = []string{string(queue.Scheduled), string(queue.Starting), string(queue.Running)}
+
+// NodesToEvacuate lists the nodes that hold live tasks which must move:
+// see EvacuateNode.
+func (s *Store) NodesToEvacuate(ctx context.Context, timeout time.Duration) ([]uuid.UUID, error) {
+	rows, err := s.pool.Query(ctx, `SELECT n.id FROM nodes n WHERE `+evacuateCond+`
+  AND EXISTS (SELECT 1 FROM tasks t WHERE t.node_id = n.id AND t.state = ANY($2::text[]))
+ORDER BY n.id`, timeout.Seconds(), liveStates)
+	if err != nil {
+		return nil, translate(err, "finding nodes to evacuate")
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, translate(err, "finding nodes to evacuate")
+	}
+	return ids, nil
+}
+
+// EvacuateNode moves every live task of node back to pending, to be placed
+// on another node, if the node still must give them up (it is down, its
+// engine has not answered for longer than timeout, or its drain deadline has
+// passed — checked again under lock, so a node that came back meanwhile
+// keeps its tasks). It is one transaction; every task gets its event with
+// the reason, e.g. "lost: node n1 is down (no heartbeat for 3.2s)", and its
+// reservation is released. It returns how many tasks moved and why.
+// Running it twice, or from two replicas at once, moves each task once.
+func (s *Store) EvacuateNode(ctx context.Context, node uuid.UUID, timeout time.Duration) (int, string, error) {
+	var moved int
+	var why string
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		moved, why = 0, ""
+		// Tasks before the node, the order every transition locks in.
+		rows, err := tx.Query(ctx, `SELECT id FROM tasks WHERE node_id = $1 AND state = ANY($2::text[])
+ORDER BY id FOR UPDATE`, node, liveStates)
+		if err != nil {
+			return translate(err, "locking the node's tasks")
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil {
+			return translate(err, "locking the node's tasks")
+		}
+		var name, state, healthErr string
+		var must bool
+		var silent float64
+		err = tx.QueryRow(ctx, `SELECT n.name, n.state, n.health_error, `+evacuateCond+`,
+    extract(epoch FROM now() - n.last_heartbeat)::float8
+FROM nodes n WHERE n.id = $2 FOR UPDATE`, timeout.Seconds(), node).Scan(&name, &state, &healthErr, &must, &silent)
+		if err != nil {
+			return translate(err, fmt.Sprintf("node %s", node))
+		}
+		if !must || len(ids) == 0 {
+			return nil
+		}
+		switch queue.NodeState(state) {
+		case queue.NodeDown:
+			why = fmt.Sprintf("lost: node %s is down (no heartbeat for %s)", name, time.Duration(silent*float64(time.Second)).Round(100*time.Millisecond))
+		case queue.NodeUnhealthy:
+			why = fmt.Sprintf("lost: node %s is unhealthy: %s", name, healthErr)
+		default:
+			why = fmt.Sprintf("moved: node %s is draining and its deadline passed", name)
+		}
+		moved, err = moveToPending(ctx, tx, node, ids, liveStates, why)
+		return err
+	})
+	if err != nil {
+		return 0, "", fmt.Errorf("evacuating node %s: %w", node, err)
+	}
+	return moved, why, nil
+}
+
+// moveSQL sends tasks of one node back to pending in one statement, with
+// their events and the release of their reservations and host ports. Only tasks still on
+// that node in one of the given states move.
+const moveSQL = `
+WITH old AS (
+    SELECT id, state, attempt, cpu_millis, memory_bytes, disk_bytes FROM tasks
+    WHERE id = ANY($1::uuid[]) AND node_id = $2 AND state = ANY($3::text[])
+), upd AS (
+    UPDATE tasks t SET state = 'pending', node_id = NULL, container_id = '', reason = $4,
+        not_before = NULL, health = '',
+        health_at = CASE WHEN t.health <> '' THEN now() ELSE t.health_at END, updated_at = now()
+    FROM old WHERE t.id = old.id
+    RETURNING t.id, old.state AS from_state, t.attempt
+), rel AS (
+    UPDATE nodes n SET
+        reserved_cpu_millis   = n.reserved_cpu_millis - s.cpu,
+        reserved_memory_bytes = n.reserved_memory_bytes - s.mem,
+        reserved_disk_bytes   = n.reserved_disk_bytes - s.disk,
+        updated_at = now()
+    FROM (SELECT sum(cpu_millis) AS cpu, sum(memory_bytes) AS mem, sum(disk_bytes) AS disk FROM old) s
+    WHERE n.id = $2 AND s.cpu IS NOT NULL
+), unport AS (
+    -- host ports are held exactly as long as the reservation (see node_ports)
+    DELETE FROM node_ports np USING upd u WHERE np.task_id = u.id
+), ev AS (
+    INSERT INTO task_events (task_id, from_state, to_state, attempt, node_id, reason)
+    SELECT id, from_state, 'pending', attempt, $2, $4 FROM upd
+)
+SELECT count(*) FROM upd`
+
+// moveToPending runs moveSQL in tx and wakes the schedulers and the node's
+// agent (which must let go of the tasks) when anything moved.
+func moveToPending(ctx context.Context, tx pgx.Tx, node uuid.UUID, ids []uuid.UUID, states []string, reason string) (int, error) {
+	for _, st := range states {
+		if !queue.CanTransition(queue.State(st), queue.Pending) {
+			return 0, fmt.Errorf("moving tasks to pending: %w: %s → pending", queue.ErrInvalidTransition, st)
+		}
+	}
+	var n int
+	if err := tx.QueryRow(ctx, moveSQL, ids, node, states, reason).Scan(&n); err != nil {
+		return 0, translate(err, "moving tasks to pending")
+	}
+	if n > 0 {
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, ''), pg_notify($2, 'moved')`, ChannelPending, NodeChannel(node)); err != nil {
+			return 0, translate(err, "notifying")
+		}
+	}
+	return n, nil
+}

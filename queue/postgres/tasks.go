@@ -1,0 +1,182 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orchd/orch/queue"
+)
+
+// CreateTask stores a new pending task, then wakes the schedulers (see
+// wakeAsync for why not in the same transaction). The spec must have been validated; the id may be preset (the
+// seed's API lets clients choose it) or uuid.Nil for a fresh one.
+func (s *Store) CreateTask(ctx context.Context, id uuid.UUID, spec queue.TaskSpec) (queue.Task, error) {
+	if id == uuid.Nil {
+		id = uuid.Must(uuid.NewV7())
+	}
+	if spec.Name == "" {
+		spec.Name = "task-" + queue.ShortID(id)
+	}
+	env, labels, ports := spec.Env, spec.Labels, spec.Ports
+	if env == nil {
+		env = map[string]string{}
+	}
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	if ports == nil {
+		ports = []queue.Port{}
+	}
+	cmd := spec.Command
+	if cmd == nil {
+		cmd = []string{}
+	}
+	constraints := spec.Constraints
+	if constraints == nil {
+		constraints = []queue.Constraint{}
+	}
+	const q = `
+WITH ins AS (
+    INSERT INTO tasks (id, name, image, command, env, labels, cpu_millis, memory_bytes, disk_bytes,
+                       restart_policy, max_restarts, ports, strategy, constraints, health_check,
+                       privileged, network, stop_after_disconnect_ms)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+    RETURNING *
+), ev AS (
+    INSERT INTO task_events (task_id, from_state, to_state, attempt, reason)
+    SELECT id, NULL, state, attempt, 'created' FROM ins
+)
+SELECT ` + taskCols + ` FROM ins t`
+	row := s.pool.QueryRow(ctx, q, id, spec.Name, spec.Image, cmd, env, labels,
+		spec.Resources.CPUMillis, spec.Resources.MemoryBytes, spec.Resources.DiskBytes,
+		string(spec.RestartPolicy), spec.MaxRestarts, ports, spec.Strategy, constraints, spec.HealthCheck,
+		spec.Privileged, spec.Network, time.Duration(spec.StopAfterDisconnect).Milliseconds())
+	t, err := scanTask(row)
+	if err != nil {
+		return queue.Task{}, translate(err, "creating task")
+	}
+	s.wakeAsync(ctx, ChannelPending)
+	return t, nil
+}
+
+// GetTask returns one task with its node's name.
+func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (queue.Task, error) {
+	q := `SELECT ` + taskCols + `, COALESCE(n.name, '') FROM tasks t LEFT JOIN nodes n ON n.id = t.node_id WHERE t.id = $1`
+	t, err := scanTaskWithNode(s.pool.QueryRow(ctx, q, id))
+	if err != nil {
+		return queue.Task{}, translate(err, fmt.Sprintf("task %s", id))
+	}
+	return t, nil
+}
+
+// TaskFilter narrows ListTasks. Zero values mean "any".
+type TaskFilter struct {
+	States []queue.State
+	NodeID *uuid.UUID
+	Limit  int
+}
+
+// ListTasks returns tasks, newest first.
+func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]queue.Task, error) {
+	var where []string
+	var args []any
+	if len(f.States) > 0 {
+		states := make([]string, len(f.States))
+		for i, st := range f.States {
+			states[i] = string(st)
+		}
+		args = append(args, states)
+		where = append(where, fmt.Sprintf("t.state = ANY($%d)", len(args)))
+	}
+	if f.NodeID != nil {
+		args = append(args, *f.NodeID)
+		where = append(where, fmt.Sprintf("t.node_id = $%d", len(args)))
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 100000 {
+		limit = 100000
+	}
+	args = append(args, limit)
+	q := `SELECT ` + taskCols + `, COALESCE(n.name, '') FROM tasks t LEFT JOIN nodes n ON n.id = t.node_id`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += fmt.Sprintf(" ORDER BY t.created_at DESC, t.id LIMIT $%d", len(args))
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, translate(err, "listing tasks")
+	}
+	tasks, err := collectTasks(rows, true)
+	if err != nil {
+		return nil, translate(err, "listing tasks")
+	}
+	return tasks, nil
+}
+
+// Events returns a task's history, oldest first.
+func (s *Store) Events(ctx context.Context, id uuid.UUID) ([]queue.Event, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT id, task_id, at, COALESCE(from_state, ''), to_state, attempt, node_id, exit_code, reason
+FROM task_events WHERE task_id = $1 ORDER BY id`, id)
+	if err != nil {
+		return nil, translate(err, "reading events")
+	}
+	evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (queue.Event, error) {
+		var e queue.Event
+		err := r.Scan(&e.ID, &e.TaskID, &e.At, &e.From, &e.To, &e.Attempt, &e.NodeID, &e.ExitCode, &e.Reason)
+		return e, err
+	})
+	if err != nil {
+		return nil, translate(err, "reading events")
+	}
+	return evs, nil
+}
+
+// RequestStop sets a task's desired state to stopped. A task that no agent
+// holds yet (pending, or scheduled but not claimed) is stopped on the spot;
+// one that an agent holds is left for that agent, which is woken up. It
+// returns the task as it stands after the request.
+func (s *Store) RequestStop(ctx context.Context, id uuid.UUID, reason string) (queue.Task, error) {
+	var out queue.Task
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var state queue.State
+		var node *uuid.UUID
+		err := tx.QueryRow(ctx, `UPDATE tasks SET desired_state = 'stopped', updated_at = now()
+WHERE id = $1 RETURNING state, node_id`, id).Scan(&state, &node)
+		if err != nil {
+			return translate(err, fmt.Sprintf("task %s", id))
+		}
+		switch {
+		case state == queue.Pending || state == queue.Scheduled:
+			if _, err := transition(ctx, tx, Transition{TaskID: id, To: queue.Stopped, Reason: reason}); err != nil {
+				return err
+			}
+		case node != nil && !state.Terminal():
+			if _, err := tx.Exec(ctx, `SELECT pg_notify($1, 'stop')`, NodeChannel(*node)); err != nil {
+				return translate(err, "notifying agent")
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return queue.Task{}, err
+	}
+	out, err = s.GetTask(ctx, id)
+	return out, err
+}
+
+// inTx runs fn in a transaction, retrying when Postgres aborted it only
+// because of a race (serialization failure or deadlock).
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		err := pgx.BeginFunc(ctx, s.pool, fn)
+		if err == nil || !retryable(err) || attempt >= 5 {
+			return err
+		}
+	}
+}
