@@ -25,6 +25,7 @@ import (
 // the Engine API.
 type DockerRuntime struct {
 	cli *client.Client
+	oom *oomWatch
 }
 
 var _ Runtime = (*DockerRuntime)(nil)
@@ -40,11 +41,12 @@ func NewDockerRuntime(ctx context.Context) (*DockerRuntime, error) {
 		return nil, fmt.Errorf("docker: new client: %w", err)
 	}
 	cli.NegotiateAPIVersion(ctx)
-	return &DockerRuntime{cli: cli}, nil
+	return &DockerRuntime{cli: cli, oom: newOOMWatch(cli)}, nil
 }
 
 // Close releases the client's connections.
 func (d *DockerRuntime) Close() error {
+	d.oom.close()
 	return d.cli.Close()
 }
 
@@ -294,25 +296,20 @@ func (d *DockerRuntime) Wait(ctx context.Context, id string) (Exit, error) {
 		}
 		return exit, fmt.Errorf("docker: inspect %.12s after wait: %w", id, err)
 	}
-	// A SIGKILL (137) may be the kernel's OOM killer, whose event the
-	// engine can record a moment after the exit: look again briefly, so the
-	// task's error says why it died.
-look:
-	for i := 0; i < 10 && info.State != nil && info.State.ExitCode == 137 && !info.State.OOMKilled; i++ {
-		select {
-		case <-ctx.Done():
-			break look
-		case <-time.After(50 * time.Millisecond):
-		}
-		if again, err := d.cli.ContainerInspect(ctx, id); err == nil {
-			info = again
-		}
-	}
 	if st := info.State; st != nil {
 		exit.Code = st.ExitCode
 		exit.OOMKilled = st.OOMKilled
 		if st.Error != "" {
 			exit.Error = st.Error
+		}
+		// A SIGKILL that orch did not send may be the kernel's OOM killer,
+		// which the flag can miss: the engine's oom event tells.
+		if exit.Code == 137 && !exit.OOMKilled {
+			finished, err := time.Parse(time.RFC3339Nano, st.FinishedAt)
+			if err != nil {
+				finished = time.Now()
+			}
+			exit.OOMKilled = d.oom.oomKilled(ctx, finished, id, info.ID)
 		}
 	}
 	return exit, nil
@@ -326,6 +323,7 @@ func (d *DockerRuntime) Stop(ctx context.Context, id string, grace time.Duration
 	if grace > 0 {
 		secs = int(math.Ceil(grace.Seconds()))
 	}
+	d.oom.stopRequested(id)
 	err := d.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("docker: stop %.12s: %w", id, err)
@@ -336,9 +334,11 @@ func (d *DockerRuntime) Stop(ctx context.Context, id string, grace time.Duration
 // Remove force-removes the container, killing it if it runs. A container
 // that is gone, or that Docker is already removing, is not an error.
 func (d *DockerRuntime) Remove(ctx context.Context, id string) error {
+	d.oom.stopRequested(id)
 	err := d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
 	switch {
 	case err == nil, cerrdefs.IsNotFound(err):
+		d.oom.forget(id)
 		return nil
 	case cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in progress"):
 		return nil

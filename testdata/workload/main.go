@@ -54,6 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		logs           = fs.Int("logs", 0, "print `N` numbered lines (\"line 1\".. \"line N\") to stdout")
 		stderrLogs     = fs.Int("stderr-logs", 0, "print `N` numbered lines to stderr")
 		mem            sizeFlag
+		memDelay       = fs.Duration("mem-delay", 0, "wait this `duration` before the -mem allocation")
 		serve          = fs.String("serve", "", "serve HTTP on `addr` (e.g. :8080) in the background: / answers ok, /healthz answers 200 then 503 after -unhealthy-after")
 		unhealthyAfter = fs.Duration("unhealthy-after", 0, "make /healthz answer 503 once this `duration` has elapsed (0: never)")
 		tcp            = fs.String("tcp", "", "listen on TCP `addr` (e.g. :9000) in the background, accepting and closing connections")
@@ -64,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&mem, "mem", "allocate and touch `size` bytes (suffixes: K, KB, KiB, M, MB, MiB, G, GB, GiB)")
 	fs.Var(&sleep, "sleep", "sleep for `duration` (e.g. 2s), or \"forever\" to sleep until signalled")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: workload [-logs N] [-stderr-logs N] [-mem SIZE] [-serve :PORT [-unhealthy-after D]] [-tcp :PORT] [-sleep D|forever] [-ignore-term] [-exit N]")
+		fmt.Fprintln(fs.Output(), "usage: workload [-logs N] [-stderr-logs N] [-mem SIZE [-mem-delay D]] [-serve :PORT [-unhealthy-after D]] [-tcp :PORT] [-sleep D|forever] [-ignore-term] [-exit N]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -102,6 +103,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	if mem > 0 {
+		time.Sleep(*memDelay)
 		ballast = make([]byte, int(mem))
 		for i := 0; i < len(ballast); i += 4096 {
 			ballast[i] = 1
