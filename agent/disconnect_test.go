@@ -8,14 +8,15 @@ import (
 
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
+	"github.com/orchd/orch/queue/postgres/pgtest"
 )
 
 // cutOffRig starts the agent of node a with its database connections
 // through a proxy the test can cut, and runs two tasks on it: one that asks
 // to be stopped after 1 s without the database, and one that does not.
-func cutOffRig(c *simCluster, rt Runtime) (proxy *dbProxy, a *simAgent, fenced, plain queue.Task) {
+func cutOffRig(c *simCluster, rt Runtime) (proxy *pgtest.Proxy, a *simAgent, fenced, plain queue.Task) {
 	c.t.Helper()
-	proxy, viaProxy := newDBProxy(c.t, c.url)
+	proxy, viaProxy := pgtest.NewProxy(c.t, c.url)
 	store, err := postgres.Open(c.ctx, viaProxy)
 	if err != nil {
 		c.t.Fatal(err)
@@ -63,7 +64,7 @@ func TestAgent_StopAfterDisconnect_CutOffNodeStopsTheTaskBeforeItMoves(t *testin
 			}
 		}
 	}()
-	proxy.cut()
+	proxy.Cut()
 	cutAt := time.Now()
 	c.eventually(10*time.Second, "the cut-off agent to stop the singleton", func() bool {
 		return running(t, rt, fenced.ID)[a.Node().ID.String()] == 0
@@ -86,7 +87,7 @@ func TestAgent_StopAfterDisconnect_CutOffNodeStopsTheTaskBeforeItMoves(t *testin
 		t.Errorf("while a is cut off, the plain task runs on %v, want a and b (the default: only a's agent can stop it)", r)
 	}
 
-	proxy.restore()
+	proxy.Restore()
 	c.eventually(15*time.Second, "a's agent to remove what was moved away", func() bool {
 		return len(running(t, rt, plain.ID)) == 1 && len(running(t, rt, fenced.ID)) == 1
 	})
@@ -111,9 +112,9 @@ func TestAgent_StopAfterDisconnect_AfterAShortOutageTheTaskRunsAgain(t *testing.
 	rt := &MemRuntime{}
 	proxy, _, fenced, plain := cutOffRig(c, rt)
 
-	proxy.cut()
+	proxy.Cut()
 	c.eventually(10*time.Second, "the singleton to stop", func() bool { return len(running(t, rt, fenced.ID)) == 0 })
-	proxy.restore()
+	proxy.Restore()
 	c.eventually(15*time.Second, "the singleton to run again", func() bool {
 		tk := c.task(fenced.ID)
 		return tk.State == queue.Running && tk.Attempt == 2 && len(running(t, rt, fenced.ID)) == 1

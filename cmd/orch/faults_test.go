@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
 	"github.com/orchd/orch/queue/postgres/pgserver"
+	"github.com/orchd/orch/queue/postgres/pgtest"
 )
 
 // The fault suite: a real cluster — its own PostgreSQL server, two
@@ -32,13 +34,16 @@ import (
 // runs 220 tasks, and one fault after another is injected: kill -9 of an
 // agent, an agent frozen (SIGSTOP) past the node-down timeout that then
 // wakes, kill -9 of a coordinator during a burst of submissions, a restart
-// of PostgreSQL, and a Docker engine that refuses every request. After each,
+// of PostgreSQL, a Docker engine that refuses every request, and an agent
+// cut off from the database (its connections through a TCP proxy closed)
+// past the node-down timeout. After each,
 // the suite waits until the cluster has recovered and checks that
 //
 //   - no accepted task is lost: every task the API accepted exists and is
 //     running (or, for the few that end by themselves, completed with exit 0);
 //   - no task has live containers on two nodes, nor a live container of an
-//     attempt that is not its current one (Docker, by labels);
+//     attempt that is not its current one (Docker, by labels); a task that
+//     set stop_after_disconnect never does, even during the fault;
 //   - recovery took at most the node-down timeout + 10 s from the fault.
 //
 // It logs one summary line per fault with the measured recovery time.
@@ -63,17 +68,22 @@ type faultSuite struct {
 	pgPort  int
 	pgMu    sync.Mutex
 	pg      *pgserver.Server
-	proxy   *engineProxy
+	proxy   *engineProxy  // the engine of the last agent
+	dbProxy *pgtest.Proxy // the database of the third agent
+	dbVia   string        // the URL through dbProxy
 	clients []*coordinator.Client
 	coords  []string // process names
 	agents  []string // node names
 
-	mu       sync.Mutex
-	accepted map[uuid.UUID]queue.State // what each accepted task must be: running, or completed
-	nodeIDs  map[string]bool
-	before   map[uuid.UUID]int // attempts when the current fault began
-	peakDup  int               // most tasks running twice seen during the current fault
-	summary  []string
+	mu            sync.Mutex
+	accepted      map[uuid.UUID]queue.State // what each accepted task must be: running, or completed
+	nodeIDs       map[string]bool
+	before        map[uuid.UUID]int  // attempts when the current fault began
+	peakDup       int                // most tasks running twice (or stale) seen during the current fault
+	peakTwice     int                // most tasks with live containers on two nodes, of those
+	fenced        map[uuid.UUID]bool // tasks that set stop_after_disconnect
+	peakFencedDup int                // most of them running twice seen during the current fault
+	summary       []string
 }
 
 func TestFaults_NothingLost_NoTaskTwice_BoundedRecovery(t *testing.T) {
@@ -91,6 +101,7 @@ func TestFaults_NothingLost_NoTaskTwice_BoundedRecovery(t *testing.T) {
 	s.killCoordinator()
 	s.restartPostgres()
 	s.refuseEngine(s.agents[faultAgents-1])
+	s.partitionAgent(s.agents[2])
 
 	o := s.observe()
 	if o.lost > 0 || o.twice > 0 || o.stale > 0 || !o.recovered() {
@@ -109,7 +120,7 @@ func newFaultSuite(t *testing.T) *faultSuite {
 	docker := dockertest.Require(t)
 	image := dockertest.BuildWorkload(t)
 	ctx := context.Background()
-	s := &faultSuite{t: t, ctx: ctx, accepted: map[uuid.UUID]queue.State{}, nodeIDs: map[string]bool{}}
+	s := &faultSuite{t: t, ctx: ctx, accepted: map[uuid.UUID]queue.State{}, nodeIDs: map[string]bool{}, fenced: map[uuid.UUID]bool{}}
 
 	// The suite's own PostgreSQL, so that it may stop and start it.
 	dir, err := os.MkdirTemp("", "orch-faults-pg-")
@@ -126,6 +137,9 @@ func newFaultSuite(t *testing.T) *faultSuite {
 		t.Fatalf("starting the suite's PostgreSQL: %v", err)
 	}
 	s.pg, s.pgPort = srv, srv.Port()
+	// Created before the cluster, so that it is cut only after the cluster
+	// has stopped.
+	s.dbProxy, s.dbVia = pgtest.NewProxy(t, srv.URL())
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -193,8 +207,8 @@ func newFaultSuite(t *testing.T) *faultSuite {
 	for i := 0; i < faultAgents; i++ {
 		s.agents = append(s.agents, fmt.Sprintf("%s-%d", prefix, i+1))
 	}
-	for i, name := range s.agents {
-		s.startAgent(name, i == faultAgents-1)
+	for _, name := range s.agents {
+		s.startAgent(name)
 	}
 	c.waitNodes(faultAgents)
 	nodes, err := c.store.ListNodes(ctx)
@@ -214,13 +228,18 @@ func (s *faultSuite) startCoordinator(i int) {
 }
 
 // startAgent runs (or runs again) the agent of a node; the last agent's
-// engine is reached through the proxy the suite controls.
-func (s *faultSuite) startAgent(name string, proxied bool) {
+// engine and the third agent's database are reached through proxies the
+// suite controls.
+func (s *faultSuite) startAgent(name string) {
 	var env []string
-	if proxied {
+	args := strings.Fields(faultAgentArgs)
+	switch name {
+	case s.agents[len(s.agents)-1]:
 		env = []string{"DOCKER_HOST=" + s.proxy.dockerHost()}
+	case s.agents[2]:
+		args = append(args, "--database-url", s.dbVia)
 	}
-	s.c.startAgentWith(name, env, strings.Fields(faultAgentArgs)...)
+	s.c.startAgentWith(name, env, args...)
 }
 
 func (s *faultSuite) logf(format string, args ...any) {
@@ -238,6 +257,12 @@ func (s *faultSuite) logf(format string, args ...any) {
 // never or on-failure.
 func (s *faultSuite) submit(n int, name string, want queue.State, args ...string) int {
 	s.t.Helper()
+	return s.submitWith(n, name, want, nil, args...)
+}
+
+// submitWith is submit with each request changed by edit first.
+func (s *faultSuite) submitWith(n int, name string, want queue.State, edit func(*coordinator.TaskRequest), args ...string) int {
+	s.t.Helper()
 	cpu, mem := coordinator.Quantity(faultTaskCPU), coordinator.Quantity(faultTaskMem)
 	policies := []queue.RestartPolicy{queue.RestartNever, queue.RestartOnFailure, queue.RestartAlways}
 	if want == queue.Completed {
@@ -253,6 +278,9 @@ func (s *faultSuite) submit(n int, name string, want queue.State, args ...string
 			for i := range jobs {
 				req := coordinator.TaskRequest{Name: fmt.Sprintf("%s-%03d", name, i), Image: s.c.image, Command: args,
 					CPU: &cpu, Memory: &mem, RestartPolicy: policies[i%len(policies)]}
+				if edit != nil {
+					edit(&req)
+				}
 				for try := 0; try < 2; try++ {
 					ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 					tk, err := s.clients[(i+try)%len(s.clients)].CreateTask(ctx, req)
@@ -260,6 +288,9 @@ func (s *faultSuite) submit(n int, name string, want queue.State, args ...string
 					if err == nil {
 						s.mu.Lock()
 						s.accepted[tk.ID] = want
+						if tk.StopAfterDisconnect > 0 {
+							s.fenced[tk.ID] = true
+						}
 						accepted++
 						s.mu.Unlock()
 						break
@@ -278,13 +309,14 @@ func (s *faultSuite) submit(n int, name string, want queue.State, args ...string
 
 // observation is the cluster as the database and Docker see it.
 type observation struct {
-	tasks     int // accepted tasks
-	settled   int // accepted tasks in the state they must be in
-	unsettled int // tasks (accepted or not) neither running nor terminal yet
-	lost      int // accepted tasks missing, or ended when they should run
-	twice     int // tasks with live containers on two nodes, or two on one
-	stale     int // live containers of an attempt that is not the task's current one
-	err       error
+	tasks       int // accepted tasks
+	settled     int // accepted tasks in the state they must be in
+	unsettled   int // tasks (accepted or not) neither running nor terminal yet
+	lost        int // accepted tasks missing, or ended when they should run
+	twice       int // tasks with live containers on two nodes, or two on one
+	fencedTwice int // of those, tasks that set stop_after_disconnect
+	stale       int // live containers of an attempt that is not the task's current one
+	err         error
 }
 
 func (o observation) recovered() bool {
@@ -336,7 +368,7 @@ func (s *faultSuite) observe() observation {
 			o.lost++
 		}
 	}
-	nodeIDs := s.nodeIDs
+	nodeIDs, fenced := s.nodeIDs, maps.Clone(s.fenced)
 	s.mu.Unlock()
 	where := map[string][]string{}
 	for _, ct := range list {
@@ -353,9 +385,12 @@ func (s *faultSuite) observe() observation {
 			o.stale++
 		}
 	}
-	for _, nodes := range where {
+	for task, nodes := range where {
 		if len(nodes) > 1 {
 			o.twice++
+			if fenced[uuid.MustParse(task)] {
+				o.fencedTwice++
+			}
 		}
 	}
 	return o
@@ -371,7 +406,7 @@ func (s *faultSuite) snapshot() {
 	for _, t := range tasks {
 		s.before[t.ID] = t.Attempt
 	}
-	s.peakDup = 0
+	s.peakDup, s.peakTwice, s.peakFencedDup = 0, 0, 0
 }
 
 // moved counts the tasks placed anew since the snapshot.
@@ -404,6 +439,12 @@ func (s *faultSuite) await(what string, from time.Time, limit time.Duration, don
 		if o.err == nil && o.twice+o.stale > s.peakDup {
 			s.peakDup = o.twice + o.stale
 		}
+		if o.err == nil && o.twice > s.peakTwice {
+			s.peakTwice = o.twice
+		}
+		if o.err == nil && o.fencedTwice > s.peakFencedDup {
+			s.peakFencedDup = o.fencedTwice
+		}
 		if done(o) {
 			return time.Since(from)
 		}
@@ -431,6 +472,13 @@ func (s *faultSuite) awaitNode(name, what string, from time.Time, cond func(queu
 func (s *faultSuite) recovered(fault string, from time.Time, note string) {
 	s.t.Helper()
 	took := s.await(fault, from, faultNodeDown+10*time.Second+faultSlack, func(o observation) bool { return o.recovered() })
+	s.report(fault, from, took, note)
+}
+
+// report checks the bound on a fault's recovery time and logs the fault's
+// summary line.
+func (s *faultSuite) report(fault string, from time.Time, took time.Duration, note string) {
+	s.t.Helper()
 	o := s.observe()
 	bound := faultNodeDown + 10*time.Second
 	verdict := "ok"
@@ -579,7 +627,7 @@ func (s *faultSuite) killAgent(name string) {
 	movedAfter := s.awaitNode(name, "to lose its tasks", from, func(n queue.Node) bool {
 		return n.State == queue.NodeDown && n.LiveTasks == 0
 	})
-	s.startAgent(name, false)
+	s.startAgent(name)
 	s.recovered("kill -9 of an agent", from, fmt.Sprintf("node down and tasks moved after %.2fs, agent restarted then", movedAfter.Seconds()))
 }
 

@@ -1,4 +1,4 @@
-package agent
+package pgtest
 
 import (
 	"io"
@@ -8,12 +8,12 @@ import (
 	"testing"
 )
 
-// dbProxy forwards TCP connections to the database until it is cut: then
-// every connection through it is closed and new ones are refused, as for a
-// node whose way to the database is gone. restore opens it again on the
-// same address.
-type dbProxy struct {
-	t      *testing.T
+// Proxy forwards TCP connections to a database until it is cut: then every
+// connection through it is closed and new ones are refused, as for a node
+// whose way to the database is gone. Restore opens it again on the same
+// address.
+type Proxy struct {
+	t      testing.TB
 	target string
 	addr   string
 
@@ -22,27 +22,27 @@ type dbProxy struct {
 	conns map[net.Conn]bool
 }
 
-// newDBProxy proxies the database of dbURL and returns the proxy and the
-// URL that goes through it.
-func newDBProxy(t *testing.T, dbURL string) (*dbProxy, string) {
+// NewProxy proxies the database of dbURL and returns the proxy and the URL
+// that goes through it. The proxy is cut when the test ends.
+func NewProxy(t testing.TB, dbURL string) (*Proxy, string) {
 	t.Helper()
 	u, err := url.Parse(dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &dbProxy{t: t, target: u.Host, conns: map[net.Conn]bool{}}
+	p := &Proxy{t: t, target: u.Host, conns: map[net.Conn]bool{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.addr = ln.Addr().String()
 	p.serve(ln)
-	t.Cleanup(p.cut)
+	t.Cleanup(p.Cut)
 	u.Host = p.addr
 	return p, u.String()
 }
 
-func (p *dbProxy) serve(ln net.Listener) {
+func (p *Proxy) serve(ln net.Listener) {
 	p.mu.Lock()
 	p.ln = ln
 	p.mu.Unlock()
@@ -57,7 +57,7 @@ func (p *dbProxy) serve(ln net.Listener) {
 	}()
 }
 
-func (p *dbProxy) forward(c net.Conn) {
+func (p *Proxy) forward(c net.Conn) {
 	s, err := net.Dial("tcp", p.target)
 	if err != nil {
 		c.Close()
@@ -77,8 +77,8 @@ func (p *dbProxy) forward(c net.Conn) {
 	c.Close()
 }
 
-// cut closes the listener and every connection.
-func (p *dbProxy) cut() {
+// Cut closes the listener and every connection.
+func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.ln != nil {
@@ -91,8 +91,8 @@ func (p *dbProxy) cut() {
 	clear(p.conns)
 }
 
-// restore listens again on the proxy's address.
-func (p *dbProxy) restore() {
+// Restore listens again on the proxy's address.
+func (p *Proxy) Restore() {
 	p.t.Helper()
 	ln, err := net.Listen("tcp", p.addr)
 	if err != nil {
