@@ -147,11 +147,22 @@ func (c *simCluster) startWith(name string, rt Runtime, store *postgres.Store) *
 // queue, while the agent itself runs on.
 func (c *simCluster) declareDown(a *simAgent, want int) {
 	c.t.Helper()
-	if _, err := c.store.Pool().Exec(c.ctx, `UPDATE nodes SET state = 'down', cordoned = true WHERE id = $1`, a.Node().ID); err != nil {
-		c.t.Fatal(err)
-	}
-	if n, _, err := c.store.EvacuateNode(c.ctx, a.Node().ID, time.Second); err != nil || n != want {
-		c.t.Fatalf("evacuate: %d, %v; want %d moved", n, err, want)
+	// An agent that still beats marks its node ready again, maybe between
+	// the two steps (then nothing moves): try again, as the sweeper would
+	// on its next round.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := c.store.Pool().Exec(c.ctx, `UPDATE nodes SET state = 'down', cordoned = true WHERE id = $1`, a.Node().ID); err != nil {
+			c.t.Fatal(err)
+		}
+		n, _, err := c.store.EvacuateNode(c.ctx, a.Node().ID, time.Second)
+		if err == nil && n == want {
+			return
+		}
+		if err != nil || n != 0 || time.Now().After(deadline) {
+			c.t.Fatalf("evacuate: %d, %v; want %d moved", n, err, want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
