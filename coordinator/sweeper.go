@@ -76,7 +76,8 @@ func (c *Coordinator) Sweep(ctx context.Context, markDown bool) error {
 	if p, changed, err := c.store.UpdateHeartbeatPolicy(ctx, rate); err != nil {
 		return err
 	} else if changed {
-		c.log.Info("heartbeat interval scaled to the cluster", "interval", p.Interval, "live_nodes", p.LiveNodes,
+		// It is a floor: agents whose own interval is longer keep theirs.
+		c.log.Info("heartbeat policy: agents beat no more often than every", "interval", p.Interval, "live_nodes", p.LiveNodes,
 			"max_heartbeats_per_second", rate)
 	}
 	nodes, err := c.store.NodesToEvacuate(ctx, timeout)
