@@ -202,8 +202,8 @@ func TestDockerResourcesStopRemove(t *testing.T) {
 	if err := d.rt.Stop(ctx, id, 10*time.Second); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	if took := time.Since(begin); took > 5*time.Second {
-		t.Errorf("Stop took %v; the workload should exit promptly on SIGTERM", took)
+	if took := time.Since(begin); took >= 10*time.Second {
+		t.Errorf("Stop took %v, the whole grace period; the workload should exit on SIGTERM", took)
 	}
 	exit, err := d.rt.Wait(ctx, id)
 	if err != nil {
