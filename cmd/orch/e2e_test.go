@@ -58,6 +58,18 @@ func TestE2E_TaskLifecycleThroughCLIAndDocker(t *testing.T) {
 		}
 	})
 
+	t.Run("a task that outgrows its memory ends failed, killed: out of memory", func(t *testing.T) {
+		tk := createTask(t, c, "--name", "hog", "--memory", "32MiB", "--", "-mem-delay", "500ms", "-mem", "256MiB", "-sleep", "forever")
+		d := c.waitState(tk.ID.String(), 60*time.Second, terminal)
+		if d.State != queue.Failed || d.ExitCode == nil || *d.ExitCode != 137 || d.Error != "killed: out of memory" {
+			t.Fatalf("task ended %s exit %s (error %q), want failed 137, killed: out of memory", d.State, exitText(d.ExitCode), d.Error)
+		}
+		out, code := c.orch("task", "get", tk.ID.String())
+		if code != 0 || !strings.Contains(out, "killed: out of memory") {
+			t.Errorf("orch task get (exit %d):\n%s", code, out)
+		}
+	})
+
 	t.Run("long-running task runs with labels and limits, delete removes it", func(t *testing.T) {
 		out, code := c.orch("task", "create", "--image", c.image, "--name", "sleeper", "--cpu", "0.5", "--memory", "64MiB",
 			"--env", "GREETING=hello", "--wait", "--", "-sleep", "forever")
