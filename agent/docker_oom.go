@@ -37,16 +37,21 @@ type oomWatch struct {
 }
 
 func newOOMWatch(cli *client.Client) *oomWatch {
+	w := newOOMMemory()
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &oomWatch{
+	w.cancel, w.done = cancel, make(chan struct{})
+	go w.follow(ctx, cli)
+	return w
+}
+
+// newOOMMemory is an oomWatch that follows no engine: what it knows is
+// what record and stopRequested tell it.
+func newOOMMemory() *oomWatch {
+	return &oomWatch{
 		killed:   map[string]time.Time{},
 		stopping: map[string]time.Time{},
 		notify:   make(chan struct{}),
-		cancel:   cancel,
-		done:     make(chan struct{}),
 	}
-	go w.follow(ctx, cli)
-	return w
 }
 
 func (w *oomWatch) close() {

@@ -6,18 +6,9 @@ import (
 	"time"
 )
 
-// newBareOOMWatch is an oomWatch fed by the test instead of an engine.
-func newBareOOMWatch() *oomWatch {
-	return &oomWatch{
-		killed:   map[string]time.Time{},
-		stopping: map[string]time.Time{},
-		notify:   make(chan struct{}),
-	}
-}
-
 func TestOOMWatchEventAfterExit(t *testing.T) {
 	t.Parallel()
-	w := newBareOOMWatch()
+	w := newOOMMemory()
 	go func() {
 		time.Sleep(200 * time.Millisecond)
 		w.record("other")
@@ -30,7 +21,7 @@ func TestOOMWatchEventAfterExit(t *testing.T) {
 
 func TestOOMWatchNoEvent(t *testing.T) {
 	t.Parallel()
-	w := newBareOOMWatch()
+	w := newOOMMemory()
 	w.record("other")
 	if w.oomKilled(context.Background(), time.Now().Add(-oomGrace), "c1") {
 		t.Error("another container's oom event was taken for this one's")
@@ -39,7 +30,7 @@ func TestOOMWatchNoEvent(t *testing.T) {
 
 func TestOOMWatchStoppedByOrch(t *testing.T) {
 	t.Parallel()
-	w := newBareOOMWatch()
+	w := newOOMMemory()
 	w.stopRequested("c1")
 	done := make(chan bool)
 	go func() { done <- w.oomKilled(context.Background(), time.Now(), "c1") }()

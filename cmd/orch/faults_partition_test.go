@@ -6,6 +6,7 @@ import (
 
 	"github.com/orchd/orch/coordinator"
 	"github.com/orchd/orch/queue"
+	"github.com/orchd/orch/queue/postgres"
 )
 
 // faultFenced tasks set stop_after_disconnect; it is well under the suite's
@@ -82,15 +83,15 @@ func (s *faultSuite) fencedOn(name string) int {
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	tasks, err := s.c.store.ListTasks(s.ctx, postgres.TaskFilter{NodeID: &n.ID})
+	if err != nil {
+		s.t.Fatal(err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	count := 0
-	for id := range s.fenced {
-		t, err := s.c.store.GetTask(s.ctx, id)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		if t.NodeID != nil && *t.NodeID == n.ID {
+	for _, t := range tasks {
+		if s.fenced[t.ID] {
 			count++
 		}
 	}
