@@ -1,6 +1,3 @@
-// Package agent runs on every machine: it registers its node, heartbeats,
-// pulls the tasks placed on it from Postgres, runs them as containers and
-// writes back what happened. It opens no port; it only dials the database.
 package agent
 
 import (
