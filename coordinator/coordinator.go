@@ -1,7 +1,3 @@
-// Package coordinator is orch's server side: the HTTP API, the scheduling
-// loop and the node-liveness sweeper. It keeps no state between
-// requests; every replica reads and writes the same database, so any number
-// of them can run side by side and any one can die at any moment.
 package coordinator
 
 import (

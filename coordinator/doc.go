@@ -1,0 +1,210 @@
+// Package coordinator is orch's server side: the HTTP API, the scheduling
+// loop and the node-liveness sweeper. It keeps no state between
+// requests; every replica reads and writes the same database, so any number
+// of them can run side by side and any one can die at any moment.
+//
+// # Scheduling loop
+//
+// Every replica runs scheduling passes: when a task is created or put back to
+// pending, when a node is uncordoned, and every --pass-interval (1 s, with
+// jitter) otherwise. A pass that filled its batch (--batch, 500) is followed
+// at once by another, so a deep queue drains at full speed. A task created
+// through the API is placed by the coordinator that accepted it: the handler
+// wakes its own loop instead of sending a NOTIFY (a NOTIFY is dear, see
+// package queue/postgres). Work that appears otherwise (a task back to
+// pending, a node back, an uncordon) is announced on the orch_pending
+// channel, and the timed passes ensure that another replica's work is never
+// stranded. How a pass places tasks is described in package scheduler (the
+// choice) and package queue/postgres (the transaction).
+//
+// # Sweeper and lost nodes
+//
+// Every replica runs a sweeper that, in idempotent one-transaction steps,
+// marks down a node silent for --node-down-timeout (10 s), then sends the live
+// tasks of every node that must give them up back to pending, each with an
+// event that says why ("lost: node n3 is down (no heartbeat for 10.4s)"),
+// releasing their reservations; the scheduler places them on other nodes as
+// new attempts. A node must give up its tasks when it is down, when its
+// engine has not answered for longer than the timeout, or when it is draining
+// past its deadline. Two replicas sweeping at once, or one killed halfway,
+// move each task exactly once. No node is declared down for a timeout after
+// PostgreSQL (re)started, nor by a replica that has not itself been connected
+// for a whole timeout: a database outage silences every agent and says
+// nothing about them. The agent of such a node, if it comes back, finds that
+// its leases are gone and removes the containers (see package agent).
+//
+// Losing a node (down, engine gone, drained) is not the task's end: its tasks
+// are placed again on other nodes whatever their restart policy, even never,
+// and it does not count as a restart, as Nomad and Kubernetes reschedule work
+// lost with its node. An accepted task is never silently dropped. The price,
+// for a node that was only cut off, is that its old container may run until
+// its agent is back in touch and removes it, unless the task asked to be
+// stopped first (self-fencing, see package agent).
+//
+// # Heartbeat scaling
+//
+// The sweeper also keeps the heartbeat_policy row at the interval at which all
+// live nodes together beat at most --max-heartbeats-per-second (50, as Nomad's
+// max_heartbeats_per_second; 0: no limit), and agents beat at that interval
+// when it is longer than their own. Up to 100 nodes nothing changes; 1,000
+// nodes beat every 20 s, which keeps a thousand idle agents from costing the
+// database a core (each beat wakes a server process the CPU caches have
+// forgotten). The price is detection time: a node may stay silent for
+// max(node-down timeout, its interval + half the timeout), 25 s at 1,000
+// nodes, and the node's own interval (nodes.heartbeat_interval_ms) is what
+// counts, so a policy that shrinks again takes no node by surprise.
+//
+// # Drain
+//
+// POST /nodes/{node}/drain (orch node drain NODE [--deadline 1m]) cordons the
+// node, sends its unclaimed tasks back to the queue at once, and has its agent
+// stop its running tasks and hand them over: they move to other nodes as new
+// attempts, not restarts. Whatever is left at the deadline (default 1 m, at
+// most 24 h) is moved by the sweeper. The CLI waits until the node is idle
+// (drained in orch node list) unless --detach; uncordon ends the drain.
+//
+// # Coordinators and PostgreSQL failing
+//
+// Every scheduling pass and every sweep step is one transaction, so a
+// coordinator killed mid-pass leaves nothing locked or half-placed. When
+// PostgreSQL restarts, containers keep running; agents and coordinators retry
+// with backoff (the pool reconnects, LISTEN reconnects, polling covers the
+// gap), the exits seen meanwhile are written once the database is back, and
+// state converges.
+//
+// # HTTP API
+//
+// All bodies are JSON. The routes:
+//
+//	POST   /tasks                          create a task → 201 with the stored task
+//	GET    /tasks?state=running&node=NAME&limit=N
+//	                                       list tasks, newest first (state may list several, comma-separated)
+//	GET    /tasks/{id}                     a task with its events
+//	DELETE /tasks/{id}                     request a stop → 202 (an agent will stop it) or 200 (already stopped)
+//	GET    /tasks/{id}/logs?tail=N&after=ID&format=text&follow=true
+//	                                       the task's output (below)
+//	GET    /tasks/{id}/stats?limit=N       usage history, newest first
+//	GET    /nodes                          nodes
+//	GET    /nodes/{name-or-id}             a node
+//	GET    /nodes/{node}/stats?limit=N     the node and its usage history, newest first
+//	POST   /nodes/{node}/cordon            stop placing new tasks on the node
+//	POST   /nodes/{node}/uncordon          resume placing (also ends a drain)
+//	POST   /nodes/{node}/drain             start draining; body {"deadline": "1m"} (optional)
+//	GET    /healthz                        200 {"status":"ok"} when the database answers, 503 otherwise
+//	GET    /metrics                        Prometheus text format
+//	GET    /                               the status page (HTML)
+//
+// Errors are {"error": "...", "field": "...", "hint": "..."} with status 400
+// (bad input), 401 (no valid token), 403 (a token whose scope is too weak),
+// 404, 409 (a conflict, e.g. a duplicate id, or a change the task's state
+// does not allow), 413 (a body over 1 MiB) or 500. The sentinels of package
+// queue are mapped to these statuses in one place.
+//
+// A task:
+//
+//	curl -s -XPOST localhost:8989/tasks -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{
+//	  "name": "web", "image": "nginx:1.27", "cpu": "500m", "memory": "256MiB",
+//	  "env": {"MODE": "prod"}, "ports": [{"container_port": 80, "host_port": 8080}],
+//	  "restart_policy": "on-failure", "max_restarts": 3, "command": ["nginx", "-g", "daemon off;"]}'
+//
+// CPU is a number of cores or a string ("500m", "0.5"); memory and disk a
+// number of bytes or a string with a unit ("512MiB", "2G"). A task may also
+// carry "id" (a UUID chosen by the client), "labels", "disk",
+// "strategy": "spread" (overriding the coordinator's), "constraints":
+// ["zone=eu", "gpu!=none"] (each also as {"key": "zone", "op": "=", "value":
+// "eu"}; see package scheduler), "health_check" (see package agent),
+// "stop_after_disconnect": "3s", "network" ("bridge", "none", or "host",
+// which needs an admin token, as "privileged": true does).
+//
+// POST /tasks also takes the seed orchestrator's body (the orchestrator of
+// the book Build an Orchestrator in Go), a task event wrapping a task, with
+// its integer states:
+//
+//	curl -s -XPOST localhost:8989/tasks -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{
+//	  "ID": "266592cd-960d-4091-981c-8c25c44b1018", "State": 2,
+//	  "Task": {"State": 1, "ID": "266592cd-960d-4091-981c-8c25c44b1018", "Name": "task-1", "Image": "strm/helloworld-http"}}'
+//
+// GET /tasks/{id}/logs answers {"task_id", "state", "lines": [{"id",
+// "attempt", "at", "stream", "line"}], "next", "dropped_lines",
+// "dropped_bytes"}; after=NEXT reads on; format=text gives the lines as plain
+// text; follow=true streams one such object per line of the answer (NDJSON)
+// as new lines arrive (the coordinator polls every 250 ms), the last one with
+// "done": true once the task has ended and every line it shipped was sent.
+// Everything here is read from the database: nothing asks an agent.
+//
+// # Authentication
+//
+// The coordinator authenticates every request but GET /healthz with a bearer
+// token (Authorization: Bearer <token>; a browser may send it as the password
+// of Basic auth, so that the status page opens with the browser's own login
+// prompt). Tokens have a scope: read may look (every GET), write may also
+// submit and stop tasks, admin may also manage nodes and ask for privileged
+// containers or the host's network. They are configured with --admin-token,
+// --write-token and --read-token (repeatable; env ORCH_ADMIN_TOKEN,
+// ORCH_WRITE_TOKEN, ORCH_READ_TOKEN), either as the secret or as
+// sha256:<hex> of it, so that a coordinator's configuration need not hold a
+// usable secret; orch token generate prints a fresh token and its hash.
+// Tokens are checked by hashing what was presented and comparing it with
+// every configured hash in constant time (crypto/subtle), without stopping at
+// the first match.
+//
+// The CLI sends --token / ORCH_TOKEN, or the token key of its config file, or
+// the token file that orch dev writes (~/.config/orch/token, mode 0600).
+//
+// Safe default: a coordinator with no tokens configured treats every caller as
+// admin, so it serves loopback only and says so at start: --listen :8989
+// becomes 127.0.0.1:8989, and a non-loopback address is refused. Serving any
+// other address without tokens needs an explicit --insecure. orch dev makes an
+// admin token, prints it and stores it where the CLI finds it.
+//
+// TLS: --tls-cert and --tls-key make the coordinator serve HTTPS; the CLI
+// honours https:// addresses and trusts an extra CA with --ca-cert /
+// ORCH_CA_CERT.
+//
+// Agents never talk to the coordinator; how they are kept to their own node
+// in the database (per-node roles and row-level security) is described in
+// package queue/postgres.
+//
+// # Input
+//
+// Every task, from the API or the CLI, goes through one validator (package
+// queue): image reference syntax, name charset and length, CPU and sizes with
+// units, environment variable names, ports, command length, restart policy,
+// labels. Unknown JSON fields, trailing data and non-JSON content types are
+// refused; bodies over 1 MiB get 413. The decoder and the size and CPU
+// parsers have fuzz targets (go test -fuzz FuzzDecodeTask ./coordinator;
+// FuzzParseBytes and FuzzParseCPU in ./queue) with seed corpora in
+// testdata/fuzz; after the tests, CI runs each on a fixed number of generated
+// inputs (a count rather than -fuzztime, because Go up to 1.26 can fail a
+// clean duration-bounded run with "context deadline exceeded",
+// golang/go#75804).
+//
+// # Status page
+//
+// GET / is a read-only page rendered on the server (no scripts, no external
+// assets, reloading itself every 5 s): nodes with bars for reserved and used
+// CPU, memory and disk, and the 200 newest tasks with state, node, attempt,
+// age and a link to their logs. go test ./coordinator -run StatusPage renders
+// it in headless Chromium (Debian's chromium, which .ci/run installs) and
+// checks the DOM; add -artifacts -outputdir DIR to keep its screenshot.
+// Without Chromium the browser part is skipped outside CI (the HTML is still
+// checked) and fails in CI.
+//
+// # Metrics
+//
+// GET /metrics serves the Prometheus text format, through the Prometheus Go
+// client with its Go runtime and process collectors (go_goroutines,
+// process_resident_memory_bytes, ...) beside orch's own:
+//
+//	orch_tasks{state}, orch_nodes{state}
+//	    gauges read from the database at each scrape (the same on every
+//	    replica); state="cordoned" counts cordoned nodes
+//	orch_schedule_pass_duration_seconds
+//	    histogram of this replica's scheduling passes; with
+//	    orch_schedule_passes_total{result} (ok or error) and orch_schedule_placed_total
+//	orch_api_requests_total{route,method,code}
+//	    API requests by route pattern (/tasks/{id}, or unmatched); with the
+//	    histogram orch_api_request_duration_seconds{route} (log follows excluded)
+//
+// Agents serve their own metrics (see package agent).
+package coordinator
