@@ -1,7 +1,3 @@
-// Package scheduler is orch's placement logic and nothing else: given pending
-// tasks and a snapshot of nodes, it filters the nodes that can take each task,
-// scores them with a strategy and picks the best, or says why none fits. It
-// does no I/O; the coordinator feeds it and commits its plan.
 package scheduler
 
 import (
