@@ -1,6 +1,3 @@
-// Package postgres is orch's work queue in PostgreSQL: it owns every query
-// that reads or writes tasks, nodes and events. Everyone else calls typed
-// methods on Store and never writes SQL.
 package postgres
 
 import (
