@@ -1,5 +1,3 @@
-// Package sql holds orch's schema as goose migrations, embedded in the binary
-// so that `orch migrate up` and the coordinator need nothing on disk.
 package sql
 
 import "embed"
