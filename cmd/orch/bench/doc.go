@@ -1,0 +1,117 @@
+// Package bench is orch bench: it measures orch on the machine it runs on, in
+// one run, against one PostgreSQL server, and states each figure next to what
+// the same machine does without orch, so that the claims are ratios that hold
+// on any box. The figures themselves are printed by orch bench; this comment
+// describes the method, what each figure means, and the targets.
+//
+// # Running it
+//
+//	go build -o orch ./cmd/orch
+//	./orch bench --json bench.json --note "what else runs on this machine"   # the full run, about ten minutes
+//	./orch bench --quick                     # a small version in about a minute: checks that it works
+//	./orch bench --phases latency,docker     # some phases only; every count and duration has a flag
+//
+// It needs the PostgreSQL server binaries (pgbench and pg_stat_statements are
+// used when present) and, for the docker phase, a Docker engine and the docker
+// command; run it inside the repository, where it builds the test workload
+// image itself, or give --image. Unless --database-url names a database (use
+// an empty one; CPU figures need the server on this machine), it starts a
+// private server in a temporary directory with durable settings (fsync and
+// synchronous commit on, as in production), max_connections raised for a
+// thousand agents and pg_stat_statements preloaded, and removes it
+// afterwards, with every container and image it made (--keep keeps the
+// directory and the processes' logs). --quick figures are not meant to be
+// compared; go test ./cmd/orch runs orch bench --quick end to end and checks
+// that every figure is there and sane, not how fast it is.
+//
+// It prints the machine (CPUs, memory, load average at start and end), the
+// server's version and settings, --note, a table of figures and a table of
+// targets; with --json FILE it also writes the same figures as JSON, with the
+// wait events sampled from pg_stat_activity every 200 ms per phase and the top
+// statements from pg_stat_statements: where the time went.
+//
+// # Phases
+//
+// The phases run in this order, each against the same server; a phase that
+// fails is recorded and the others still run (the command then fails after
+// printing what it measured), and one that cannot run here (no Docker, no
+// pgbench) is skipped.
+//
+//   - pgbench: pgbench's built-in TPC-B-like test for a few seconds (scale,
+//     clients and time are flags): the machine's commit rate (TPS), the
+//     yardstick for everything orch writes.
+//   - placement: a backlog of tasks (--tasks, 20,000) created through the
+//     store (creates/s) and placed by one coordinator's scheduling passes onto
+//     simulated nodes: placements/s; then the backlog claimed and run by the
+//     simulated agents.
+//   - pipeline: tasks created through a coordinator's API while it schedules
+//     them and simulated agents (--agents, 100: the real agent code with the
+//     in-memory runtime) claim, run and finish them: tasks/s end to end, the
+//     API's creates/s meanwhile, and per task the write transactions, rows,
+//     WAL bytes and WAL flushes, the share of HOT updates, and tasks/s × write
+//     transactions per task ÷ pgbench TPS (close to 1: orch uses about as many
+//     commits as pgbench gets from the machine).
+//   - processes: a coordinator and an agent (--runtime memory) running as
+//     processes of the binary under load: the agent first takes
+//     --process-held containers (250) that keep running, then
+//     --process-tasks short tasks go through both: tasks/s, the agent's peak
+//     RSS (VmHWM) holding that many containers, and the coordinator's, read
+//     again when it stops after the latency and docker phases, which use it
+//     too.
+//   - latency: create→claimed p50, p99 and max with 1, 10 and 100 agents, by
+//     the database's clock (the claim event's time minus created_at), one
+//     submission every 20 ms (--latency-rate 50), so that each task finds an
+//     idle pipeline and the figure is the wake-up path (pass, notification,
+//     claim), not a queue.
+//   - docker: with the real Docker engine, create→running through orch (API,
+//     Postgres, an agent process with the Docker runtime) against docker run
+//     -d of the same image and against the engine API's create and start
+//     called directly, 20 runs each, interleaved in rotating order so that a
+//     drift of the machine hits all alike; the ratio of the medians of what a
+//     user waits for, from the request to seeing the container running (and
+//     the database's own created_at → started_at), and the agent's peak RSS
+//     with the Docker runtime.
+//   - idle: the CPU time of all of the server's processes (from /proc) taken
+//     by 0, 100 and 1,000 idle simulated agents (heartbeating, listening and
+//     polling as they do when there is no work, with the cluster's heartbeat
+//     limit applied) over --idle-window (30 s), with the write transactions,
+//     WAL flushes, HOT updates and server process wake-ups per second, and
+//     the simulated agents' own CPU. It comes last because its thousand nodes
+//     would slow every later scheduling pass.
+//
+// # Yardsticks
+//
+// Each figure is read against one taken in the same run:
+//
+//   - pgbench TPS for throughput: orch's task rate times its write
+//     transactions per task, over TPS.
+//   - docker run -d for start latency: orch's create→running over it.
+//   - the server CPU of an empty query, warm and on a connection idle for
+//     2 s (as an agent's is between heartbeats), for the idle phase: waking a
+//     backend that the CPU caches have forgotten is most of what an idle agent
+//     costs, and the idle figure follows what that costs on the machine of the
+//     day.
+//   - the server CPU of one NOTIFY nobody listens to, with 0, 100 and 1,000
+//     agents listening: PostgreSQL signals every listener on every notifying
+//     commit, so it grows with the fleet.
+//
+// The idle phase starts its fleet at once, so the agents do their periodic
+// work (safety-net polls, reconciles) in step, and a 30 s window right after
+// the start sees less than its share of it: measure with --idle-window 120s
+// for the steady cost.
+//
+// # Targets
+//
+// The targets table says, for each, what was wanted, what was measured and
+// whether it was met:
+//
+//	placements/s through Postgres                    ≥ 5,000
+//	create→claimed p50 / p99, with 1, 10, 100 agents ≤ 20 ms / ≤ 100 ms
+//	create→running through orch vs docker run        ≤ 1.10×
+//	1,000 idle agents, Postgres CPU                  ≤ 10% of a core
+//	agent peak RSS (memory runtime, Docker runtime)  ≤ 30 MB
+//	coordinator peak RSS                             ≤ 50 MB
+//
+// Why the figures are what they are, and what would move them, is described
+// in package queue/postgres (what costs what) and package agent (memory).
+package bench
