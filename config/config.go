@@ -1,6 +1,3 @@
-// Package config reads orch's settings with one precedence everywhere:
-// command-line flags, then ORCH_* environment variables, then a config file,
-// then the flags' defaults.
 package config
 
 import (
