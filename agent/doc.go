@@ -99,9 +99,9 @@
 // health check; always after any end. A restart goes back through the queue:
 // the transaction that records the agent's exit report returns the task to
 // pending with not_before set to the end of its backoff (the backoff is the
-// agent's setting), so it survives the crash of any process, and the scheduler places
-// it anew, often on the same node, whose room was just freed, but never on
-// one that is unhealthy, cordoned or down. The backoff is --restart-backoff
+// agent's setting), so it survives the crash of any process, and the
+// scheduler places it anew, often on the same node, whose room was just
+// freed, but never on one that is unhealthy, cordoned or down. The backoff is --restart-backoff
 // (1 s), doubling per restart up to --restart-backoff-max (1 m), and starting
 // over after an attempt that ran for --restart-backoff-reset (10 m), as
 // Kubernetes' crash-loop backoff does. Each restart is a new attempt with its

@@ -44,9 +44,9 @@
 // appends the event and wakes the schedulers when the task needs placing
 // again. Zero rows back means the change was refused.
 //
-// Stopping a task is a change of its desired state (running → stopped): a task
-// no agent holds yet is stopped at once, one that an agent runs is stopped by
-// that agent, which hears about it on its node channel.
+// Stopping a task is a change of its desired state (running → stopped): a
+// task no agent holds yet is stopped at once, one that an agent runs is
+// stopped by that agent, which hears about it on its node channel.
 //
 // # Leases and fenced writes
 //
