@@ -21,6 +21,7 @@ import (
 
 	"github.com/orchd/orch/agent/dockertest"
 	"github.com/orchd/orch/queue"
+	"github.com/orchd/orch/queue/postgres/proc"
 )
 
 const labelTestRun = "orch.test.run"
@@ -45,7 +46,7 @@ func newDockerTest(t *testing.T) *dockerTest {
 		t.Fatalf("NewDockerRuntime: %v", err)
 	}
 	t.Cleanup(func() { rt.Close() })
-	run := dockertest.RandomHex(6)
+	run := proc.RandomHex(6)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -21,29 +21,22 @@
 package dockertest
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+
+	"github.com/orchd/orch/agent/dockertest/workload"
+	"github.com/orchd/orch/queue/postgres/proc"
 )
 
 // TestLabel marks every image and container made for tests.
@@ -81,7 +74,7 @@ func connect() (*client.Client, error) {
 	return cli, nil
 }
 
-var workload struct {
+var built struct {
 	once sync.Once
 	mu   sync.Mutex // guards tag and cli against Cleanup
 	tag  string
@@ -90,9 +83,8 @@ var workload struct {
 }
 
 // BuildWorkload returns the tag of a Docker image of testdata/workload,
-// building it the first time it is called in the process: the program is
-// compiled with CGO_ENABLED=0 and packed FROM scratch, with no pull and no
-// BuildKit. The tag is orch-workload:test-<random hex> and the image carries
+// building it with [workload.Build] the first time it is called in the
+// process. The tag is orch-workload:test-<random hex> and the image carries
 // the label orch.test=1. The image lives until [Cleanup].
 //
 // BuildWorkload calls [Require] first, so it skips or fails the test in the
@@ -100,47 +92,47 @@ var workload struct {
 func BuildWorkload(t testing.TB) string {
 	t.Helper()
 	Require(t)
-	workload.once.Do(func() {
+	built.once.Do(func() {
 		tag, cli, err := buildWorkload()
-		workload.mu.Lock()
-		workload.tag, workload.cli, workload.err = tag, cli, err
-		workload.mu.Unlock()
+		built.mu.Lock()
+		built.tag, built.cli, built.err = tag, cli, err
+		built.mu.Unlock()
 	})
-	workload.mu.Lock()
-	defer workload.mu.Unlock()
-	if workload.err != nil {
-		t.Fatalf("dockertest: build workload image: %v", workload.err)
+	built.mu.Lock()
+	defer built.mu.Unlock()
+	if built.err != nil {
+		t.Fatalf("dockertest: build workload image: %v", built.err)
 	}
-	if workload.tag == "" {
+	if built.tag == "" {
 		t.Fatalf("dockertest: BuildWorkload called after Cleanup")
 	}
-	return workload.tag
+	return built.tag
 }
 
 // Cleanup removes the workload image built by [BuildWorkload], and any
 // container still using it. Call it from TestMain after m.Run. It does
 // nothing if the image was never built.
 func Cleanup() {
-	workload.mu.Lock()
-	defer workload.mu.Unlock()
-	if workload.cli == nil {
+	built.mu.Lock()
+	defer built.mu.Unlock()
+	if built.cli == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if workload.tag != "" {
+	if built.tag != "" {
 		// Containers are not removed here by image ("ancestor"): builds of
 		// the same workload in other test processes share the image id, and
 		// that filter would kill their containers. Tests remove their own,
 		// by label.
-		_, err := workload.cli.ImageRemove(ctx, workload.tag, image.RemoveOptions{Force: true, PruneChildren: true})
+		_, err := built.cli.ImageRemove(ctx, built.tag, image.RemoveOptions{Force: true, PruneChildren: true})
 		if err != nil && !cerrdefs.IsNotFound(err) {
-			fmt.Fprintf(os.Stderr, "dockertest: remove image %s: %v\n", workload.tag, err)
+			fmt.Fprintf(os.Stderr, "dockertest: remove image %s: %v\n", built.tag, err)
 		}
-		workload.tag = ""
+		built.tag = ""
 	}
-	workload.cli.Close()
-	workload.cli = nil
+	built.cli.Close()
+	built.cli = nil
 }
 
 // CleanupContainers force-removes every container, running or not, that
@@ -177,148 +169,24 @@ func removeContainers(ctx context.Context, cli *client.Client, f filters.Args) (
 	return n, errors.Join(errs...)
 }
 
-// RandomHex returns n random bytes as hex, for unique names and labels.
-func RandomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 func buildWorkload() (tag string, cli *client.Client, err error) {
-	bin, err := compileWorkload()
-	if err != nil {
-		return "", nil, err
-	}
-	root, err := moduleRoot()
-	if err != nil {
-		return "", nil, err
-	}
-	dockerfile, err := os.ReadFile(filepath.Join(root, "testdata", "workload", "Dockerfile"))
-	if err != nil {
-		return "", nil, err
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	now := time.Now()
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{
-		{"Dockerfile", 0o644, dockerfile},
-		{"workload", 0o755, bin},
-	} {
-		hdr := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: now, Typeflag: tar.TypeReg}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return "", nil, err
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return "", nil, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return "", nil, err
-	}
-
 	cli, err = connect()
 	if err != nil {
 		return "", nil, err
 	}
-	buildID := RandomHex(6)
+	buildID := proc.RandomHex(6)
 	tag = "orch-workload:test-" + buildID
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{
-		Tags:       []string{tag},
-		Dockerfile: "Dockerfile",
-		// The build's own label makes its image unique: the workload
-		// builds byte for byte the same, and tests in other processes must
-		// not share (and so remove, or be kept from removing) one image.
-		// The builder adds one LABEL step per label in key order: the
-		// unique one sorts first, or the image would descend from a step
-		// every build shares.
-		Labels:      map[string]string{"orch.image.build": buildID, TestLabel: "1"},
-		Version:     build.BuilderV1,
-		PullParent:  false,
-		Remove:      true,
-		ForceRemove: true,
-	})
+	// The build's own label makes its image unique: the workload builds
+	// byte for byte the same, and tests in other processes must not share
+	// (and so remove, or be kept from removing) one image. The builder adds
+	// one LABEL step per label in key order: the unique one sorts first, or
+	// the image would descend from a step every build shares.
+	err = workload.Build(ctx, cli, tag, map[string]string{"orch.image.build": buildID, TestLabel: "1"})
 	if err != nil {
 		cli.Close()
-		return "", nil, fmt.Errorf("image build: %w", err)
-	}
-	defer resp.Body.Close()
-	// The build reports its errors in the stream, not in the HTTP status.
-	var out strings.Builder
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var msg struct {
-			Stream      string `json:"stream"`
-			Error       string `json:"error"`
-			ErrorDetail *struct {
-				Message string `json:"message"`
-			} `json:"errorDetail"`
-		}
-		if err := dec.Decode(&msg); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			cli.Close()
-			return "", nil, fmt.Errorf("image build: read output: %w", err)
-		}
-		out.WriteString(msg.Stream)
-		if msg.ErrorDetail != nil && msg.ErrorDetail.Message != "" {
-			msg.Error = msg.ErrorDetail.Message
-		}
-		if msg.Error != "" {
-			cli.Close()
-			return "", nil, fmt.Errorf("image build: %s\n%s", msg.Error, out.String())
-		}
-	}
-	if _, err := cli.ImageInspect(ctx, tag); err != nil {
-		cli.Close()
-		return "", nil, fmt.Errorf("image build: built image is missing (%w); output:\n%s", err, out.String())
+		return "", nil, err
 	}
 	return tag, cli, nil
-}
-
-// compileWorkload builds testdata/workload as a static binary and returns it.
-func compileWorkload() ([]byte, error) {
-	root, err := moduleRoot()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "orch-workload-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	out := filepath.Join(dir, "workload")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./testdata/workload")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build ./testdata/workload: %w\n%s", err, b)
-	}
-	return os.ReadFile(out)
-}
-
-// moduleRoot walks up from the working directory to the directory holding go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("dockertest: no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
 	"github.com/orchd/orch/queue/postgres/pgtest"
+	"github.com/orchd/orch/queue/postgres/proc"
 )
 
 // cluster is a real orch cluster for one test: its own database, coordinator
@@ -75,7 +76,7 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 		c.waitHealthy(a)
 	}
 	for i := 0; i < o.agents; i++ {
-		c.startAgent(fmt.Sprintf("e2e-%s-%d", dockertest.RandomHex(4), i+1), o.agentArgs...)
+		c.startAgent(fmt.Sprintf("e2e-%s-%d", proc.RandomHex(4), i+1), o.agentArgs...)
 	}
 	c.waitNodes(o.agents)
 	return c
@@ -154,15 +155,9 @@ func (c *cluster) stop(name string, kill bool) {
 	if kill {
 		sig = syscall.SIGKILL
 	}
-	_ = cmd.Process.Signal(sig)
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
+	proc.Terminate(cmd.Process, sig, done, 15*time.Second)
 }
 
 func (c *cluster) shutdown() {

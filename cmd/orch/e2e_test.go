@@ -13,8 +13,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orchd/orch/agent"
-	"github.com/orchd/orch/agent/dockertest"
 	"github.com/orchd/orch/queue"
+	"github.com/orchd/orch/queue/postgres/proc"
 )
 
 func createTask(t *testing.T, c *cluster, args ...string) queue.Task {
@@ -133,7 +133,7 @@ func TestE2E_TaskLifecycleThroughCLIAndDocker(t *testing.T) {
 
 	t.Run("an image no node has and none can pull fails the task, the agent carries on", func(t *testing.T) {
 		var missing queue.Task
-		c.orchJSON(&missing, "task", "create", "--image", "orch-no-such-image-"+dockertest.RandomHex(6)+":1")
+		c.orchJSON(&missing, "task", "create", "--image", "orch-no-such-image-"+proc.RandomHex(6)+":1")
 		d := c.waitState(missing.ID.String(), 60*time.Second, terminal)
 		if d.State != queue.Failed || d.Error == "" {
 			t.Fatalf("missing image: %s, error %q", d.State, d.Error)

@@ -12,9 +12,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orchd/orch/agent"
-	"github.com/orchd/orch/agent/dockertest"
 	"github.com/orchd/orch/coordinator"
 	"github.com/orchd/orch/queue"
+	"github.com/orchd/orch/queue/postgres/proc"
 )
 
 func running(s queue.State) bool { return s == queue.Running }
@@ -23,7 +23,7 @@ func TestE2E_AgentKilledAndRestarted_ReadoptsContainers_RecordsExits(t *testing.
 	t.Parallel()
 	// A long node-down timeout: the agent is back long before anyone gives up on it.
 	c := newCluster(t, clusterOpts{coordinators: 1, coordArgs: []string{"--node-down-timeout", "60s"}})
-	node := "e2e-readopt-" + dockertest.RandomHex(3)
+	node := "e2e-readopt-" + proc.RandomHex(3)
 	c.startAgentWith(node, nil)
 	c.waitNodes(1)
 	long1 := createTask(t, c, "--name", "long1", "--", "-sleep", "forever")
@@ -41,9 +41,9 @@ func TestE2E_AgentKilledAndRestarted_ReadoptsContainers_RecordsExits(t *testing.
 	c.stop(node, true) // kill -9
 	// While it is away: an orch container of this node for a task that is
 	// not its own, and a container that is none of orch's business.
-	foreign := runWorkload(t, c, "orch-stale-"+dockertest.RandomHex(4), map[string]string{
+	foreign := runWorkload(t, c, "orch-stale-"+proc.RandomHex(4), map[string]string{
 		agent.LabelTask: uuid.NewString(), agent.LabelNode: n.ID.String(), agent.LabelAttempt: "1"})
-	bystander := runWorkload(t, c, "bystander-"+dockertest.RandomHex(4), map[string]string{"e2e.bystander": "1"})
+	bystander := runWorkload(t, c, "bystander-"+proc.RandomHex(4), map[string]string{"e2e.bystander": "1"})
 	c.eventually(30*time.Second, "the short task's container to exit while the agent is down", func() bool {
 		info, err := c.docker.ContainerInspect(context.Background(), before[short.ID.String()].ContainerID)
 		return err == nil && !info.State.Running
@@ -130,7 +130,7 @@ func TestE2E_NodeDrain_MovesTasksToTheOtherNode(t *testing.T) {
 func TestE2E_HealthCheck_HTTP_VisibleInTaskGet_UnhealthyIsRestarted(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{coordinators: 1})
-	node := "e2e-health-" + dockertest.RandomHex(3)
+	node := "e2e-health-" + proc.RandomHex(3)
 	c.startAgentWith(node, nil, "--restart-backoff", "200ms")
 	c.waitNodes(1)
 	tk := createTask(t, c, "--name", "web", "--health-http", "8080/healthz", "--health-interval", "300ms",
@@ -188,7 +188,7 @@ func TestE2E_HealthCheck_TCP(t *testing.T) {
 func TestE2E_RestartPolicy_OnFailure_ThroughDocker(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{coordinators: 1})
-	node := "e2e-restart-" + dockertest.RandomHex(3)
+	node := "e2e-restart-" + proc.RandomHex(3)
 	c.startAgentWith(node, nil, "--restart-backoff", "300ms", "--restart-backoff-max", "1s")
 	c.waitNodes(1)
 	tk := createTask(t, c, "--restart-policy", "on-failure", "--max-restarts", "2", "--", "-exit", "3")

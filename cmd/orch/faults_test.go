@@ -27,6 +27,7 @@ import (
 	"github.com/orchd/orch/queue/postgres"
 	"github.com/orchd/orch/queue/postgres/pgserver"
 	"github.com/orchd/orch/queue/postgres/pgtest"
+	"github.com/orchd/orch/queue/postgres/proc"
 )
 
 // The fault suite: a real cluster — its own PostgreSQL server, two
@@ -203,7 +204,7 @@ func newFaultSuite(t *testing.T) *faultSuite {
 		s.clients = append(s.clients, cl)
 	}
 	s.proxy = newEngineProxy(t)
-	prefix := "fault-" + dockertest.RandomHex(3)
+	prefix := "fault-" + proc.RandomHex(3)
 	for i := 0; i < faultAgents; i++ {
 		s.agents = append(s.agents, fmt.Sprintf("%s-%d", prefix, i+1))
 	}

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orchd/orch/agent/dockertest"
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
+	"github.com/orchd/orch/queue/postgres/proc"
 )
 
 // TestE2E_AgentWithItsOwnDatabaseRole runs an agent process that connects
@@ -18,7 +18,7 @@ import (
 func TestE2E_AgentWithItsOwnDatabaseRole(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{coordinators: 1, agents: 0})
-	name := "e2e-role-" + dockertest.RandomHex(4)
+	name := "e2e-role-" + proc.RandomHex(4)
 	var role postgres.AgentRole
 	c.orchJSON(&role, "node", "token", name, "--database-url", c.db)
 	if role.Role == "" || !strings.Contains(role.DatabaseURL, role.Role) {

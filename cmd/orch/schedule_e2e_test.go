@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orchd/orch/agent/dockertest"
 	"github.com/orchd/orch/queue"
+	"github.com/orchd/orch/queue/postgres/proc"
 )
 
 // startLabelledAgent runs an agent for a node with labels.
@@ -45,7 +45,7 @@ func (c *cluster) waitReason(id, want string) {
 func TestE2E_Scheduling_CordonConstraintsPortsStrategy(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{coordinators: 1, agents: 0})
-	suffix := dockertest.RandomHex(4)
+	suffix := proc.RandomHex(4)
 	eu, us := "e2e-"+suffix+"-eu", "e2e-"+suffix+"-us"
 	c.startLabelledAgent(eu, "zone=eu")
 	c.startLabelledAgent(us, "zone=us")

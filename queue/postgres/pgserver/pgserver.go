@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/orchd/orch/queue/postgres/proc"
 )
 
 // User is the superuser initdb creates; connections need no password.
@@ -627,13 +629,7 @@ func (s *Server) kill() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGQUIT)
-	select {
-	case <-s.exited:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	}
+	proc.Terminate(s.cmd.Process, syscall.SIGQUIT, s.exited, 10*time.Second)
 }
 
 // waitReady pings until the server accepts connections and turns out to be
@@ -711,13 +707,8 @@ func (s *Server) stop(ctx context.Context) error {
 	case <-s.exited:
 		return nil
 	case <-ctx.Done():
-		// Immediate shutdown, then give up waiting politely.
-		_ = s.cmd.Process.Signal(syscall.SIGQUIT)
-		select {
-		case <-s.exited:
-		case <-time.After(5 * time.Second):
-			_ = s.cmd.Process.Kill()
-		}
+		// Immediate shutdown, then no more waiting politely.
+		proc.Terminate(s.cmd.Process, syscall.SIGQUIT, s.exited, 5*time.Second)
 		return fmt.Errorf("pgserver: stop %s: %w", s.dataDir, ctx.Err())
 	}
 }

@@ -25,7 +25,6 @@ package pgtest
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
@@ -36,7 +35,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,6 +45,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/orchd/orch/queue/postgres/pgserver"
+	"github.com/orchd/orch/queue/postgres/proc"
 	orchsql "github.com/orchd/orch/sql"
 )
 
@@ -176,7 +175,7 @@ func NewEmpty(t testing.TB) string {
 
 func create(t testing.TB, admin, template string) string {
 	t.Helper()
-	name := "orch_t_" + randomHex(8)
+	name := "orch_t_" + proc.RandomHex(8)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, admin)
@@ -355,12 +354,4 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-time.After(d):
 		return true
 	}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return strings.ToLower(hex.EncodeToString(b))
 }
