@@ -46,10 +46,10 @@ the data directory keeps tasks and nodes for the next run.`,
 			var ccfg config.Coordinator
 			var acfg config.Agent
 			if err := config.Decode(v, &ccfg); err != nil {
-				return usageError{err}
+				return usageError{err: err}
 			}
 			if err := config.Decode(v, &acfg); err != nil {
-				return usageError{err}
+				return usageError{err: err}
 			}
 			return runDev(cmd.Context(), cmd, v.GetString("data-dir"), ccfg, acfg)
 		},

@@ -30,7 +30,7 @@ were dropped, a note on stderr says how many.`,
 		Args: exactArgs(1, "give the task's id, as printed by orch task list"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if tail < 0 {
-				return usageError{fmt.Errorf("--tail %d: give a number of lines, 0 for all", tail)}
+				return usageError{err: fmt.Errorf("--tail %d: give a number of lines, 0 for all", tail)}
 			}
 			client, cc, err := clientFor(cmd)
 			if err != nil {

@@ -20,10 +20,19 @@ func main() {
 	os.Exit(exitCode(err))
 }
 
-// usageError is a mistake in how a command was called.
-type usageError struct{ err error }
+// usageError is a mistake in how a command was called, with a hint on
+// where to read how to call it.
+type usageError struct {
+	err  error
+	hint string
+}
 
-func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Error() string {
+	if e.hint == "" {
+		return e.err.Error()
+	}
+	return e.err.Error() + "\n" + e.hint
+}
 func (e usageError) Unwrap() error { return e.err }
 
 // exitCode is the one table from errors to exit codes: 2 for bad input,

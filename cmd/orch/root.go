@@ -25,7 +25,7 @@ func newRoot() *cobra.Command {
 	pf.String(config.KeyToken, "", "API token (env ORCH_TOKEN; default: the token file orch dev writes)")
 	pf.String("ca-cert", "", "PEM CA certificate to trust for an https:// coordinator (env ORCH_CA_CERT)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageError{fmt.Errorf("%w\nSee '%s --help'.", err, c.CommandPath())}
+		return usageError{err: err, hint: fmt.Sprintf("See '%s --help'.", c.CommandPath())}
 	})
 	root.AddCommand(newTaskCmd(), newNodeCmd(), newCoordinatorCmd(), newAgentCmd(), newMigrateCmd(), newDevCmd(), newTokenCmd(), newBenchCmd())
 	root.AddCommand(newVersionCmd())
@@ -39,7 +39,7 @@ func settings(cmd *cobra.Command) (*viper.Viper, error) {
 	fs.AddFlagSet(cmd.InheritedFlags())
 	v, err := config.Load(fs)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, usageError{err: err}
 	}
 	return v, nil
 }
@@ -52,10 +52,10 @@ func clientFor(cmd *cobra.Command) (*coordinator.Client, config.Client, error) {
 	}
 	var cc config.Client
 	if err := config.Decode(v, &cc); err != nil {
-		return nil, cc, usageError{err}
+		return nil, cc, usageError{err: err}
 	}
 	if cc.Output != "table" && cc.Output != "json" {
-		return nil, cc, usageError{fmt.Errorf("--output %q: use table or json", cc.Output)}
+		return nil, cc, usageError{err: fmt.Errorf("--output %q: use table or json", cc.Output)}
 	}
 	if err := cc.ResolveToken(); err != nil {
 		return nil, cc, err

@@ -87,7 +87,7 @@ func newCoordinatorCmd() *cobra.Command {
 			}
 			var cfg config.Coordinator
 			if err := config.Decode(v, &cfg); err != nil {
-				return usageError{err}
+				return usageError{err: err}
 			}
 			return runCoordinator(cmd.Context(), cfg, nil)
 		},
@@ -99,7 +99,7 @@ func newCoordinatorCmd() *cobra.Command {
 
 func requireDB(url string) error {
 	if url == "" {
-		return usageError{fmt.Errorf("no database: give --database-url or set ORCH_DATABASE_URL (or run `orch dev` for a private one)")}
+		return usageError{err: fmt.Errorf("no database: give --database-url or set ORCH_DATABASE_URL (or run `orch dev` for a private one)")}
 	}
 	return nil
 }
@@ -118,7 +118,7 @@ func runCoordinator(ctx context.Context, cfg config.Coordinator, ready func(net.
 		return err
 	}
 	if cfg.MaxHeartbeats < 0 || math.IsNaN(cfg.MaxHeartbeats) || math.IsInf(cfg.MaxHeartbeats, 0) {
-		return usageError{queue.Invalid("max-heartbeats-per-second", fmt.Sprintf("%v is not a rate", cfg.MaxHeartbeats),
+		return usageError{err: queue.Invalid("max-heartbeats-per-second", fmt.Sprintf("%v is not a rate", cfg.MaxHeartbeats),
 			"give heartbeats a second like 50, or 0 for no limit")}
 	}
 	if !cfg.NoMigrate {
@@ -142,7 +142,7 @@ func runCoordinator(ctx context.Context, cfg config.Coordinator, ready func(net.
 		Tokens:                 tokens, Insecure: cfg.Insecure, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
 	})
 	if err != nil {
-		return usageError{err}
+		return usageError{err: err}
 	}
 	return c.Run(ctx, ready)
 }
@@ -159,7 +159,7 @@ func newAgentCmd() *cobra.Command {
 			}
 			var cfg config.Agent
 			if err := config.Decode(v, &cfg); err != nil {
-				return usageError{err}
+				return usageError{err: err}
 			}
 			tuneAgentGC()
 			return runAgent(cmd.Context(), cfg)
@@ -175,7 +175,7 @@ func newAgentCmd() *cobra.Command {
 // machine's capacity and applying the caps.
 func agentOptions(cfg config.Agent) (agent.Options, error) {
 	if cfg.Name == "" {
-		return agent.Options{}, usageError{fmt.Errorf("--name: a node needs a name")}
+		return agent.Options{}, usageError{err: fmt.Errorf("--name: a node needs a name")}
 	}
 	var limit queue.Resources
 	var err error

@@ -258,14 +258,10 @@ func serverCredential() (*syscall.Credential, error) {
 
 // command builds a command for one of the server binaries, run as the
 // server's user, in a clean environment.
-// With a nil ctx the command is not bound to any context (the server itself
-// must outlive Start's).
+// The server itself is started with context.Background(): it must outlive
+// Start's context, and Stop ends it.
 func (s *Server) command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	path := filepath.Join(s.binDir, name)
-	cmd := exec.Command(path, args...)
-	if ctx != nil {
-		cmd = exec.CommandContext(ctx, path, args...)
-	}
+	cmd := exec.CommandContext(ctx, filepath.Join(s.binDir, name), args...)
 	cmd.Env = serverEnv()
 	// Our working directory may not be readable by the postgres user.
 	cmd.Dir = "/"
@@ -567,7 +563,7 @@ func (s *Server) start(ctx context.Context, port int, logw io.Writer, fast bool)
 	for _, name := range names {
 		args = append(args, "-c", name+"="+s.settings[name])
 	}
-	cmd := s.command(nil, "postgres", args...)
+	cmd := s.command(context.Background(), "postgres", args...)
 	cmd.Dir = s.dataDir
 	cmd.Stdout = logw
 	cmd.Stderr = logw

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -25,7 +25,7 @@ func (b *bench) idle(ctx context.Context) error {
 	if err := b.calibrate(ctx); err != nil {
 		return err
 	}
-	for _, n := range b.opts.idleAgents {
+	for _, n := range b.opts.IdleAgents {
 		r, err := b.idleOnce(ctx, n)
 		if err != nil {
 			return fmt.Errorf("%d idle agents: %w", n, err)
@@ -35,28 +35,28 @@ func (b *bench) idle(ctx context.Context) error {
 	return nil
 }
 
-func (b *bench) idleOnce(ctx context.Context, n int) (idleResult, error) {
-	every := b.opts.heartbeat
+func (b *bench) idleOnce(ctx context.Context, n int) (IdleResult, error) {
+	every := b.opts.HeartbeatInterval
 	if n > 0 {
 		// The agents of earlier phases are gone: their nodes go down, as a
 		// coordinator's sweeper would mark them, so that the heartbeat
 		// policy counts this fleet only.
 		if !sleepCtx(ctx, 1500*time.Millisecond) {
-			return idleResult{}, ctx.Err()
+			return IdleResult{}, ctx.Err()
 		}
 		if _, err := b.store.MarkSilentNodesDown(ctx, time.Second); err != nil {
-			return idleResult{}, err
+			return IdleResult{}, err
 		}
 		f, err := b.newFleet(ctx, fmt.Sprintf("idle%d", n), n)
 		if err != nil {
-			return idleResult{}, err
+			return IdleResult{}, err
 		}
 		defer f.stop()
 		// What every coordinator's sweep does: scale the heartbeats to the
 		// live nodes (the coordinator itself is stopped; see idle).
-		p, _, err := b.store.UpdateHeartbeatPolicy(ctx, b.opts.maxHeartbeats)
+		p, _, err := b.store.UpdateHeartbeatPolicy(ctx, b.opts.MaxHeartbeatsPerSecond)
 		if err != nil {
-			return idleResult{}, err
+			return IdleResult{}, err
 		}
 		every = max(every, p.Interval)
 		f.start(ctx)
@@ -64,38 +64,38 @@ func (b *bench) idleOnce(ctx context.Context, n int) (idleResult, error) {
 	}
 	backends, err := b.settle(ctx)
 	if err != nil {
-		return idleResult{}, err
+		return IdleResult{}, err
 	}
-	b.logf("%d idle agents up (%d server processes); measuring for %s", n, backends, b.opts.idleWindow)
+	b.logf("%d idle agents up (%d server processes); measuring for %s", n, backends, b.opts.IdleWindow)
 	a0, err := b.store.Activity(ctx)
 	if err != nil {
-		return idleResult{}, err
+		return IdleResult{}, err
 	}
 	u0, err := serverCPU(b.postmaster)
 	if err != nil {
-		return idleResult{}, err
+		return IdleResult{}, err
 	}
 	self0, t0 := selfCPU(), time.Now()
-	if !sleepCtx(ctx, b.opts.idleWindow) {
-		return idleResult{}, ctx.Err()
+	if !sleepCtx(ctx, b.opts.IdleWindow) {
+		return IdleResult{}, ctx.Err()
 	}
 	u1, err := serverCPU(b.postmaster)
 	if err != nil {
-		return idleResult{}, err
+		return IdleResult{}, err
 	}
 	self1, elapsed := selfCPU(), time.Since(t0)
 	a1, err := b.store.Activity(ctx)
 	if err != nil {
-		return idleResult{}, err
+		return IdleResult{}, err
 	}
 	notifyCPU, rate, err := b.notifyCost(ctx, n)
 	if err != nil {
-		return idleResult{}, err
+		return IdleResult{}, err
 	}
 	d := a1.Sub(a0)
 	secs := elapsed.Seconds()
 	idleCPU := (u1.cpu - u0.cpu).Seconds() / secs
-	r := idleResult{
+	r := IdleResult{
 		Agents:              n,
 		HeartbeatSec:        every.Seconds(),
 		Backends:            backends,
@@ -158,7 +158,7 @@ func (b *bench) notifyCost(ctx context.Context, listeners int) (cpuPerSec, rate 
 	if listeners > 100 {
 		rate = max(10, 20000/float64(listeners))
 	}
-	window := max(2*time.Second, b.opts.idleWindow/2)
+	window := max(2*time.Second, b.opts.IdleWindow/2)
 	interval := time.Duration(float64(time.Second) / rate)
 	u0, err := serverCPU(b.postmaster)
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -10,40 +10,42 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/orchd/orch/queue/postgres"
 )
 
-// benchReport is everything `orch bench` measured; the table and the JSON
+// Report is everything `orch bench` measured; the table and the JSON
 // show the same figures. A phase that did not run leaves its field nil.
-type benchReport struct {
+type Report struct {
 	Quick     bool             `json:"quick"`
 	Note      string           `json:"note,omitempty"`
 	StartedAt time.Time        `json:"started_at"`
 	DurationS float64          `json:"duration_s"`
-	Machine   machineInfo      `json:"machine"`
-	Server    serverReport     `json:"server"`
-	PGBench   *pgbenchResult   `json:"pgbench,omitempty"`
-	Placement *placementResult `json:"placement,omitempty"`
-	Pipeline  *pipelineResult  `json:"pipeline,omitempty"`
-	Idle      []idleResult     `json:"idle,omitempty"`
+	Machine   MachineInfo      `json:"machine"`
+	Server    ServerInfo       `json:"server"`
+	PGBench   *PGBenchResult   `json:"pgbench,omitempty"`
+	Placement *PlacementResult `json:"placement,omitempty"`
+	Pipeline  *PipelineResult  `json:"pipeline,omitempty"`
+	Idle      []IdleResult     `json:"idle,omitempty"`
 	// RoundTripServerCPU is the server CPU, in microseconds, of one empty
 	// query: a yardstick for the idle figures on this machine.
 	RoundTripServerCPU float64 `json:"round_trip_server_cpu_us,omitempty"`
 	// ColdRoundTripServerCPU is the same on a connection idle for 2 s.
 	ColdRoundTripServerCPU float64                  `json:"cold_round_trip_server_cpu_us,omitempty"`
-	Processes              *processesResult         `json:"processes,omitempty"`
-	Latency                []latencyResult          `json:"latency,omitempty"`
-	Docker                 *dockerResult            `json:"docker,omitempty"`
-	Targets                []targetResult           `json:"targets"`
+	Processes              *ProcessesResult         `json:"processes,omitempty"`
+	Latency                []LatencyResult          `json:"latency,omitempty"`
+	Docker                 *DockerResult            `json:"docker,omitempty"`
+	Targets                []Target                 `json:"targets"`
 	Statements             []postgres.StatementStat `json:"top_statements,omitempty"`
-	Waits                  []phaseWaits             `json:"wait_events,omitempty"`
+	Waits                  []PhaseWaits             `json:"wait_events,omitempty"`
 	Skipped                []string                 `json:"skipped,omitempty"`
 	Errors                 map[string]string        `json:"errors,omitempty"`
 }
 
-type machineInfo struct {
+// MachineInfo describes the machine the bench ran on.
+type MachineInfo struct {
 	OS          string     `json:"os"`
 	Arch        string     `json:"arch"`
 	CPUs        int        `json:"cpus"`
@@ -53,20 +55,23 @@ type machineInfo struct {
 	LoadEnd     [3]float64 `json:"load_avg_end"`
 }
 
-type serverReport struct {
+// ServerInfo describes the PostgreSQL server the bench ran against.
+type ServerInfo struct {
 	Version  string            `json:"version"`
 	Private  bool              `json:"private"`
 	Settings map[string]string `json:"settings"`
 }
 
-type pgbenchResult struct {
+// PGBenchResult is the machine's commit rate by pgbench's TPC-B-like test.
+type PGBenchResult struct {
 	Scale   int     `json:"scale"`
 	Clients int     `json:"clients"`
 	Seconds int     `json:"seconds"`
 	TPS     float64 `json:"tps"`
 }
 
-type placementResult struct {
+// PlacementResult is how fast one coordinator placed a backlog.
+type PlacementResult struct {
 	Nodes            int     `json:"nodes"`
 	Tasks            int     `json:"tasks"`
 	Passes           int     `json:"passes"`
@@ -75,7 +80,9 @@ type placementResult struct {
 	RunPerSec        float64 `json:"backlog_run_per_s"`
 }
 
-type pipelineResult struct {
+// PipelineResult is tasks run end to end through the API by simulated
+// agents, and what each cost the database.
+type PipelineResult struct {
 	Agents             int     `json:"agents"`
 	Tasks              int     `json:"tasks"`
 	Seconds            float64 `json:"seconds"`
@@ -91,7 +98,8 @@ type pipelineResult struct {
 	CommitShare float64 `json:"commit_share_of_pgbench,omitempty"`
 }
 
-type idleResult struct {
+// IdleResult is what idle agents cost the server, for one number of agents.
+type IdleResult struct {
 	Agents              int     `json:"agents"`
 	Backends            int     `json:"server_processes"`
 	WindowSec           float64 `json:"window_s"`
@@ -110,7 +118,9 @@ type idleResult struct {
 	NotifyRate      float64 `json:"notify_rate_per_s"`
 }
 
-type processesResult struct {
+// ProcessesResult is the peak memory of a coordinator and an agent process
+// under load.
+type ProcessesResult struct {
 	Held               int     `json:"held_containers"`
 	Tasks              int     `json:"tasks"`
 	TasksPerSec        float64 `json:"tasks_per_s"`
@@ -118,7 +128,8 @@ type processesResult struct {
 	CoordinatorPeakRSS int64   `json:"coordinator_rss_peak_bytes"`
 }
 
-type latencyResult struct {
+// LatencyResult is create→claimed latency with one number of agents.
+type LatencyResult struct {
 	Agents     int     `json:"agents"`
 	Tasks      int     `json:"tasks"`
 	RatePerSec float64 `json:"rate_per_s"`
@@ -128,7 +139,8 @@ type latencyResult struct {
 	MeanMS     float64 `json:"mean_ms"`
 }
 
-type dockerResult struct {
+// DockerResult compares create→running through orch with `docker run`.
+type DockerResult struct {
 	Image             string  `json:"image"`
 	Runs              int     `json:"runs"`
 	OrchMedianMS      float64 `json:"orch_create_to_running_median_ms"`
@@ -139,25 +151,25 @@ type dockerResult struct {
 	AgentPeakRSS      int64   `json:"agent_docker_runtime_rss_peak_bytes"`
 }
 
-// targetResult is one of the issue's targets and whether this run met it.
+// Target is one of orch's performance targets and whether this run met it.
 // Met is nil when the run did not measure it.
-type targetResult struct {
+type Target struct {
 	Name   string `json:"name"`
 	Target string `json:"target"`
 	Value  string `json:"value"`
 	Met    *bool  `json:"met"`
 }
 
-func newReport(o benchOpts) *benchReport {
-	r := &benchReport{Quick: o.quick, Note: o.note, StartedAt: time.Now().UTC(), Errors: map[string]string{}}
-	r.Machine = machineInfo{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), LoadStart: loadAvg()}
+func newReport(o Options) *Report {
+	r := &Report{Quick: o.Quick, Note: o.Note, StartedAt: time.Now().UTC(), Errors: map[string]string{}}
+	r.Machine = MachineInfo{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), LoadStart: loadAvg()}
 	r.Machine.CPUModel, r.Machine.MemoryBytes = cpuModel(), memTotal()
 	return r
 }
 
 // finish reads the figures that come from the run as a whole and checks
 // the targets.
-func (r *benchReport) finish(b *bench) {
+func (r *Report) finish(b *bench) {
 	r.DurationS = time.Since(r.StartedAt).Seconds()
 	r.Machine.LoadEnd = loadAvg()
 	b.mu.Lock()
@@ -177,10 +189,10 @@ func (r *benchReport) finish(b *bench) {
 	r.Targets = r.checkTargets()
 }
 
-func (r *benchReport) checkTargets() []targetResult {
-	var out []targetResult
+func (r *Report) checkTargets() []Target {
+	var out []Target
 	add := func(name, target, value string, measured, met bool) {
-		t := targetResult{Name: name, Target: target, Value: value}
+		t := Target{Name: name, Target: target, Value: value}
 		if measured {
 			t.Met = &met
 		} else {
@@ -205,7 +217,7 @@ func (r *benchReport) checkTargets() []targetResult {
 	} else {
 		add("create→running vs docker run", "≤ 1.10×", "", false, false)
 	}
-	var idle *idleResult
+	var idle *IdleResult
 	for i := range r.Idle {
 		if r.Idle[i].Agents >= 1000 {
 			idle = &r.Idle[i]
@@ -234,7 +246,7 @@ func (r *benchReport) checkTargets() []targetResult {
 
 func fmtMB(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
 
-func (r *benchReport) errorList() []string {
+func (r *Report) errorList() []string {
 	var out []string
 	for phase, msg := range r.Errors {
 		out = append(out, phase+": "+firstLine(msg))
@@ -248,86 +260,94 @@ func firstLine(s string) string {
 	return line
 }
 
-// print writes the report as a table.
-func (r *benchReport) print(w io.Writer) error {
+// Print writes the report as a table.
+func (r *Report) Print(w io.Writer) error {
 	m := r.Machine
 	kind := "private server"
 	if !r.Server.Private {
 		kind = "server given by --database-url"
 	}
+	model := m.CPUModel
+	if model == "" {
+		model = "-"
+	}
 	fmt.Fprintf(w, "orch bench%s, %s: %s/%s, %d CPUs (%s), %.1f GiB; load average %.2f at start, %.2f at end\n",
 		map[bool]string{true: " --quick", false: ""}[r.Quick], r.StartedAt.Format(time.RFC3339), m.OS, m.Arch, m.CPUs,
-		orDash(m.CPUModel), float64(m.MemoryBytes)/(1<<30), m.LoadStart[0], m.LoadEnd[0])
+		model, float64(m.MemoryBytes)/(1<<30), m.LoadStart[0], m.LoadEnd[0])
 	fmt.Fprintf(w, "PostgreSQL %s (%s; fsync=%s, synchronous_commit=%s, shared_buffers=%s)\n", r.Server.Version, kind,
 		r.Server.Settings["fsync"], r.Server.Settings["synchronous_commit"], r.Server.Settings["shared_buffers"])
 	if r.Note != "" {
 		fmt.Fprintf(w, "note: %s\n", r.Note)
 	}
 	fmt.Fprintln(w)
-	t := newTable(w, "FIGURE", "VALUE")
+	// Aligned columns, as the CLI's tables.
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
+	row("FIGURE", "VALUE")
 	if p := r.PGBench; p != nil {
-		t.row(fmt.Sprintf("pgbench TPC-B-like (scale %d, %d clients, %d s)", p.Scale, p.Clients, p.Seconds), fmt.Sprintf("%.0f TPS", p.TPS))
+		row(fmt.Sprintf("pgbench TPC-B-like (scale %d, %d clients, %d s)", p.Scale, p.Clients, p.Seconds), fmt.Sprintf("%.0f TPS", p.TPS))
 	}
 	if p := r.Placement; p != nil {
-		t.row(fmt.Sprintf("creates/s (store, %d tasks, 16 clients)", p.Tasks), fmt.Sprintf("%.0f", p.CreatesPerSec))
-		t.row(fmt.Sprintf("placements/s (backlog of %d onto %d nodes, %d passes)", p.Tasks, p.Nodes, p.Passes), fmt.Sprintf("%.0f", p.PlacementsPerSec))
-		t.row(fmt.Sprintf("backlog claimed and run/s (%d agents)", p.Nodes), fmt.Sprintf("%.0f", p.RunPerSec))
+		row(fmt.Sprintf("creates/s (store, %d tasks, 16 clients)", p.Tasks), fmt.Sprintf("%.0f", p.CreatesPerSec))
+		row(fmt.Sprintf("placements/s (backlog of %d onto %d nodes, %d passes)", p.Tasks, p.Nodes, p.Passes), fmt.Sprintf("%.0f", p.PlacementsPerSec))
+		row(fmt.Sprintf("backlog claimed and run/s (%d agents)", p.Nodes), fmt.Sprintf("%.0f", p.RunPerSec))
 	}
 	if p := r.Pipeline; p != nil {
-		t.row(fmt.Sprintf("tasks/s end to end (API, %d agents, %d tasks)", p.Agents, p.Tasks), fmt.Sprintf("%.0f", p.TasksPerSec))
-		t.row("  API creates/s meanwhile (16 clients)", fmt.Sprintf("%.0f", p.CreatesPerSec))
-		t.row("  write transactions per task", fmt.Sprintf("%.2f", p.WriteTxnsPerTask))
-		t.row("  rows written per task", fmt.Sprintf("%.1f", p.RowsWrittenPerTask))
-		t.row("  WAL per task; WAL flushes per task", fmt.Sprintf("%.0f bytes; %.2f", p.WALBytesPerTask, p.WALSyncsPerTask))
-		t.row("  HOT updates", fmt.Sprintf("%.0f%%", p.HOTUpdatePercent))
+		row(fmt.Sprintf("tasks/s end to end (API, %d agents, %d tasks)", p.Agents, p.Tasks), fmt.Sprintf("%.0f", p.TasksPerSec))
+		row("  API creates/s meanwhile (16 clients)", fmt.Sprintf("%.0f", p.CreatesPerSec))
+		row("  write transactions per task", fmt.Sprintf("%.2f", p.WriteTxnsPerTask))
+		row("  rows written per task", fmt.Sprintf("%.1f", p.RowsWrittenPerTask))
+		row("  WAL per task; WAL flushes per task", fmt.Sprintf("%.0f bytes; %.2f", p.WALBytesPerTask, p.WALSyncsPerTask))
+		row("  HOT updates", fmt.Sprintf("%.0f%%", p.HOTUpdatePercent))
 		if p.CommitShare > 0 {
-			t.row("  tasks/s × writes per task ÷ pgbench TPS", fmt.Sprintf("%.2f", p.CommitShare))
+			row("  tasks/s × writes per task ÷ pgbench TPS", fmt.Sprintf("%.2f", p.CommitShare))
 		}
 	}
 	for _, l := range r.Latency {
-		t.row(fmt.Sprintf("create→claimed, %d agent(s), %d tasks at %.0f/s: p50 / p99 / max", l.Agents, l.Tasks, l.RatePerSec),
+		row(fmt.Sprintf("create→claimed, %d agent(s), %d tasks at %.0f/s: p50 / p99 / max", l.Agents, l.Tasks, l.RatePerSec),
 			fmt.Sprintf("%.1f / %.1f / %.1f ms", l.P50MS, l.P99MS, l.MaxMS))
 	}
 	if r.RoundTripServerCPU > 0 {
-		t.row("server CPU per empty query round trip: warm; on a connection idle for 2 s",
+		row("server CPU per empty query round trip: warm; on a connection idle for 2 s",
 			fmt.Sprintf("%.0f µs; %.0f µs", r.RoundTripServerCPU, r.ColdRoundTripServerCPU))
 	}
 	for _, i := range r.Idle {
-		t.row(fmt.Sprintf("idle, %d agent(s) beating every %gs, %.0f s: Postgres CPU (%d server processes)", i.Agents, i.HeartbeatSec, i.WindowSec, i.Backends),
+		row(fmt.Sprintf("idle, %d agent(s) beating every %gs, %.0f s: Postgres CPU (%d server processes)", i.Agents, i.HeartbeatSec, i.WindowSec, i.Backends),
 			fmt.Sprintf("%.2f%% of a core", i.PostgresCorePercent))
 		if i.Agents > 0 {
-			t.row("  write transactions/s; WAL flushes/s; HOT updates; server process wake-ups/s",
+			row("  write transactions/s; WAL flushes/s; HOT updates; server process wake-ups/s",
 				fmt.Sprintf("%.0f; %.0f; %.0f%%; %.0f", i.WriteTxnsPerSec, i.WALSyncsPerSec, i.HOTUpdatePercent, i.WakeupsPerSec))
-			t.row("  the simulated agents themselves (bench process CPU)", fmt.Sprintf("%.1f%% of a core", i.AgentsCorePercent))
+			row("  the simulated agents themselves (bench process CPU)", fmt.Sprintf("%.1f%% of a core", i.AgentsCorePercent))
 		}
-		t.row(fmt.Sprintf("  server CPU per NOTIFY nobody listens to, %.0f/s", i.NotifyRate), fmt.Sprintf("%.0f µs", i.NotifyServerCPU))
+		row(fmt.Sprintf("  server CPU per NOTIFY nobody listens to, %.0f/s", i.NotifyRate), fmt.Sprintf("%.0f µs", i.NotifyServerCPU))
 	}
 	if p := r.Processes; p != nil {
-		t.row(fmt.Sprintf("processes: %d tasks through a coordinator and an agent process holding %d containers", p.Tasks, p.Held),
+		row(fmt.Sprintf("processes: %d tasks through a coordinator and an agent process holding %d containers", p.Tasks, p.Held),
 			fmt.Sprintf("%.0f tasks/s", p.TasksPerSec))
-		t.row("  agent peak RSS (memory runtime)", fmtMB(p.AgentPeakRSS))
-		t.row("  coordinator peak RSS (whole run)", fmtMB(p.CoordinatorPeakRSS))
+		row("  agent peak RSS (memory runtime)", fmtMB(p.AgentPeakRSS))
+		row("  coordinator peak RSS (whole run)", fmtMB(p.CoordinatorPeakRSS))
 	}
 	if d := r.Docker; d != nil {
-		t.row(fmt.Sprintf("create→running through orch, median of %d", d.Runs), fmt.Sprintf("%.0f ms (database clock: %.0f ms)", d.OrchMedianMS, d.OrchDBMedianMS))
-		t.row(fmt.Sprintf("docker run -d, median of %d", d.Runs), fmt.Sprintf("%.0f ms", d.DockerRunMedianMS))
-		t.row(fmt.Sprintf("engine API create+start, median of %d", d.Runs), fmt.Sprintf("%.0f ms", d.EngineAPIMedianMS))
-		t.row("  ratio orch ÷ docker run", fmt.Sprintf("%.2f", d.Ratio))
-		t.row("  agent peak RSS (Docker runtime)", fmtMB(d.AgentPeakRSS))
+		row(fmt.Sprintf("create→running through orch, median of %d", d.Runs), fmt.Sprintf("%.0f ms (database clock: %.0f ms)", d.OrchMedianMS, d.OrchDBMedianMS))
+		row(fmt.Sprintf("docker run -d, median of %d", d.Runs), fmt.Sprintf("%.0f ms", d.DockerRunMedianMS))
+		row(fmt.Sprintf("engine API create+start, median of %d", d.Runs), fmt.Sprintf("%.0f ms", d.EngineAPIMedianMS))
+		row("  ratio orch ÷ docker run", fmt.Sprintf("%.2f", d.Ratio))
+		row("  agent peak RSS (Docker runtime)", fmtMB(d.AgentPeakRSS))
 	}
-	if err := t.flush(); err != nil {
+	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(w)
-	t = newTable(w, "TARGET", "WANT", "GOT", "MET")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row("TARGET", "WANT", "GOT", "MET")
 	for _, tg := range r.Targets {
 		met := "-"
 		if tg.Met != nil {
 			met = map[bool]string{true: "yes", false: "NO"}[*tg.Met]
 		}
-		t.row(tg.Name, tg.Target, tg.Value, met)
+		row(tg.Name, tg.Target, tg.Value, met)
 	}
-	if err := t.flush(); err != nil {
+	if err := tw.Flush(); err != nil {
 		return err
 	}
 	if len(r.Waits) > 0 {

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -35,34 +35,32 @@ func simRequest(cpu string, args ...string) coordinator.TaskRequest {
 
 // createDirect stores n tasks through the store, from workers goroutines.
 func (b *bench) createDirect(ctx context.Context, n, workers int, spec queue.TaskSpec) ([]uuid.UUID, time.Duration, error) {
-	ids := make([]uuid.UUID, n)
-	var next atomic.Int64
-	start := time.Now()
-	g, gctx := errgroup.WithContext(ctx)
-	for w := 0; w < workers; w++ {
-		g.Go(func() error {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return nil
-				}
-				t, err := b.store.CreateTask(gctx, uuid.Nil, spec)
-				if err != nil {
-					return err
-				}
-				ids[i] = t.ID
-			}
-		})
-	}
-	if err := g.Wait(); err != nil {
+	ids, took, err := createN(ctx, n, workers, func(ctx context.Context) (uuid.UUID, error) {
+		t, err := b.store.CreateTask(ctx, uuid.Nil, spec)
+		return t.ID, err
+	})
+	if err != nil {
 		return nil, 0, fmt.Errorf("creating tasks: %w", err)
 	}
-	return ids, time.Since(start), nil
+	return ids, took, nil
 }
 
 // createAPI submits n tasks through a coordinator's API, from workers
 // goroutines, as fast as it answers.
 func createAPI(ctx context.Context, c *coordinator.Client, n, workers int, req coordinator.TaskRequest) ([]uuid.UUID, time.Duration, error) {
+	ids, took, err := createN(ctx, n, workers, func(ctx context.Context) (uuid.UUID, error) {
+		t, err := c.CreateTask(ctx, req)
+		return t.ID, err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("creating tasks through the API: %w", err)
+	}
+	return ids, took, nil
+}
+
+// createN calls create n times from workers goroutines and returns the ids
+// in order and how long it took.
+func createN(ctx context.Context, n, workers int, create func(context.Context) (uuid.UUID, error)) ([]uuid.UUID, time.Duration, error) {
 	ids := make([]uuid.UUID, n)
 	var next atomic.Int64
 	start := time.Now()
@@ -74,16 +72,16 @@ func createAPI(ctx context.Context, c *coordinator.Client, n, workers int, req c
 				if i >= n {
 					return nil
 				}
-				t, err := c.CreateTask(gctx, req)
+				id, err := create(gctx)
 				if err != nil {
 					return err
 				}
-				ids[i] = t.ID
+				ids[i] = id
 			}
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, 0, fmt.Errorf("creating tasks through the API: %w", err)
+		return nil, 0, err
 	}
 	return ids, time.Since(start), nil
 }

@@ -1,9 +1,7 @@
-package main
+package bench
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -16,15 +14,16 @@ import (
 
 	"github.com/orchd/orch/queue/postgres"
 	"github.com/orchd/orch/queue/postgres/pgserver"
+	"github.com/orchd/orch/queue/postgres/proc"
 )
 
-// bench is one run of `orch bench`: the server every phase runs against,
-// the bench's own connections, the processes it started and the report.
+// bench is one run: the server every phase runs against, the bench's own
+// connections, the processes it started and the report.
 type bench struct {
-	opts   benchOpts
-	logw   io.Writer
-	id     string // random; names nodes, containers and images of this run
-	dir    string // temporary directory, removed at the end
+	opts   Options
+	logw   io.Writer // opts.Log
+	id     string    // random; names nodes, containers and images of this run
+	dir    string    // temporary directory, removed at the end
 	server *pgserver.Server
 	pglog  *os.File
 	url    string
@@ -36,29 +35,21 @@ type bench struct {
 	dockerDB   []time.Duration // create→running of the docker phase's orch runs, by the database's clock
 
 	mu    sync.Mutex
-	procs []*benchProc
-	coord *benchProc // the coordinator process, started on first need
+	procs []*child
+	coord *child // the coordinator process, started on first need
 	// fleets are stopped at the end if a phase failed before it stopped its own.
 	fleets []*fleet
 
-	report *benchReport
+	report *Report
 }
 
 func (b *bench) logf(format string, args ...any) {
 	fmt.Fprintf(b.logw, "orch bench: "+format+"\n", args...)
 }
 
-func randomHex(n int) string {
-	buf := make([]byte, n)
-	if _, err := rand.Read(buf); err != nil {
-		panic(err) // the kernel's randomness does not fail
-	}
-	return hex.EncodeToString(buf)
-}
-
 // newBench prepares the server: a private one unless opts name a database.
-func newBench(ctx context.Context, logw io.Writer, o benchOpts) (*bench, error) {
-	b := &bench{opts: o, logw: logw, id: randomHex(4), report: newReport(o)}
+func newBench(ctx context.Context, o Options) (*bench, error) {
+	b := &bench{opts: o, logw: o.Log, id: proc.RandomHex(4), report: newReport(o)}
 	dir, err := os.MkdirTemp("", "orch-bench-")
 	if err != nil {
 		return nil, err
@@ -76,7 +67,7 @@ func newBench(ctx context.Context, logw io.Writer, o benchOpts) (*bench, error) 
 			b.close()
 		}
 	}()
-	b.url = o.databaseURL
+	b.url = o.DatabaseURL
 	if b.url == "" {
 		if err := b.startServer(ctx); err != nil {
 			return nil, err
@@ -115,8 +106,8 @@ func newBench(ctx context.Context, logw io.Writer, o benchOpts) (*bench, error) 
 // must mean what they would in production), room for every simulated
 // agent's connections and pg_stat_statements when the server has it.
 func (b *bench) startServer(ctx context.Context) error {
-	maxAgents := b.opts.agents
-	for _, n := range append(append([]int{}, b.opts.idleAgents...), b.opts.latencyAgents...) {
+	maxAgents := b.opts.Agents
+	for _, n := range append(append([]int{}, b.opts.IdleAgents...), b.opts.LatencyAgents...) {
 		maxAgents = max(maxAgents, n)
 	}
 	settings := map[string]string{
@@ -132,7 +123,7 @@ func (b *bench) startServer(ctx context.Context) error {
 			}
 		}
 	}
-	dataDir := b.opts.dataDir
+	dataDir := b.opts.DataDir
 	if dataDir == "" {
 		dataDir = filepath.Join(b.dir, "data")
 	}
@@ -187,7 +178,7 @@ func (b *bench) close() {
 	}
 	switch {
 	case b.dir == "":
-	case b.opts.keep:
+	case b.opts.Keep:
 		b.logf("kept %s (server data and process logs)", b.dir)
 	default:
 		os.RemoveAll(b.dir) // a --data-dir of the user's is elsewhere and stays

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 // stored first (the agents registered, not yet running), then scheduling
 // passes place them all, then the agents start and run them.
 func (b *bench) placement(ctx context.Context) error {
-	n, m := b.opts.agents, b.opts.tasks
+	n, m := b.opts.Agents, b.opts.Tasks
 	f, err := b.newFleet(ctx, "place", n)
 	if err != nil {
 		return err
@@ -31,7 +31,7 @@ func (b *bench) placement(ctx context.Context) error {
 	}
 	// The nodes registered before the backlog was made and do not
 	// heartbeat until their agents run: the pass must not take them for down.
-	c, err := coordinator.New(b.store, coordinator.Options{Strategy: b.opts.strategy, NodeDownTimeout: time.Hour,
+	c, err := coordinator.New(b.store, coordinator.Options{Strategy: b.opts.Strategy, NodeDownTimeout: time.Hour,
 		Name: "bench placement", Logger: quietLogger(b.logw)})
 	if err != nil {
 		return err
@@ -62,7 +62,7 @@ func (b *bench) placement(ctx context.Context) error {
 	if err := f.retire(ctx); err != nil {
 		return err
 	}
-	b.report.Placement = &placementResult{
+	b.report.Placement = &PlacementResult{
 		Nodes: n, Tasks: m, Passes: passes,
 		CreatesPerSec:    perSecond(m, createDur),
 		PlacementsPerSec: perSecond(m, placeDur),
@@ -82,7 +82,7 @@ func phaseTimeout(n int) time.Duration {
 // Everything of the phase runs in this process, so that once it is over
 // every connection that wrote is closed and the table counters are exact.
 func (b *bench) pipeline(ctx context.Context) error {
-	n, m := b.opts.agents, b.opts.tasks
+	n, m := b.opts.Agents, b.opts.Tasks
 	f, err := b.newFleet(ctx, "pipe", n)
 	if err != nil {
 		return err
@@ -94,7 +94,7 @@ func (b *bench) pipeline(ctx context.Context) error {
 		return err
 	}
 	defer cstore.Close()
-	c, err := coordinator.New(cstore, coordinator.Options{Listen: "127.0.0.1:0", Strategy: b.opts.strategy,
+	c, err := coordinator.New(cstore, coordinator.Options{Listen: "127.0.0.1:0", Strategy: b.opts.Strategy,
 		Name: "bench pipeline", Logger: quietLogger(b.logw)})
 	if err != nil {
 		return err
@@ -152,7 +152,7 @@ func (b *bench) pipeline(ctx context.Context) error {
 		return err
 	}
 	d := a1.Sub(a0)
-	r := &pipelineResult{
+	r := &PipelineResult{
 		Agents: n, Tasks: m,
 		Seconds:            last.Sub(first).Seconds(),
 		TasksPerSec:        perSecond(m, last.Sub(first)),

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -26,7 +26,7 @@ func (b *bench) latency(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, n := range b.opts.latencyAgents {
+	for _, n := range b.opts.LatencyAgents {
 		r, err := b.latencyOnce(ctx, client, n)
 		if err != nil {
 			return fmt.Errorf("%d agents: %w", n, err)
@@ -36,37 +36,37 @@ func (b *bench) latency(ctx context.Context) error {
 	return nil
 }
 
-func (b *bench) latencyOnce(ctx context.Context, client *coordinator.Client, n int) (latencyResult, error) {
+func (b *bench) latencyOnce(ctx context.Context, client *coordinator.Client, n int) (LatencyResult, error) {
 	f, err := b.newFleet(ctx, fmt.Sprintf("lat%d", n), n)
 	if err != nil {
-		return latencyResult{}, err
+		return LatencyResult{}, err
 	}
 	defer f.stop()
 	f.start(ctx)
 	// The agents' LISTEN connections must be up before the first task.
 	if b.postmaster != 0 {
 		if _, err := b.settle(ctx); err != nil {
-			return latencyResult{}, err
+			return LatencyResult{}, err
 		}
 	} else if !sleepCtx(ctx, 2*time.Second+time.Duration(n)*20*time.Millisecond) {
-		return latencyResult{}, ctx.Err()
+		return LatencyResult{}, ctx.Err()
 	}
 	live0, err := b.store.LiveTasks(ctx, math.MaxInt32)
 	if err != nil {
-		return latencyResult{}, err
+		return LatencyResult{}, err
 	}
-	m := b.opts.latencyTasks
-	interval := time.Duration(float64(time.Second) / b.opts.latencyRate)
+	m := b.opts.LatencyTasks
+	interval := time.Duration(float64(time.Second) / b.opts.LatencyRate)
 	req := simRequest("100m", "-exit", "0")
 	ids := make([]uuid.UUID, 0, m)
 	next := time.Now()
 	for i := 0; i < m; i++ {
 		if !sleepCtx(ctx, time.Until(next)) {
-			return latencyResult{}, ctx.Err()
+			return LatencyResult{}, ctx.Err()
 		}
 		t, err := client.CreateTask(ctx, req)
 		if err != nil {
-			return latencyResult{}, fmt.Errorf("creating task: %w", err)
+			return LatencyResult{}, fmt.Errorf("creating task: %w", err)
 		}
 		ids = append(ids, t.ID)
 		// A slow answer delays the next submission instead of bunching it.
@@ -75,24 +75,24 @@ func (b *bench) latencyOnce(ctx context.Context, client *coordinator.Client, n i
 		}
 	}
 	if err := b.waitFinished(ctx, ids, live0, phaseTimeout(m)); err != nil {
-		return latencyResult{}, err
+		return LatencyResult{}, err
 	}
 	lat, err := b.store.StateLatencies(ctx, ids, queue.Starting)
 	if err != nil {
-		return latencyResult{}, err
+		return LatencyResult{}, err
 	}
 	if len(lat) != m {
-		return latencyResult{}, fmt.Errorf("%d of %d tasks were claimed", len(lat), m)
+		return LatencyResult{}, fmt.Errorf("%d of %d tasks were claimed", len(lat), m)
 	}
 	if err := f.retire(ctx); err != nil {
-		return latencyResult{}, err
+		return LatencyResult{}, err
 	}
 	var sum time.Duration
 	for _, d := range lat {
 		sum += d
 	}
-	return latencyResult{
-		Agents: n, Tasks: m, RatePerSec: b.opts.latencyRate,
+	return LatencyResult{
+		Agents: n, Tasks: m, RatePerSec: b.opts.LatencyRate,
 		P50MS:  ms(percentile(lat, 50)),
 		P99MS:  ms(percentile(lat, 99)),
 		MaxMS:  ms(percentile(lat, 100)),

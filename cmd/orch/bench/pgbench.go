@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -37,7 +37,7 @@ func (b *bench) pgbench(ctx context.Context) error {
 		}
 		return string(out), nil
 	}
-	if _, err := run("-i", "-q", "-s", strconv.Itoa(o.pgbenchScale)); err != nil {
+	if _, err := run("-i", "-q", "-s", strconv.Itoa(o.PGBenchScale)); err != nil {
 		return err
 	}
 	defer func() {
@@ -45,8 +45,8 @@ func (b *bench) pgbench(ctx context.Context) error {
 			b.logf("dropping pgbench's tables: %v", err)
 		}
 	}()
-	secs := max(1, int(o.pgbenchTime.Seconds()))
-	out, err := run("-c", strconv.Itoa(o.pgbenchClients), "-j", strconv.Itoa(min(o.pgbenchClients, 2)), "-T", strconv.Itoa(secs))
+	secs := max(1, int(o.PGBenchTime.Seconds()))
+	out, err := run("-c", strconv.Itoa(o.PGBenchClients), "-j", strconv.Itoa(min(o.PGBenchClients, 2)), "-T", strconv.Itoa(secs))
 	if err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func (b *bench) pgbench(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pgbench tps %q: %w", m[1], err)
 	}
-	b.report.PGBench = &pgbenchResult{Scale: o.pgbenchScale, Clients: o.pgbenchClients, Seconds: secs, TPS: tps}
+	b.report.PGBench = &PGBenchResult{Scale: o.PGBenchScale, Clients: o.PGBenchClients, Seconds: secs, TPS: tps}
 	return nil
 }
 

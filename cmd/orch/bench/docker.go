@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -11,10 +11,12 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/google/uuid"
 
 	"github.com/orchd/orch/agent"
+	"github.com/orchd/orch/agent/dockertest/workload"
 	"github.com/orchd/orch/coordinator"
 	"github.com/orchd/orch/queue"
 )
@@ -49,7 +51,7 @@ func (b *bench) docker(ctx context.Context) error {
 		return skipError{"no docker command on PATH to compare with"}
 	}
 	defer b.removeBenchContainers(cli)
-	image := b.opts.image
+	image := b.opts.Image
 	if image == "" {
 		if image, err = b.buildWorkload(ctx, cli); err != nil {
 			return err
@@ -63,16 +65,11 @@ func (b *bench) docker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	name := fmt.Sprintf("bench-%s-docker", b.id)
-	ag, err := b.startProc("agent-docker", "agent", "--database-url", b.url, "--name", name)
+	ag, node, err := b.startAgent(ctx, "docker", "docker")
 	if err != nil {
 		return err
 	}
 	defer ag.stop()
-	node, err := b.waitNode(ctx, ag, name)
-	if err != nil {
-		return err
-	}
 	defer b.removeNodeContainers(cli, node)
 	orch, err := coordinator.NewClient(api, "")
 	if err != nil {
@@ -89,7 +86,7 @@ func (b *bench) docker(ctx context.Context) error {
 	order := []string{"orch", "docker run", "engine API"}
 	times := map[string][]time.Duration{}
 	// Round 0 warms the engine and the page cache up and is not counted.
-	for round := 0; round <= b.opts.dockerRuns; round++ {
+	for round := 0; round <= b.opts.DockerRuns; round++ {
 		for k := range order {
 			what := order[(round+k)%len(order)]
 			d, err := runs[what](ctx, round*len(order)+k)
@@ -109,7 +106,7 @@ func (b *bench) docker(ctx context.Context) error {
 	if _, err := b.store.SetCordoned(ctx, node.String(), true); err != nil {
 		return err
 	}
-	r := &dockerResult{Image: image, Runs: b.opts.dockerRuns, AgentPeakRSS: rss,
+	r := &DockerResult{Image: image, Runs: b.opts.DockerRuns, AgentPeakRSS: rss,
 		OrchMedianMS:      ms(percentile(times["orch"], 50)),
 		DockerRunMedianMS: ms(percentile(times["docker run"], 50)),
 		EngineAPIMedianMS: ms(percentile(times["engine API"], 50)),
@@ -215,6 +212,32 @@ func removeContainer(cli *client.Client, id string) error {
 		return fmt.Errorf("removing container %s: %w", id, err)
 	}
 	return nil
+}
+
+// buildWorkload builds the test workload image from testdata/workload of
+// the orch repository the bench runs in. The image is tagged
+// orch-bench-workload:<run> and labelled, and removed by removeImage.
+func (b *bench) buildWorkload(ctx context.Context, cli *client.Client) (string, error) {
+	tag := "orch-bench-workload:" + b.id
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	err := workload.Build(ctx, cli, tag, map[string]string{labelBench: b.id})
+	switch {
+	case errors.Is(err, workload.ErrNoSource):
+		return "", skipError{err.Error() + ": run the bench inside the orch repository or give --image"}
+	case errors.Is(err, workload.ErrNoGo):
+		return "", skipError{"building the workload image needs the go command: give --image instead"}
+	}
+	return tag, err
+}
+
+// removeImage removes an image the bench built.
+func (b *bench) removeImage(cli *client.Client, tag string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := cli.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
+		b.logf("removing image %s: %v", tag, err)
+	}
 }
 
 // removeBenchContainers removes what the comparison runs left, if a run

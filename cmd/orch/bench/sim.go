@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -57,7 +57,7 @@ func (b *bench) newFleet(ctx context.Context, prefix string, n int) (*fleet, err
 			a := agent.New(store, &agent.MemRuntime{Behave: agent.WorkloadBehavior}, agent.Options{
 				Name:              f.names[i],
 				Capacity:          simCapacity,
-				HeartbeatInterval: b.opts.heartbeat,
+				HeartbeatInterval: b.opts.HeartbeatInterval,
 				Logger:            log,
 			})
 			if err := a.Register(gctx); err != nil {

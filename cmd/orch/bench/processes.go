@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -26,16 +26,11 @@ func (b *bench) processes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	name := fmt.Sprintf("bench-%s-proc", b.id)
-	ag, err := b.startProc("agent-memory", "agent", "--runtime", "memory", "--database-url", b.url, "--name", name)
+	ag, node, err := b.startAgent(ctx, "memory", "proc")
 	if err != nil {
 		return err
 	}
 	defer ag.stop()
-	node, err := b.waitNode(ctx, ag, name)
-	if err != nil {
-		return err
-	}
 	client, err := coordinator.NewClient(api, "")
 	if err != nil {
 		return err
@@ -45,14 +40,14 @@ func (b *bench) processes(ctx context.Context) error {
 		return err
 	}
 	// 1m of CPU each: even a one-core machine's agent takes 1,000 at once.
-	held, _, err := createAPI(ctx, client, b.opts.processHeld, 8, simRequest("1m", "-sleep", "forever"))
+	held, _, err := createAPI(ctx, client, b.opts.ProcessHeld, 8, simRequest("1m", "-sleep", "forever"))
 	if err != nil {
 		return err
 	}
 	if err := b.waitRunning(ctx, held, time.Minute+time.Duration(len(held))*20*time.Millisecond); err != nil {
 		return err
 	}
-	m := b.opts.processTasks
+	m := b.opts.ProcessTasks
 	ids, _, err := createAPI(ctx, client, m, 8, simRequest("1m", "-exit", "0"))
 	if err != nil {
 		return err
@@ -84,7 +79,7 @@ func (b *bench) processes(ctx context.Context) error {
 	if _, err := b.store.SetCordoned(ctx, node.String(), true); err != nil {
 		return err
 	}
-	b.report.Processes = &processesResult{
+	b.report.Processes = &ProcessesResult{
 		Held: len(held), Tasks: m, TasksPerSec: perSecond(m, last.Sub(first)),
 		AgentPeakRSS: agentRSS, CoordinatorPeakRSS: coordRSS,
 	}
@@ -111,8 +106,24 @@ func (b *bench) waitRunning(ctx context.Context, ids []uuid.UUID, timeout time.D
 	}
 }
 
+// startAgent starts an agent process with the given runtime, for node
+// bench-<run>-<suffix>, and waits until it has registered the node.
+func (b *bench) startAgent(ctx context.Context, runtime, suffix string) (*child, uuid.UUID, error) {
+	name := fmt.Sprintf("bench-%s-%s", b.id, suffix)
+	p, err := b.startProc("agent-"+runtime, "agent", "--runtime", runtime, "--database-url", b.url, "--name", name)
+	if err != nil {
+		return nil, uuid.Nil, err
+	}
+	node, err := b.waitNode(ctx, p, name)
+	if err != nil {
+		p.stop()
+		return nil, uuid.Nil, err
+	}
+	return p, node, nil
+}
+
 // waitNode waits up to 30 s for an agent process to register its node.
-func (b *bench) waitNode(ctx context.Context, p *benchProc, name string) (uuid.UUID, error) {
+func (b *bench) waitNode(ctx context.Context, p *child, name string) (uuid.UUID, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		n, err := b.store.GetNode(ctx, name)

@@ -1,4 +1,4 @@
-package main
+package bench
 
 // This file runs the orch processes the bench loads: a coordinator and agents.
 
@@ -14,10 +14,11 @@ import (
 	"time"
 
 	"github.com/orchd/orch/coordinator"
+	"github.com/orchd/orch/queue/postgres/proc"
 )
 
-// benchProc is an orch process the bench started.
-type benchProc struct {
+// child is an orch process the bench started.
+type child struct {
 	name string
 	api  string // a coordinator's base URL
 	cmd  *exec.Cmd
@@ -26,13 +27,9 @@ type benchProc struct {
 	err  error
 }
 
-// startProc runs this binary with args, with a clean environment (no ORCH_*
+// startProc runs the orch binary with args, with a clean environment (no ORCH_*
 // settings, no config file) and its output in a log file of the bench.
-func (b *bench) startProc(name string, args ...string) (*benchProc, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("finding the orch binary: %w", err)
-	}
+func (b *bench) startProc(name string, args ...string) (*child, error) {
 	logf, err := os.Create(filepath.Join(b.dir, name+".log"))
 	if err != nil {
 		return nil, err
@@ -41,7 +38,7 @@ func (b *bench) startProc(name string, args ...string) (*benchProc, error) {
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, args...)
+	cmd := exec.Command(b.opts.Orch, args...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "ORCH_") && !strings.HasPrefix(kv, "XDG_CONFIG_HOME=") {
 			cmd.Env = append(cmd.Env, kv)
@@ -55,7 +52,7 @@ func (b *bench) startProc(name string, args ...string) (*benchProc, error) {
 		logf.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &benchProc{name: name, cmd: cmd, log: logf, done: make(chan struct{})}
+	p := &child{name: name, cmd: cmd, log: logf, done: make(chan struct{})}
 	go func() { p.err = cmd.Wait(); close(p.done) }()
 	b.mu.Lock()
 	b.procs = append(b.procs, p)
@@ -64,7 +61,7 @@ func (b *bench) startProc(name string, args ...string) (*benchProc, error) {
 }
 
 // exited reports whether the process has ended.
-func (p *benchProc) exited() bool {
+func (p *child) exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -74,7 +71,7 @@ func (p *benchProc) exited() bool {
 }
 
 // tail is the end of the process's log, for error messages.
-func (p *benchProc) tail() string {
+func (p *child) tail() string {
 	b, err := os.ReadFile(p.log.Name())
 	if err != nil {
 		return ""
@@ -86,23 +83,17 @@ func (p *benchProc) tail() string {
 }
 
 // stop sends SIGTERM and waits, killing the process after 20 s.
-func (p *benchProc) stop() {
+func (p *child) stop() {
 	if p.exited() {
 		p.log.Close()
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	proc.Terminate(p.cmd.Process, syscall.SIGTERM, p.done, 20*time.Second)
 	p.log.Close()
 }
 
 // peakRSS is the process's peak resident memory so far.
-func (p *benchProc) peakRSS() (int64, error) {
+func (p *child) peakRSS() (int64, error) {
 	if p.exited() {
 		return 0, fmt.Errorf("%s has exited: %v\n%s", p.name, p.err, p.tail())
 	}
@@ -111,7 +102,7 @@ func (p *benchProc) peakRSS() (int64, error) {
 
 // coordinatorProc returns the coordinator process, starting it the first
 // time, and its API's base URL.
-func (b *bench) coordinatorProc(ctx context.Context) (*benchProc, string, error) {
+func (b *bench) coordinatorProc(ctx context.Context) (*child, string, error) {
 	b.mu.Lock()
 	p := b.coord
 	b.mu.Unlock()
@@ -126,7 +117,7 @@ func (b *bench) coordinatorProc(ctx context.Context) (*benchProc, string, error)
 		return nil, "", err
 	}
 	p, err = b.startProc("coordinator", "coordinator", "--database-url", b.url, "--listen", addr, "--no-migrate",
-		"--strategy", b.opts.strategy)
+		"--strategy", b.opts.Strategy)
 	if err != nil {
 		return nil, "", err
 	}
@@ -141,7 +132,7 @@ func (b *bench) coordinatorProc(ctx context.Context) (*benchProc, string, error)
 }
 
 // waitHealthy waits up to 30 s for a coordinator process to answer /healthz.
-func waitHealthy(ctx context.Context, p *benchProc) error {
+func waitHealthy(ctx context.Context, p *child) error {
 	c, err := coordinator.NewClient(p.api, "")
 	if err != nil {
 		return err
@@ -199,7 +190,7 @@ func (b *bench) stopCoordinator() {
 }
 
 // noteCoordinatorRSS keeps the coordinator's peak RSS in the report.
-func (b *bench) noteCoordinatorRSS(p *benchProc) {
+func (b *bench) noteCoordinatorRSS(p *child) {
 	rss, err := p.peakRSS()
 	if err != nil || b.report.Processes == nil {
 		return

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -7,19 +7,19 @@ import (
 	"time"
 )
 
-// waitShare is the share of a phase's samples of busy backends that were
+// WaitShare is the share of a phase's samples of busy backends that were
 // waiting for one thing (or running on a CPU).
-type waitShare struct {
+type WaitShare struct {
 	Event   string  `json:"event"`
 	Percent float64 `json:"percent"`
 }
 
-// phaseWaits is what the database's busy backends were doing during a phase.
-type phaseWaits struct {
+// PhaseWaits is what the database's busy backends were doing during a phase.
+type PhaseWaits struct {
 	Phase string `json:"phase"`
 	// Busy is the mean number of active backends of the bench's database.
 	Busy float64     `json:"mean_active_backends"`
-	Top  []waitShare `json:"top"`
+	Top  []WaitShare `json:"top"`
 }
 
 // sampleWaits samples pg_stat_activity's wait events every 200 ms until the
@@ -62,9 +62,9 @@ func (b *bench) sampleWaits(ctx context.Context, phase string) (stop func()) {
 		for _, n := range counts {
 			total += n
 		}
-		pw := phaseWaits{Phase: phase, Busy: float64(total) / float64(samples)}
+		pw := PhaseWaits{Phase: phase, Busy: float64(total) / float64(samples)}
 		for ev, n := range counts {
-			pw.Top = append(pw.Top, waitShare{Event: ev, Percent: 100 * float64(n) / float64(max(total, 1))})
+			pw.Top = append(pw.Top, WaitShare{Event: ev, Percent: 100 * float64(n) / float64(max(total, 1))})
 		}
 		sort.Slice(pw.Top, func(i, j int) bool { return pw.Top[i].Percent > pw.Top[j].Percent })
 		if len(pw.Top) > 5 {

@@ -1,0 +1,271 @@
+// Package bench measures orch against PostgreSQL and Docker on this machine: what `orch bench` runs.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/orchd/orch/coordinator"
+	"github.com/orchd/orch/queue"
+)
+
+// Options are the knobs of a run; they mirror the flags of `orch bench`,
+// and errors about them name the flag. Start from Defaults: every count and
+// duration has a full and a quick value.
+type Options struct {
+	// Quick marks a small run, to check that the bench works; its figures
+	// are not meant to be compared.
+	Quick bool
+	// Note is a note about the machine to keep with the figures.
+	Note string
+	// JSONFile, when set, receives the figures as JSON.
+	JSONFile string
+	// DatabaseURL names an empty database to run against; without it the
+	// bench starts a private PostgreSQL in a temporary directory.
+	DatabaseURL string
+	// DataDir is where the private server keeps its data (default: in the
+	// temporary directory, removed afterwards).
+	DataDir string
+	// Phases are the phases to run, of Phases (nil: all).
+	Phases []string
+	// Keep keeps the temporary directory (server data, process logs).
+	Keep bool
+
+	PGBenchScale   int           // pgbench's scale factor (-s)
+	PGBenchClients int           // pgbench's clients (-c)
+	PGBenchTime    time.Duration // how long pgbench runs (-T)
+
+	Agents   int    // simulated agents for the placement and pipeline phases
+	Tasks    int    // tasks for the placement phase and again for the pipeline phase
+	Strategy string // the placement strategy of the bench's coordinators
+
+	LatencyAgents []int   // agent counts to measure create→claimed latency with
+	LatencyTasks  int     // tasks submitted per latency measurement
+	LatencyRate   float64 // submissions per second in the latency phase
+
+	IdleAgents []int         // idle agent counts to measure Postgres CPU with (0: the server alone)
+	IdleWindow time.Duration // how long idle Postgres CPU is measured
+	// HeartbeatInterval is that of the simulated agents.
+	HeartbeatInterval time.Duration
+	// MaxHeartbeatsPerSecond is the cluster's heartbeat limit while agents
+	// are idle, as the coordinators' (0: no limit).
+	MaxHeartbeatsPerSecond float64
+
+	ProcessTasks int // short tasks run through the coordinator and agent processes
+	ProcessHeld  int // containers the agent process holds meanwhile
+
+	DockerRuns int    // container starts measured each way in the docker phase
+	Image      string // image for the docker phase (default: build testdata/workload)
+
+	// Orch is the orch binary whose coordinator and agent processes the
+	// bench starts (default: this program, os.Executable).
+	Orch string
+	// Out receives the table of figures (nil: none is printed).
+	Out io.Writer
+	// Log receives what the bench is doing (nil: discarded).
+	Log io.Writer
+}
+
+// Bench phases, in the order they run.
+const (
+	phasePgbench   = "pgbench"
+	phasePlacement = "placement"
+	phasePipeline  = "pipeline"
+	phaseIdle      = "idle"
+	phaseProcesses = "processes"
+	phaseLatency   = "latency"
+	phaseDocker    = "docker"
+)
+
+// Phases are the bench's phases in the order they run. The idle phase comes
+// last: its thousand agents leave a thousand (cordoned) nodes behind, which
+// every later scheduling pass would read.
+var Phases = []string{phasePgbench, phasePlacement, phasePipeline, phaseProcesses, phaseLatency, phaseDocker, phaseIdle}
+
+// Defaults are the options of a full run, or with quick of a small one that
+// runs in about a minute.
+func Defaults(quick bool) Options {
+	o := Options{
+		Phases:   append([]string(nil), Phases...),
+		Strategy: "spread", LatencyRate: 50,
+		HeartbeatInterval: 2 * time.Second, MaxHeartbeatsPerSecond: coordinator.DefaultMaxHeartbeatsPerSecond,
+	}
+	if quick {
+		o.Quick = true
+		o.PGBenchScale, o.PGBenchClients, o.PGBenchTime = 1, 4, 2*time.Second
+		o.Agents, o.Tasks = 10, 1000
+		o.LatencyAgents, o.LatencyTasks = []int{1, 10}, 30
+		o.IdleAgents, o.IdleWindow = []int{0, 50}, 3*time.Second
+		o.ProcessTasks, o.ProcessHeld = 300, 20
+		o.DockerRuns = 3
+		return o
+	}
+	o.PGBenchScale, o.PGBenchClients, o.PGBenchTime = 10, 8, 10*time.Second
+	o.Agents, o.Tasks = 100, 20000
+	o.LatencyAgents, o.LatencyTasks = []int{1, 10, 100}, 300
+	o.IdleAgents, o.IdleWindow = []int{0, 100, 1000}, 30*time.Second
+	o.ProcessTasks, o.ProcessHeld = 5000, 250
+	o.DockerRuns = 20
+	return o
+}
+
+// check refuses options no run can use, naming the flag.
+func (o *Options) check() error {
+	for name, v := range map[string]int{"agents": o.Agents, "tasks": o.Tasks, "latency-tasks": o.LatencyTasks,
+		"process-tasks": o.ProcessTasks, "process-held": o.ProcessHeld, "docker-runs": o.DockerRuns, "pgbench-scale": o.PGBenchScale, "pgbench-clients": o.PGBenchClients} {
+		if v < 1 {
+			return queue.Invalid(name, fmt.Sprintf("--%s must be at least 1", name), "")
+		}
+	}
+	if o.LatencyRate <= 0 {
+		return queue.Invalid("latency-rate", "--latency-rate must be positive", "give submissions per second, e.g. 50")
+	}
+	for _, n := range o.LatencyAgents {
+		if n < 1 {
+			return queue.Invalid("latency-agents", fmt.Sprintf("%d is not a count of at least 1", n), "")
+		}
+	}
+	for _, n := range o.IdleAgents {
+		if n < 0 {
+			return queue.Invalid("idle-agents", fmt.Sprintf("%d is not a count of at least 0", n), "")
+		}
+	}
+	for _, p := range o.Phases {
+		if !isPhase(p) {
+			return queue.Invalid("phases", fmt.Sprintf("unknown phase %q", p), "use some of "+strings.Join(Phases, ","))
+		}
+	}
+	return nil
+}
+
+func isPhase(p string) bool {
+	for _, known := range Phases {
+		if p == known {
+			return true
+		}
+	}
+	return false
+}
+
+// Run runs the phases in order, each against the same server, then writes
+// the figures to o.JSONFile and prints them to o.Out. A phase that fails is
+// recorded and the others still run; Run then returns the report with an
+// error that names the failed phases. It returns no report when it could
+// not start (a bad option, no server).
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	if o.Phases == nil {
+		o.Phases = Phases
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Orch == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("finding the orch binary: %w", err)
+		}
+		o.Orch = exe
+	}
+	// Many concurrent API clients in one process: keep their connections
+	// instead of opening (and leaving in TIME_WAIT) one per request.
+	if tr, ok := http.DefaultTransport.(*http.Transport); ok {
+		tr.MaxIdleConnsPerHost = 256
+	}
+	b, err := newBench(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer b.close()
+	b.run(ctx)
+	b.report.finish(b)
+	if o.JSONFile != "" {
+		if err := writeJSONFile(o.JSONFile, b.report); err != nil {
+			return b.report, err
+		}
+	}
+	if o.Out != nil {
+		if err := b.report.Print(o.Out); err != nil {
+			return b.report, err
+		}
+	}
+	if ctx.Err() != nil {
+		return b.report, ctx.Err()
+	}
+	if len(b.report.Errors) > 0 {
+		return b.report, fmt.Errorf("bench: %d phase(s) failed: %s", len(b.report.Errors), strings.Join(b.report.errorList(), "; "))
+	}
+	return b.report, nil
+}
+
+func (b *bench) run(ctx context.Context) {
+	steps := []struct {
+		phase string
+		fn    func(context.Context) error
+	}{
+		{phasePgbench, b.pgbench},
+		{phasePlacement, b.placement},
+		{phasePipeline, b.pipeline},
+		{phaseProcesses, b.processes},
+		{phaseLatency, b.latency},
+		{phaseDocker, b.docker},
+		{phaseIdle, b.idle},
+	}
+	want := map[string]bool{}
+	for _, p := range b.opts.Phases {
+		want[p] = true
+	}
+	for _, s := range steps {
+		if !want[s.phase] || ctx.Err() != nil {
+			continue
+		}
+		b.logf("phase %s", s.phase)
+		start := time.Now()
+		stop := func() {}
+		if s.phase != phaseIdle { // idle measures the server's CPU: leave it alone
+			stop = b.sampleWaits(ctx, s.phase)
+		}
+		err := s.fn(ctx)
+		stop()
+		var skip skipError
+		switch {
+		case errors.As(err, &skip):
+			b.logf("phase %s skipped: %s", s.phase, skip.why)
+			b.report.Skipped = append(b.report.Skipped, s.phase+": "+skip.why)
+		case err != nil:
+			b.logf("phase %s failed: %v", s.phase, err)
+			b.report.Errors[s.phase] = err.Error()
+		default:
+			b.logf("phase %s done in %s", s.phase, time.Since(start).Round(100*time.Millisecond))
+		}
+	}
+}
+
+// skipError says a phase could not run here (no Docker, no pgbench), which
+// is not a failure of orch.
+type skipError struct{ why string }
+
+func (e skipError) Error() string { return "skipped: " + e.why }
+
+func writeJSONFile(path string, v any) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	enc := json.NewEncoder(f)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return f.Close()
+}

@@ -1,0 +1,148 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orchd/orch/agent/dockertest"
+)
+
+// TestBench_QuickRunWritesEveryFigure runs a quick bench end to end, as CI
+// does to keep the bench working, with the orch binary built from this
+// tree for its coordinator and agent processes. Timings are not judged (the
+// machine may be busy); what is checked is that every phase ran and
+// reported figures that make sense, in the table and in the JSON.
+func TestBench_QuickRunWritesEveryFigure(t *testing.T) {
+	t.Parallel()
+	dockertest.Require(t) // the docker phase needs the engine, as in production
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	orch := filepath.Join(dir, "orch")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", orch, "github.com/orchd/orch/cmd/orch").CombinedOutput(); err != nil {
+		t.Fatalf("building orch: %v\n%s", err, out)
+	}
+	o := Defaults(true)
+	o.Note, o.Orch = "go test", orch
+	o.JSONFile = filepath.Join(dir, "bench.json")
+	var stdout bytes.Buffer
+	o.Out, o.Log = &stdout, t.Output()
+	if _, err := Run(ctx, o); err != nil {
+		t.Fatalf("bench: %v\n%s", err, stdout.String())
+	}
+	b, err := os.ReadFile(o.JSONFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("the JSON does not decode: %v\n%s", err, b)
+	}
+	t.Logf("orch bench --quick:\n%s", stdout.String())
+
+	check := func(what string, v float64) {
+		t.Helper()
+		if !(v > 0) || v > 1e12 {
+			t.Errorf("%s = %v, want a positive figure", what, v)
+		}
+	}
+	if len(r.Errors) > 0 || len(r.Skipped) > 0 {
+		t.Errorf("errors %v, skipped %v: every phase should have run", r.Errors, r.Skipped)
+	}
+	if !r.Quick || r.Note != "go test" || r.Machine.CPUs < 1 || r.Server.Version == "" || !r.Server.Private {
+		t.Errorf("header: quick %v, note %q, %d CPUs, server %q private %v", r.Quick, r.Note, r.Machine.CPUs, r.Server.Version, r.Server.Private)
+	}
+	if r.Server.Settings["fsync"] != "on" {
+		t.Errorf("the private server runs with fsync=%q; figures must come from durable settings", r.Server.Settings["fsync"])
+	}
+	if p := r.PGBench; p == nil {
+		t.Error("no pgbench figures")
+	} else {
+		check("pgbench TPS", p.TPS)
+	}
+	if p := r.Placement; p == nil {
+		t.Error("no placement figures")
+	} else {
+		check("creates/s", p.CreatesPerSec)
+		check("placements/s", p.PlacementsPerSec)
+		check("backlog run/s", p.RunPerSec)
+	}
+	if p := r.Pipeline; p == nil {
+		t.Error("no pipeline figures")
+	} else {
+		check("tasks/s", p.TasksPerSec)
+		check("API creates/s", p.CreatesPerSec)
+		check("WAL bytes per task", p.WALBytesPerTask)
+		check("commit share", p.CommitShare)
+		// A task is at least its create, claim, start and exit, each a
+		// write transaction with its event row.
+		if p.WriteTxnsPerTask < 2 || p.RowsWrittenPerTask < 5 {
+			t.Errorf("%.2f write transactions and %.1f rows per task: too few to be real", p.WriteTxnsPerTask, p.RowsWrittenPerTask)
+		}
+	}
+	if len(r.Latency) != 2 || r.Latency[0].Agents != 1 || r.Latency[1].Agents != 10 {
+		t.Errorf("latency for %+v, want 1 and 10 agents", r.Latency)
+	}
+	for _, l := range r.Latency {
+		check("create→claimed p50", l.P50MS)
+		if l.P99MS < l.P50MS || l.MaxMS < l.P99MS || l.Tasks != 30 {
+			t.Errorf("latency with %d agents: p50 %.1f, p99 %.1f, max %.1f over %d tasks", l.Agents, l.P50MS, l.P99MS, l.MaxMS, l.Tasks)
+		}
+	}
+	if len(r.Idle) != 2 || r.Idle[0].Agents != 0 || r.Idle[1].Agents != 50 {
+		t.Errorf("idle for %+v, want 0 and 50 agents", r.Idle)
+	} else {
+		i := r.Idle[1]
+		check("idle Postgres CPU", i.PostgresCPUSec)
+		check("idle write transactions/s", i.WriteTxnsPerSec) // heartbeats
+		if i.Backends <= r.Idle[0].Backends+50 {
+			t.Errorf("%d server processes with 50 agents, %d without: each agent holds connections", i.Backends, r.Idle[0].Backends)
+		}
+	}
+	const mb = 1 << 20
+	if p := r.Processes; p == nil {
+		t.Error("no process figures")
+	} else {
+		check("processes tasks/s", p.TasksPerSec)
+		if p.Held != 20 {
+			t.Errorf("the agent process held %d containers, want --quick's 20", p.Held)
+		}
+		for what, rss := range map[string]int64{"agent": p.AgentPeakRSS, "coordinator": p.CoordinatorPeakRSS} {
+			if rss < mb || rss > 4096*mb {
+				t.Errorf("%s peak RSS %d bytes", what, rss)
+			}
+		}
+	}
+	if d := r.Docker; d == nil {
+		t.Error("no docker figures")
+	} else {
+		check("orch create→running", d.OrchMedianMS)
+		check("orch create→running by the database", d.OrchDBMedianMS)
+		check("docker run", d.DockerRunMedianMS)
+		check("engine API", d.EngineAPIMedianMS)
+		check("ratio", d.Ratio)
+		if d.AgentPeakRSS < mb {
+			t.Errorf("docker agent peak RSS %d bytes", d.AgentPeakRSS)
+		}
+	}
+	if len(r.Targets) < 7 {
+		t.Errorf("%d targets checked, want every target of the issue", len(r.Targets))
+	}
+	for _, tg := range r.Targets {
+		if !strings.Contains(stdout.String(), tg.Name) {
+			t.Errorf("target %q is in the JSON but not in the table", tg.Name)
+		}
+	}
+	for _, want := range []string{"pgbench", "placements/s", "tasks/s end to end", "create→claimed", "idle", "peak RSS", "docker run"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("the table has no %q line", want)
+		}
+	}
+}
