@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sort"
@@ -10,7 +11,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/orchd/orch/config"
+	"github.com/orchd/orch/coordinator"
 	"github.com/orchd/orch/queue"
+	"github.com/orchd/orch/queue/postgres"
 )
 
 func newNodeCmd() *cobra.Command {
@@ -131,6 +135,160 @@ func printNode(w io.Writer, n queue.Node) error {
 	}
 	for _, kv := range usageRows(n.Usage) {
 		tb.row(kv[0], kv[1])
+	}
+	return tb.flush()
+}
+
+func newNodeDrainCmd() *cobra.Command {
+	var deadline, timeout time.Duration
+	var detach bool
+	cmd := &cobra.Command{
+		Use:   "drain NODE",
+		Short: "Move every task off a node: no new work, its tasks go to other nodes, then it is idle",
+		Long: `orch node drain cordons the node (it gets no new work) and has its agent stop its tasks, each
+with its stop grace, and hand them to the queue, from where they are placed on other nodes (a move,
+not a restart: it does not count against --max-restarts). Whatever is still on the node when the
+deadline passes (its agent is gone, say) is moved at once; --deadline 0 moves everything at once.
+The command waits until the node is idle unless --detach is given. orch node uncordon ends a drain.`,
+		Example: `  orch node drain worker-3
+  orch node drain worker-3 --deadline 5m
+  orch node uncordon worker-3`,
+		Args: exactArgs(1, "give the node's name or id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if deadline < 0 {
+				return queue.Invalid("deadline", "the deadline must not be negative", "e.g. --deadline 5m, or 0 to move everything at once")
+			}
+			client, cc, err := clientFor(cmd)
+			if err != nil {
+				return err
+			}
+			n, err := client.Drain(cmd.Context(), args[0], deadline)
+			if err != nil {
+				return err
+			}
+			if !detach {
+				if n, err = waitDrained(cmd.Context(), client, cmd.ErrOrStderr(), n, deadline+timeout); err != nil {
+					return err
+				}
+			}
+			if cc.Output == "json" {
+				return printJSON(cmd.OutOrStdout(), n)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%d tasks\n", n.Name, nodeState(n), n.LiveTasks)
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&deadline, "deadline", coordinator.DefaultDrainDeadline, "time the agent has to hand its tasks over before the rest are moved at once")
+	cmd.Flags().BoolVar(&detach, "detach", false, "return at once instead of waiting until the node is idle")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait past the deadline")
+	return cmd
+}
+
+// waitDrained polls the node until it holds no task, showing how many are left.
+func waitDrained(ctx context.Context, c *coordinator.Client, w io.Writer, n queue.Node, limit time.Duration) (queue.Node, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	last := -1
+	for {
+		if n.LiveTasks != last {
+			fmt.Fprintf(w, "node %s: %d tasks left\n", n.Name, n.LiveTasks)
+			last = n.LiveTasks
+		}
+		if n.LiveTasks == 0 {
+			return n, nil
+		}
+		select {
+		case <-ctx.Done():
+			return n, fmt.Errorf("gave up waiting for node %s to drain after %s: %d tasks left", n.Name, limit, n.LiveTasks)
+		case <-time.After(250 * time.Millisecond):
+		}
+		var err error
+		if n, err = c.GetNode(ctx, n.ID.String()); err != nil {
+			if ctx.Err() != nil {
+				return n, fmt.Errorf("gave up waiting for node %s to drain after %s", n.Name, limit)
+			}
+			return n, err
+		}
+	}
+}
+
+// newNodeTokenCmd makes the database role an agent connects with. It talks to
+// Postgres directly, as the schema's owner: creating roles is not something
+// the API offers.
+func newNodeTokenCmd() *cobra.Command {
+	var revoke bool
+	cmd := &cobra.Command{
+		Use:   "token NODE",
+		Short: "Create (or rotate) the database role of NODE's agent and print how the agent connects",
+		Long: `orch node token creates a PostgreSQL role that may act as NODE and nothing else: row-level
+security lets it read and change only that node's row, the tasks placed on it and its own stats
+and logs. Run it with the database URL of the schema's owner (--database-url / ORCH_DATABASE_URL);
+give the printed URL to the agent as its ORCH_DATABASE_URL, and start it with --name NODE.
+Running it again gives the role a new password; --revoke drops the role.`,
+		Args: exactArgs(1, "give the node's name, as its agent registers it (--name)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, err := settings(cmd)
+			if err != nil {
+				return err
+			}
+			url := v.GetString(config.KeyDatabaseURL)
+			if err := requireDB(url); err != nil {
+				return err
+			}
+			store, err := postgres.Open(cmd.Context(), url)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			if revoke {
+				if err := store.DropAgentRole(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "dropped the role of node %s\n", args[0])
+				return nil
+			}
+			role, err := store.CreateAgentRole(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if v.GetString(config.KeyOutput) == "json" {
+				return printJSON(cmd.OutOrStdout(), role)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "role %s may act as node %s only\n\nstart its agent with:\n  ORCH_DATABASE_URL='%s' orch agent --name %s\n",
+				role.Role, role.Node, role.DatabaseURL, role.Node)
+			return nil
+		},
+	}
+	cmd.Flags().String(config.KeyDatabaseURL, "", "PostgreSQL URL of the schema's owner (env ORCH_DATABASE_URL)")
+	cmd.Flags().BoolVar(&revoke, "revoke", false, "drop the node's role instead")
+	return cmd
+}
+
+// usageRows are printNode's lines about what the node's agent measured.
+func usageRows(u queue.Usage) [][2]string {
+	if u.At == nil {
+		return [][2]string{{"used", "- (no stats reported yet)"}}
+	}
+	return [][2]string{
+		{"cpu used", fmt.Sprintf("%.1f%% of the machine, load %.2f", u.CPUPercent, u.Load1)},
+		{"memory used", queue.FormatBytes(u.MemoryUsedBytes)},
+		{"disk used", queue.FormatBytes(u.DiskUsedBytes)},
+		{"measured", age(*u.At) + " ago"},
+	}
+}
+
+// printNodeStats prints a node's recent samples, newest first.
+func printNodeStats(w io.Writer, stats []queue.NodeSample) error {
+	fmt.Fprintln(w, "\nRECENT STATS")
+	if len(stats) == 0 {
+		fmt.Fprintln(w, "none yet")
+		return nil
+	}
+	tb := newTable(w, "TIME", "CPU", "LOAD1", "MEMORY", "DISK")
+	for _, s := range stats {
+		tb.row(s.At.Local().Format("15:04:05"), fmt.Sprintf("%.1f%%", s.CPUPercent), fmt.Sprintf("%.2f", s.Load1),
+			queue.FormatBytes(s.MemoryUsedBytes)+"/"+queue.FormatBytes(s.MemoryTotalBytes),
+			queue.FormatBytes(s.DiskUsedBytes)+"/"+queue.FormatBytes(s.DiskTotalBytes))
 	}
 	return tb.flush()
 }

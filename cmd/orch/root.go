@@ -66,3 +66,11 @@ func clientFor(cmd *cobra.Command) (*coordinator.Client, config.Client, error) {
 	}
 	return c, cc, nil
 }
+
+// requireDB refuses to go on without a database URL.
+func requireDB(url string) error {
+	if url == "" {
+		return usageError{err: fmt.Errorf("no database: give --database-url or set ORCH_DATABASE_URL (or run `orch dev` for a private one)")}
+	}
+	return nil
+}

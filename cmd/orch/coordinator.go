@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/orchd/orch/config"
+	"github.com/orchd/orch/coordinator"
+	"github.com/orchd/orch/queue"
+	"github.com/orchd/orch/queue/postgres"
+)
+
+func coordinatorFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.String("listen", ":8989", "address the API listens on (env ORCH_LISTEN)")
+	f.Bool("no-migrate", false, "do not apply database migrations at start")
+	f.String("strategy", queue.DefaultStrategy, "default placement strategy: "+strings.Join(queue.Strategies, ", "))
+	f.Duration("pass-interval", time.Second, "scheduling pass interval when not woken by new work")
+	f.Int("batch", 500, "pending tasks placed per scheduling pass")
+	f.Duration("node-down-timeout", 10*time.Second, "how long a node may stay silent before it is down (longer for nodes beating less often)")
+	f.Float64("max-heartbeats-per-second", coordinator.DefaultMaxHeartbeatsPerSecond,
+		"heartbeats the whole cluster may send: beyond it agents beat less often (0: no limit)")
+	f.StringArray("admin-token", nil, "API token with admin scope: the secret, or sha256:<hex> of it (repeatable; env ORCH_ADMIN_TOKEN)")
+	f.StringArray("write-token", nil, "API token that may submit and stop tasks (repeatable; env ORCH_WRITE_TOKEN)")
+	f.StringArray("read-token", nil, "API token with read-only scope (repeatable; env ORCH_READ_TOKEN)")
+	f.Bool("insecure", false, "serve the API beyond loopback without tokens")
+	f.String("tls-cert", "", "serve HTTPS with this PEM certificate")
+	f.String("tls-key", "", "private key of --tls-cert")
+}
+
+// tokensOf reads the configured API tokens.
+func tokensOf(cfg config.Coordinator) (*coordinator.Tokens, error) {
+	toks := &coordinator.Tokens{}
+	for _, set := range []struct {
+		flag  string
+		scope coordinator.Scope
+		specs []string
+	}{{"admin-token", coordinator.ScopeAdmin, cfg.AdminTokens}, {"write-token", coordinator.ScopeWrite, cfg.WriteTokens},
+		{"read-token", coordinator.ScopeRead, cfg.ReadTokens}} {
+		for _, spec := range set.specs {
+			if err := toks.AddToken(set.scope, spec); err != nil {
+				return nil, queue.Invalid(set.flag, err.Error(), "generate one with: orch token generate")
+			}
+		}
+	}
+	return toks, nil
+}
+
+func newCoordinatorCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "coordinator",
+		Short: "Run a coordinator: the API and the scheduler (run as many replicas as you like)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, err := settings(cmd)
+			if err != nil {
+				return err
+			}
+			var cfg config.Coordinator
+			if err := config.Decode(v, &cfg); err != nil {
+				return usageError{err: err}
+			}
+			return runCoordinator(cmd.Context(), cfg, nil)
+		},
+	}
+	cmd.Flags().String(config.KeyDatabaseURL, "", "PostgreSQL URL (env ORCH_DATABASE_URL)")
+	coordinatorFlags(cmd)
+	return cmd
+}
+
+// heartbeatLimit turns the flag's "0: no limit" into the coordinator's
+// "negative: never scale".
+func heartbeatLimit(perSecond float64) float64 {
+	if perSecond == 0 {
+		return -1
+	}
+	return perSecond
+}
+
+func runCoordinator(ctx context.Context, cfg config.Coordinator, ready func(net.Addr)) error {
+	if err := requireDB(cfg.DatabaseURL); err != nil {
+		return err
+	}
+	if cfg.MaxHeartbeats < 0 || math.IsNaN(cfg.MaxHeartbeats) || math.IsInf(cfg.MaxHeartbeats, 0) {
+		return usageError{err: queue.Invalid("max-heartbeats-per-second", fmt.Sprintf("%v is not a rate", cfg.MaxHeartbeats),
+			"give heartbeats a second like 50, or 0 for no limit")}
+	}
+	if !cfg.NoMigrate {
+		if _, err := postgres.MigrateUp(ctx, cfg.DatabaseURL); err != nil {
+			return fmt.Errorf("migrating: %w", err)
+		}
+	}
+	tokens, err := tokensOf(cfg)
+	if err != nil {
+		return err
+	}
+	store, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	c, err := coordinator.New(store, coordinator.Options{
+		Listen: cfg.Listen, Strategy: cfg.Strategy, PassInterval: cfg.PassInterval,
+		Batch: cfg.Batch, NodeDownTimeout: cfg.NodeDownTimeout,
+		MaxHeartbeatsPerSecond: heartbeatLimit(cfg.MaxHeartbeats),
+		Tokens:                 tokens, Insecure: cfg.Insecure, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
+	})
+	if err != nil {
+		return usageError{err: err}
+	}
+	return c.Run(ctx, ready)
+}
