@@ -15,6 +15,17 @@ import (
 	"github.com/orchd/orch/queue/postgres"
 )
 
+// Defaults of Options: New applies them to fields left zero, and the flags
+// of `orch agent` show them. See also DefaultIdlePollInterval and
+// DefaultStatsInterval.
+const (
+	DefaultHeartbeatInterval = 2 * time.Second
+	DefaultPollInterval      = 2 * time.Second
+	DefaultStopGrace         = 10 * time.Second
+	DefaultMaxParallelStarts = 8
+	DefaultReconcileInterval = 30 * time.Second
+)
+
 // Options configure an agent.
 type Options struct {
 	Name     string
@@ -51,7 +62,8 @@ type Options struct {
 	// containers on the host's network (tasks only an admin may submit).
 	AllowPrivileged bool
 	// StatsInterval is how often the agent measures its machine and its
-	// containers and writes the figures to the database (default 10 s).
+	// containers and writes the figures to the database (default
+	// DefaultStatsInterval).
 	StatsInterval time.Duration
 	// DiskPath is the file system whose usage the node reports (default /).
 	DiskPath string
@@ -122,19 +134,19 @@ type watch struct {
 // New builds an agent over a store and a container runtime.
 func New(store *postgres.Store, rt Runtime, opts Options) *Agent {
 	if opts.HeartbeatInterval <= 0 {
-		opts.HeartbeatInterval = 2 * time.Second
+		opts.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if opts.PollInterval <= 0 {
-		opts.PollInterval = 2 * time.Second
+		opts.PollInterval = DefaultPollInterval
 	}
 	if opts.IdlePollInterval <= 0 {
 		opts.IdlePollInterval = DefaultIdlePollInterval
 	}
 	if opts.StopGrace <= 0 {
-		opts.StopGrace = 10 * time.Second
+		opts.StopGrace = DefaultStopGrace
 	}
 	if opts.MaxParallelStarts <= 0 {
-		opts.MaxParallelStarts = 8
+		opts.MaxParallelStarts = DefaultMaxParallelStarts
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -143,7 +155,7 @@ func New(store *postgres.Store, rt Runtime, opts Options) *Agent {
 		opts.RestartBackoff = queue.DefaultBackoff
 	}
 	if opts.ReconcileInterval <= 0 {
-		opts.ReconcileInterval = 30 * time.Second
+		opts.ReconcileInterval = DefaultReconcileInterval
 	}
 	if opts.ImageFailures <= 0 {
 		opts.ImageFailures = 3
@@ -152,7 +164,7 @@ func New(store *postgres.Store, rt Runtime, opts Options) *Agent {
 		opts.ImageCooloff = 30 * time.Second
 	}
 	if opts.StatsInterval <= 0 {
-		opts.StatsInterval = 10 * time.Second
+		opts.StatsInterval = DefaultStatsInterval
 	}
 	if opts.LogLimits.MaxLines <= 0 {
 		opts.LogLimits.MaxLines = queue.DefaultLogLimits.MaxLines

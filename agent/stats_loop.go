@@ -8,6 +8,10 @@ import (
 	"github.com/orchd/orch/queue"
 )
 
+// DefaultStatsInterval is how often an agent writes its node's and its
+// tasks' stats unless told otherwise.
+const DefaultStatsInterval = 10 * time.Second
+
 // statsLoop measures the machine and the containers every statsEvery and
 // writes the figures to the database: the node's latest usage and its
 // history, and each running task's. It runs beside the work loop and never

@@ -17,8 +17,17 @@ import (
 	"github.com/orchd/orch/scheduler"
 )
 
+// Defaults of Options: New applies them to fields left zero, and the flags
+// of `orch coordinator` show them.
+const (
+	DefaultPassInterval    = time.Second
+	DefaultBatch           = 500
+	DefaultNodeDownTimeout = 10 * time.Second
+)
+
 // DefaultMaxHeartbeatsPerSecond is Nomad's default: 100 nodes at a 2 s
-// interval, 1,000 at 20 s.
+// interval, 1,000 at 20 s. It is the default of the flag; in Options, 0
+// means no limit.
 const DefaultMaxHeartbeatsPerSecond = 50
 
 // Options configure a coordinator.
@@ -30,8 +39,9 @@ type Options struct {
 	NodeDownTimeout time.Duration
 	// MaxHeartbeatsPerSecond bounds the heartbeats of the whole cluster:
 	// with more live nodes than it allows at their own intervals, agents
-	// are asked to beat less often (0: DefaultMaxHeartbeatsPerSecond;
-	// negative: never).
+	// are asked to beat less often. 0 (or less) means no limit, as for
+	// the flag --max-heartbeats-per-second, whose default is
+	// DefaultMaxHeartbeatsPerSecond; New applies no default here.
 	MaxHeartbeatsPerSecond float64
 	Name                   string // identifies this replica in events and logs
 	Logger                 *slog.Logger
@@ -61,16 +71,13 @@ func New(store *postgres.Store, opts Options) (*Coordinator, error) {
 		return nil, err
 	}
 	if opts.PassInterval <= 0 {
-		opts.PassInterval = time.Second
+		opts.PassInterval = DefaultPassInterval
 	}
 	if opts.Batch <= 0 {
-		opts.Batch = 500
+		opts.Batch = DefaultBatch
 	}
 	if opts.NodeDownTimeout <= 0 {
-		opts.NodeDownTimeout = 10 * time.Second
-	}
-	if opts.MaxHeartbeatsPerSecond == 0 {
-		opts.MaxHeartbeatsPerSecond = DefaultMaxHeartbeatsPerSecond
+		opts.NodeDownTimeout = DefaultNodeDownTimeout
 	}
 	if opts.Name == "" {
 		host, _ := os.Hostname()

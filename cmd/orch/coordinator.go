@@ -6,7 +6,6 @@ import (
 	"math"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,9 +20,9 @@ func coordinatorFlags(cmd *cobra.Command) {
 	f.String("listen", ":8989", "address the API listens on (env ORCH_LISTEN)")
 	f.Bool("no-migrate", false, "do not apply database migrations at start")
 	f.String("strategy", queue.DefaultStrategy, "default placement strategy: "+strings.Join(queue.Strategies, ", "))
-	f.Duration("pass-interval", time.Second, "scheduling pass interval when not woken by new work")
-	f.Int("batch", 500, "pending tasks placed per scheduling pass")
-	f.Duration("node-down-timeout", 10*time.Second, "how long a node may stay silent before it is down (longer for nodes beating less often)")
+	f.Duration("pass-interval", coordinator.DefaultPassInterval, "scheduling pass interval when not woken by new work")
+	f.Int("batch", coordinator.DefaultBatch, "pending tasks placed per scheduling pass")
+	f.Duration("node-down-timeout", coordinator.DefaultNodeDownTimeout, "how long a node may stay silent before it is down (longer for nodes beating less often)")
 	f.Float64("max-heartbeats-per-second", coordinator.DefaultMaxHeartbeatsPerSecond,
 		"heartbeats the whole cluster may send: beyond it agents beat less often (0: no limit)")
 	f.StringArray("admin-token", nil, "API token with admin scope: the secret, or sha256:<hex> of it (repeatable; env ORCH_ADMIN_TOKEN)")
@@ -74,15 +73,6 @@ func newCoordinatorCmd() *cobra.Command {
 	return cmd
 }
 
-// heartbeatLimit turns the flag's "0: no limit" into the coordinator's
-// "negative: never scale".
-func heartbeatLimit(perSecond float64) float64 {
-	if perSecond == 0 {
-		return -1
-	}
-	return perSecond
-}
-
 func runCoordinator(ctx context.Context, cfg config.Coordinator, ready func(net.Addr)) error {
 	if err := requireDB(cfg.DatabaseURL); err != nil {
 		return err
@@ -108,7 +98,7 @@ func runCoordinator(ctx context.Context, cfg config.Coordinator, ready func(net.
 	c, err := coordinator.New(store, coordinator.Options{
 		Listen: cfg.Listen, Strategy: cfg.Strategy, PassInterval: cfg.PassInterval,
 		Batch: cfg.Batch, NodeDownTimeout: cfg.NodeDownTimeout,
-		MaxHeartbeatsPerSecond: heartbeatLimit(cfg.MaxHeartbeats),
+		MaxHeartbeatsPerSecond: cfg.MaxHeartbeats,
 		Tokens:                 tokens, Insecure: cfg.Insecure, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
 	})
 	if err != nil {

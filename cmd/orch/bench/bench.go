@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orchd/orch/agent"
 	"github.com/orchd/orch/coordinator"
 	"github.com/orchd/orch/queue"
 )
@@ -95,7 +96,7 @@ func Defaults(quick bool) Options {
 	o := Options{
 		Phases:   append([]string(nil), Phases...),
 		Strategy: "spread", LatencyRate: 50,
-		HeartbeatInterval: 2 * time.Second, MaxHeartbeatsPerSecond: coordinator.DefaultMaxHeartbeatsPerSecond,
+		HeartbeatInterval: agent.DefaultHeartbeatInterval, MaxHeartbeatsPerSecond: coordinator.DefaultMaxHeartbeatsPerSecond,
 	}
 	if quick {
 		o.Quick = true

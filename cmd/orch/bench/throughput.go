@@ -95,7 +95,7 @@ func (b *bench) pipeline(ctx context.Context) error {
 	}
 	defer cstore.Close()
 	c, err := coordinator.New(cstore, coordinator.Options{Listen: "127.0.0.1:0", Strategy: b.opts.Strategy,
-		Name: "bench pipeline", Logger: quietLogger(b.logw)})
+		MaxHeartbeatsPerSecond: coordinator.DefaultMaxHeartbeatsPerSecond, Name: "bench pipeline", Logger: quietLogger(b.logw)})
 	if err != nil {
 		return err
 	}
