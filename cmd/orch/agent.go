@@ -26,13 +26,9 @@ func newAgentCmd() *cobra.Command {
 		Short: "Run an agent: registers this machine and runs the tasks placed on it (dials out to Postgres only)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, err := settings(cmd)
-			if err != nil {
-				return err
-			}
 			var cfg config.Agent
-			if err := config.Decode(v, &cfg); err != nil {
-				return usageError{err: err}
+			if _, err := settings(cmd, &cfg); err != nil {
+				return err
 			}
 			tuneAgentGC()
 			return runAgent(cmd.Context(), cfg)

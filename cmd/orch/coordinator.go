@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -57,13 +58,9 @@ func newCoordinatorCmd() *cobra.Command {
 		Short: "Run a coordinator: the API and the scheduler (run as many replicas as you like)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, err := settings(cmd)
-			if err != nil {
-				return err
-			}
 			var cfg config.Coordinator
-			if err := config.Decode(v, &cfg); err != nil {
-				return usageError{err: err}
+			if _, err := settings(cmd, &cfg); err != nil {
+				return err
 			}
 			return runCoordinator(cmd.Context(), cfg, nil)
 		},
@@ -105,4 +102,63 @@ func runCoordinator(ctx context.Context, cfg config.Coordinator, ready func(net.
 		return usageError{err: err}
 	}
 	return c.Run(ctx, ready)
+}
+
+func newMigrateCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "migrate", Short: "Apply or inspect the database schema"}
+	cmd.PersistentFlags().String(config.KeyDatabaseURL, "", "PostgreSQL URL (env ORCH_DATABASE_URL)")
+	cmd.AddCommand(&cobra.Command{
+		Use:   "up",
+		Short: "Apply every pending migration",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, url, err := databaseURL(cmd)
+			if err != nil {
+				return err
+			}
+			applied, err := postgres.MigrateUp(cmd.Context(), url)
+			if err != nil {
+				return err
+			}
+			if len(applied) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "schema is up to date")
+			}
+			for _, m := range applied {
+				fmt.Fprintln(cmd.OutOrStdout(), "applied", m)
+			}
+			return nil
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "status",
+		Short: "List migrations and whether each is applied",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, url, err := databaseURL(cmd)
+			if err != nil {
+				return err
+			}
+			states, err := postgres.MigrationStatus(cmd.Context(), url)
+			if err != nil {
+				return err
+			}
+			_, cc, err := clientFor(cmd)
+			if err != nil {
+				return err
+			}
+			if cc.Output == "json" {
+				return printJSON(cmd.OutOrStdout(), states)
+			}
+			tb := newTable(cmd.OutOrStdout(), "VERSION", "MIGRATION", "APPLIED")
+			for _, s := range states {
+				at := "pending"
+				if s.Applied {
+					at = s.AppliedAt.Format(time.RFC3339)
+				}
+				tb.row(fmt.Sprint(s.Version), s.Source, at)
+			}
+			return tb.flush()
+		},
+	})
+	return cmd
 }

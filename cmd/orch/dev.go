@@ -39,17 +39,11 @@ one coordinator and one agent using the local Docker engine. Ctrl-C stops all of
 the data directory keeps tasks and nodes for the next run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, err := settings(cmd)
-			if err != nil {
-				return err
-			}
 			var ccfg config.Coordinator
 			var acfg config.Agent
-			if err := config.Decode(v, &ccfg); err != nil {
-				return usageError{err: err}
-			}
-			if err := config.Decode(v, &acfg); err != nil {
-				return usageError{err: err}
+			v, err := settings(cmd, &ccfg, &acfg)
+			if err != nil {
+				return err
 			}
 			return runDev(cmd.Context(), cmd, v.GetString("data-dir"), ccfg, acfg)
 		},

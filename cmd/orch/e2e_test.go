@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/orchd/orch/agent"
 	"github.com/orchd/orch/queue"
+	"github.com/orchd/orch/queue/postgres"
 	"github.com/orchd/orch/queue/postgres/proc"
 )
 
@@ -176,4 +179,83 @@ func exitText(code *int) string {
 		return "none"
 	}
 	return fmt.Sprint(*code)
+}
+
+// The CLI sets stop_after_disconnect; the API stores it and `orch task get`
+// shows it. What the agent does with it is tested in agent/disconnect_test.go.
+func TestE2E_StopAfterDisconnect_SetByTheCLI_ShownByGet(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{coordinators: 1, agents: 0})
+	tk := createTask(t, c, "--name", "singleton", "--stop-after-disconnect", "3s")
+	if tk.StopAfterDisconnect != queue.Duration(3*time.Second) {
+		t.Errorf("created with stop_after_disconnect %s, want 3s", tk.StopAfterDisconnect)
+	}
+	if got := c.task(tk.ID.String()); got.StopAfterDisconnect != queue.Duration(3*time.Second) {
+		t.Errorf("stored stop_after_disconnect %s, want 3s", got.StopAfterDisconnect)
+	}
+	out, code := c.orch("task", "get", tk.ID.String())
+	if code != 0 || !regexp.MustCompile(`(?m)^stop after disconnect\s+3s$`).MatchString(out) {
+		t.Errorf("orch task get → exit %d:\n%s\nwant a line 'stop after disconnect 3s'", code, out)
+	}
+	plain := createTask(t, c, "--name", "plain")
+	if out, _ := c.orch("task", "get", plain.ID.String()); regexp.MustCompile(`stop after disconnect`).MatchString(out) {
+		t.Errorf("a task without it shows a stop after disconnect line:\n%s", out)
+	}
+}
+
+// TestE2E_PrivilegedTaskWaitsForAnAgentThatAllowsIt: an admin may ask for a
+// privileged container, but an agent started without --allow-privileged
+// never gets one; the task waits and says why.
+func TestE2E_PrivilegedTaskWaitsForAnAgentThatAllowsIt(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{coordinators: 1, agents: 1})
+	tk := createTask(t, c, "--name", "needs-root", "--privileged", "--", "-sleep", "forever")
+	var d queue.Task
+	c.eventually(20*time.Second, "the reason the privileged task waits", func() bool {
+		d = c.task(tk.ID.String()).Task
+		return strings.Contains(d.Reason, "not allowing privileged containers")
+	})
+	if d.State != queue.Pending || !d.Privileged {
+		t.Fatalf("privileged task: %s, privileged=%v", d.State, d.Privileged)
+	}
+	out, code := c.orch("task", "get", tk.ID.String())
+	if code != 0 || !strings.Contains(out, "--allow-privileged") {
+		t.Errorf("orch task get does not say why (exit %d):\n%s", code, out)
+	}
+}
+
+// TestE2E_AgentWithItsOwnDatabaseRole runs an agent process that connects
+// with the role `orch node token` made for its node: it runs a task through
+// Docker like any agent, and the same role cannot register as another node.
+func TestE2E_AgentWithItsOwnDatabaseRole(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{coordinators: 1, agents: 0})
+	name := "e2e-role-" + proc.RandomHex(4)
+	var role postgres.AgentRole
+	c.orchJSON(&role, "node", "token", name, "--database-url", c.db)
+	if role.Role == "" || !strings.Contains(role.DatabaseURL, role.Role) {
+		t.Fatalf("node token: %+v", role)
+	}
+	t.Cleanup(func() { _, _ = c.orch("node", "token", name, "--revoke", "--database-url", c.db) })
+
+	c.startAgent(name, "--database-url", role.DatabaseURL)
+	c.waitNodes(1)
+	tk := createTask(t, c, "--name", "as-role", "--", "-logs", "2", "-exit", "0")
+	d := c.waitState(tk.ID.String(), 60*time.Second, terminal)
+	if d.State != queue.Completed || d.NodeName != name {
+		t.Fatalf("task ended %s on %q: %s", d.State, d.NodeName, d.Error)
+	}
+	c.eventually(10*time.Second, "the task's logs", func() bool {
+		page, err := c.store.ReadLogs(context.Background(), tk.ID, postgres.LogQuery{})
+		return err == nil && len(page.Lines) == 2
+	})
+
+	// The role is this node's only: as another node the agent stops at once
+	// with a message naming the fix.
+	cmd := exec.Command(orchBin, "agent", "--database-url", role.DatabaseURL, "--name", name+"-other")
+	cmd.Env = c.env()
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 || !strings.Contains(string(out), "orch node token "+name+"-other") {
+		t.Fatalf("agent as another node: %v\n%s", err, out)
+	}
 }

@@ -227,12 +227,8 @@ give the printed URL to the agent as its ORCH_DATABASE_URL, and start it with --
 Running it again gives the role a new password; --revoke drops the role.`,
 		Args: exactArgs(1, "give the node's name, as its agent registers it (--name)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			v, err := settings(cmd)
+			v, url, err := databaseURL(cmd)
 			if err != nil {
-				return err
-			}
-			url := v.GetString(config.KeyDatabaseURL)
-			if err := requireDB(url); err != nil {
 				return err
 			}
 			store, err := postgres.Open(cmd.Context(), url)

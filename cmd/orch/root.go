@@ -32,8 +32,9 @@ func newRoot() *cobra.Command {
 	return root
 }
 
-// settings reads a command's configuration: flags > ORCH_* env > file > defaults.
-func settings(cmd *cobra.Command) (*viper.Viper, error) {
+// settings reads a command's configuration: flags > ORCH_* env > file >
+// defaults, and decodes it into each of out (config structs).
+func settings(cmd *cobra.Command, out ...any) (*viper.Viper, error) {
 	fs := pflag.NewFlagSet(cmd.Name(), pflag.ContinueOnError)
 	fs.AddFlagSet(cmd.Flags())
 	fs.AddFlagSet(cmd.InheritedFlags())
@@ -41,18 +42,30 @@ func settings(cmd *cobra.Command) (*viper.Viper, error) {
 	if err != nil {
 		return nil, usageError{err: err}
 	}
+	for _, o := range out {
+		if err := config.Decode(v, o); err != nil {
+			return nil, usageError{err: err}
+		}
+	}
 	return v, nil
+}
+
+// databaseURL reads the database URL a command needs (--database-url or
+// ORCH_DATABASE_URL), with the rest of its configuration.
+func databaseURL(cmd *cobra.Command) (*viper.Viper, string, error) {
+	v, err := settings(cmd)
+	if err != nil {
+		return nil, "", err
+	}
+	url := v.GetString(config.KeyDatabaseURL)
+	return v, url, requireDB(url)
 }
 
 // clientFor builds an API client and output settings from a command's configuration.
 func clientFor(cmd *cobra.Command) (*coordinator.Client, config.Client, error) {
-	v, err := settings(cmd)
-	if err != nil {
-		return nil, config.Client{}, err
-	}
 	var cc config.Client
-	if err := config.Decode(v, &cc); err != nil {
-		return nil, cc, usageError{err: err}
+	if _, err := settings(cmd, &cc); err != nil {
+		return nil, cc, err
 	}
 	if cc.Output != "table" && cc.Output != "json" {
 		return nil, cc, usageError{err: fmt.Errorf("--output %q: use table or json", cc.Output)}
