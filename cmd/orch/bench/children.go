@@ -27,8 +27,9 @@ type child struct {
 	err  error
 }
 
-// startProc runs the orch binary with args, with a clean environment (no ORCH_*
-// settings, no config file) and its output in a log file of the bench.
+// startProc runs the orch binary (Options.Orch) with args, with a clean
+// environment (no ORCH_* settings, no config file) and its output in a log
+// file of the bench.
 func (b *bench) startProc(name string, args ...string) (*child, error) {
 	logf, err := os.Create(filepath.Join(b.dir, name+".log"))
 	if err != nil {

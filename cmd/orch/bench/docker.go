@@ -29,7 +29,7 @@ const labelBench = "orch.bench"
 const dockerOpTimeout = 2 * time.Minute
 
 // docker compares create→running through orch (API → Postgres → agent with
-// the Docker runtime, a process of this binary) with `docker run -d` of the
+// the Docker runtime, a process of the orch binary) with `docker run -d` of the
 // same image, and with the engine's API called directly: runs of each,
 // interleaved in rotating order so that a drift of the machine hits all
 // alike. The ratio is of the medians of what a user waits for: from the

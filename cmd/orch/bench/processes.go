@@ -13,14 +13,15 @@ import (
 	"github.com/orchd/orch/queue"
 )
 
-// processes loads a coordinator and an agent that run as processes of this
-// binary (the agent with --runtime memory, so that no Docker is needed) and
-// reads their peak RSS. The agent first takes --process-held containers
-// that keep running (250 by default: a busy node, well over Kubernetes'
-// default of 110 pods per node), then --process-tasks short tasks stream
-// through it, then the held ones are stopped. Its memory grows with the
-// containers it holds, so the figure is for that many. The coordinator process lives on for the latency
-// and docker phases; its peak is read again when it stops.
+// processes loads a coordinator and an agent that run as processes of the
+// orch binary (the agent with --runtime memory, so that no Docker is
+// needed) and reads their peak RSS. The agent first takes --process-held
+// containers that keep running (250 by default: a busy node, well over
+// Kubernetes' default of 110 pods per node), then --process-tasks short
+// tasks stream through it, then the held ones are stopped. Its memory grows
+// with the containers it holds, so the figure is for that many. The
+// coordinator process lives on for the latency and docker phases; its peak
+// is read again when it stops.
 func (b *bench) processes(ctx context.Context) error {
 	coord, api, err := b.coordinatorProc(ctx)
 	if err != nil {
