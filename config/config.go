@@ -85,7 +85,7 @@ type Coordinator struct {
 	PassInterval    time.Duration `mapstructure:"pass-interval"`
 	Batch           int           `mapstructure:"batch"`
 	NodeDownTimeout time.Duration `mapstructure:"node-down-timeout"`
-	MaxHeartbeats   float64       `mapstructure:"max-heartbeats-per-second"`
+	MaxHeartbeats   float64       `mapstructure:"max-heartbeats-per-second"` // a second, for the whole cluster; 0: no limit
 	AdminTokens     []string      `mapstructure:"admin-token"`
 	WriteTokens     []string      `mapstructure:"write-token"`
 	ReadTokens      []string      `mapstructure:"read-token"`
