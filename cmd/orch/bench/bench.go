@@ -1,4 +1,3 @@
-// Package bench measures orch against PostgreSQL and Docker on this machine: what `orch bench` runs.
 package bench
 
 import (
