@@ -38,7 +38,7 @@ func (a *Agent) beat(ctx context.Context) time.Duration {
 	r, err := a.store.Beat(ctx, a.node.ID, health, a.opts.HeartbeatInterval)
 	if err != nil {
 		if ctx.Err() == nil {
-			a.obs.metrics.errors.With("heartbeat").Inc()
+			a.obs.metrics.errors.WithLabelValues("heartbeat").Inc()
 			a.log.Warn("heartbeat failed", "err", err, "out of touch for", a.outOfTouch().Round(time.Millisecond))
 			a.fenceCutOff(ctx)
 		}

@@ -235,7 +235,7 @@ func (b *logBatcher) flushLocked() error {
 			b.lost = true
 			return nil
 		default:
-			a.obs.metrics.errors.With("logs").Inc()
+			a.obs.metrics.errors.WithLabelValues("logs").Inc()
 		}
 		return err
 	})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
@@ -144,7 +145,7 @@ func TestAgent_ShipsEveryLineBeforeRecordingTheExit(t *testing.T) {
 			t.Fatalf("lines out of order at %d: %+v then %+v", i, page.Lines[i-1], page.Lines[i])
 		}
 	}
-	if v := r.agent.obs.metrics.logLines.Value(); v != 1202 {
+	if v := testutil.ToFloat64(r.agent.obs.metrics.logLines); v != 1202 {
 		t.Errorf("shipped-lines counter = %v, want 1202", v)
 	}
 }

@@ -218,7 +218,7 @@ func (a *Agent) recordExit(ctx context.Context, lease queue.Lease, containerID s
 	refused := a.write(ctx, "recording exit", func(ctx context.Context) error {
 		to, err := a.store.RecordExit(ctx, lease, r)
 		if err == nil {
-			a.obs.metrics.exits.With(string(to)).Inc()
+			a.obs.metrics.exits.WithLabelValues(string(to)).Inc()
 		}
 		return err
 	})

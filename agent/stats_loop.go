@@ -41,7 +41,7 @@ func (a *Agent) statsLoop(ctx context.Context) {
 			} else if ok {
 				if err := a.store.ReportUsage(ctx, a.node.ID, u); err != nil {
 					if ctx.Err() == nil {
-						a.obs.metrics.errors.With("stats").Inc()
+						a.obs.metrics.errors.WithLabelValues("stats").Inc()
 						a.log.Warn("writing node stats", "err", err)
 					}
 				} else {
@@ -52,7 +52,7 @@ func (a *Agent) statsLoop(ctx context.Context) {
 		if samples := a.sampleTasks(ctx, sr, prev); len(samples) > 0 {
 			if _, err := a.store.ReportTaskUsage(ctx, a.node.ID, samples); err != nil {
 				if ctx.Err() == nil {
-					a.obs.metrics.errors.With("stats").Inc()
+					a.obs.metrics.errors.WithLabelValues("stats").Inc()
 					a.log.Warn("writing task stats", "err", err)
 				}
 			} else {

@@ -87,7 +87,7 @@ func New(store *postgres.Store, opts Options) (*Coordinator, error) {
 		opts.Logger = slog.Default()
 	}
 	c := &Coordinator{store: store, sched: sched, opts: opts, log: opts.Logger, wake: make(chan struct{}, 1)}
-	c.metrics = newCoordMetrics(c)
+	c.metrics = newCoordMetrics()
 	return c, nil
 }
 

@@ -2,71 +2,83 @@ package coordinator
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/orchd/orch/queue"
-	"github.com/orchd/orch/queue/metrics"
 	"github.com/orchd/orch/queue/postgres"
 )
+
+// durationBuckets are the histograms' upper bounds in seconds, for
+// operations that take between a millisecond and ten seconds. They are
+// orch's own (finer at the low end than prometheus.DefBuckets) and must not
+// change: dashboards compute quantiles from them.
+var durationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// defaultScrapeTimeout bounds the database queries of a scrape whose
+// scraper does not say how long it waits (Prometheus' default timeout).
+const defaultScrapeTimeout = 10 * time.Second
 
 // coordMetrics are this replica's counters, plus the cluster's task and
 // node counts read from the database at every scrape (every replica shows
 // the same counts; sum only the per-replica series across replicas).
 type coordMetrics struct {
-	reg          *metrics.Registry
-	requests     *metrics.CounterVec
-	reqDuration  *metrics.HistogramVec
-	passDuration *metrics.HistogramVec
-	passes       *metrics.CounterVec
-	placed       metrics.Counter
+	reg          *prometheus.Registry
+	requests     *prometheus.CounterVec
+	reqDuration  *prometheus.HistogramVec
+	passDuration prometheus.Histogram
+	passes       *prometheus.CounterVec
+	placed       prometheus.Counter
 }
 
-func newCoordMetrics(c *Coordinator) *coordMetrics {
-	r := metrics.NewRegistry()
+func newCoordMetrics() *coordMetrics {
 	m := &coordMetrics{
-		reg:          r,
-		requests:     r.Counter("orch_api_requests_total", "API requests this replica answered, by route, method and status code.", "route", "method", "code"),
-		reqDuration:  r.Histogram("orch_api_request_duration_seconds", "Time to answer API requests, by route (log follows excluded).", metrics.DefBuckets, "route"),
-		passDuration: r.Histogram("orch_schedule_pass_duration_seconds", "Duration of this replica's scheduling passes.", metrics.DefBuckets),
-		passes:       r.Counter("orch_schedule_passes_total", "Scheduling passes this replica ran, by result (ok or error).", "result"),
-		placed:       r.Counter("orch_schedule_placed_total", "Tasks this replica placed on nodes.").With(),
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orch_api_requests_total",
+			Help: "API requests this replica answered, by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		reqDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "orch_api_request_duration_seconds",
+			Help:    "Time to answer API requests, by route (log follows excluded).",
+			Buckets: durationBuckets,
+		}, []string{"route"}),
+		passDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "orch_schedule_pass_duration_seconds",
+			Help:    "Duration of this replica's scheduling passes.",
+			Buckets: durationBuckets,
+		}),
+		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orch_schedule_passes_total",
+			Help: "Scheduling passes this replica ran, by result (ok or error).",
+		}, []string{"result"}),
+		placed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orch_schedule_placed_total",
+			Help: "Tasks this replica placed on nodes.",
+		}),
 	}
-	r.GaugeFunc("orch_tasks", "Tasks in each state, cluster-wide (from the database).", []string{"state"},
-		func(ctx context.Context) ([]metrics.Sample, error) {
-			counts, err := c.store.TaskCounts(ctx)
-			if err != nil {
-				return nil, err
-			}
-			out := make([]metrics.Sample, 0, len(counts))
-			for _, st := range queue.AllStates {
-				out = append(out, metrics.Sample{Labels: []string{string(st)}, Value: float64(counts[st])})
-			}
-			return out, nil
-		})
-	r.GaugeFunc("orch_nodes", "Nodes in each state, cluster-wide (from the database); cordoned nodes are also counted by state.", []string{"state"},
-		func(ctx context.Context) ([]metrics.Sample, error) {
-			n, err := c.store.CountNodes(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return []metrics.Sample{
-				{Labels: []string{string(queue.NodeReady)}, Value: float64(n.Ready)},
-				{Labels: []string{string(queue.NodeDown)}, Value: float64(n.Down)},
-				{Labels: []string{"cordoned"}, Value: float64(n.Cordoned)},
-			}, nil
-		})
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.requests, m.reqDuration, m.passDuration, m.passes, m.placed,
+	)
 	return m
 }
 
 func (m *coordMetrics) observePass(d time.Duration, res postgres.PassResult, err error) {
 	if err != nil {
-		m.passes.With("error").Inc()
+		m.passes.WithLabelValues("error").Inc()
 		return
 	}
-	m.passes.With("ok").Inc()
+	m.passes.WithLabelValues("ok").Inc()
 	m.passDuration.Observe(d.Seconds())
 	m.placed.Add(float64(res.Placed))
 }
@@ -86,9 +98,9 @@ func (c *Coordinator) instrument(mux *http.ServeMux, next http.Handler) http.Han
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
 		next.ServeHTTP(sw, r)
-		c.metrics.requests.With(route, r.Method, strconv.Itoa(sw.status)).Inc()
+		c.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
 		if r.URL.Query().Get("follow") == "" {
-			c.metrics.reqDuration.ObserveWith(time.Since(start).Seconds(), route)
+			c.metrics.reqDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		}
 	})
 }
@@ -122,6 +134,65 @@ func (w *statusWriter) Flush() {
 // Unwrap gives http.ResponseController the real writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// serveMetrics serves this replica's metrics and the cluster's counts, read
+// from the database within this scrape's context and deadline. A count that
+// cannot be read is logged and left out; the rest is served anyway.
 func (c *Coordinator) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	c.metrics.reg.Handler(func(err error) { c.log.Warn("metrics", "err", err) }).ServeHTTP(w, r)
+	ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout(r))
+	defer cancel()
+	counts := prometheus.NewRegistry()
+	counts.MustRegister(clusterCounts{ctx: ctx, store: c.store})
+	promhttp.HandlerFor(prometheus.Gatherers{c.metrics.reg, counts}, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
+		ErrorHandling: promhttp.ContinueOnError,
+	}).ServeHTTP(w, r)
+}
+
+// scrapeTimeout is how long the scraper waits, as Prometheus tells in a
+// header, or defaultScrapeTimeout.
+func scrapeTimeout(r *http.Request) time.Duration {
+	s, err := strconv.ParseFloat(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), 64)
+	if err != nil || s <= 0 {
+		return defaultScrapeTimeout
+	}
+	return time.Duration(s * float64(time.Second))
+}
+
+var (
+	tasksDesc = prometheus.NewDesc("orch_tasks", "Tasks in each state, cluster-wide (from the database).", []string{"state"}, nil)
+	nodesDesc = prometheus.NewDesc("orch_nodes",
+		"Nodes in each state, cluster-wide (from the database); cordoned nodes are also counted by state.", []string{"state"}, nil)
+)
+
+// clusterCounts collects the figures that live in the database, for one
+// scrape: Collect has no context of its own, so it takes the scrape's.
+type clusterCounts struct {
+	ctx   context.Context
+	store *postgres.Store
+}
+
+// Describe implements prometheus.Collector.
+func (cc clusterCounts) Describe(ch chan<- *prometheus.Desc) {
+	ch <- tasksDesc
+	ch <- nodesDesc
+}
+
+// Collect implements prometheus.Collector. Each family is read on its own,
+// so that one failing query leaves only its family out.
+func (cc clusterCounts) Collect(ch chan<- prometheus.Metric) {
+	if counts, err := cc.store.TaskCounts(cc.ctx); err != nil {
+		ch <- prometheus.NewInvalidMetric(tasksDesc, fmt.Errorf("counting tasks: %w", err))
+	} else {
+		for _, st := range queue.AllStates {
+			ch <- prometheus.MustNewConstMetric(tasksDesc, prometheus.GaugeValue, float64(counts[st]), string(st))
+		}
+	}
+	n, err := cc.store.CountNodes(cc.ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(nodesDesc, fmt.Errorf("counting nodes: %w", err))
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(nodesDesc, prometheus.GaugeValue, float64(n.Ready), string(queue.NodeReady))
+	ch <- prometheus.MustNewConstMetric(nodesDesc, prometheus.GaugeValue, float64(n.Down), string(queue.NodeDown))
+	ch <- prometheus.MustNewConstMetric(nodesDesc, prometheus.GaugeValue, float64(n.Cordoned), "cordoned")
 }

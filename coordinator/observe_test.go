@@ -18,9 +18,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/orchd/orch/queue"
-	"github.com/orchd/orch/queue/metrics"
 	"github.com/orchd/orch/queue/postgres"
 	"github.com/orchd/orch/queue/postgres/pgtest"
 )
@@ -114,42 +116,39 @@ func TestMetrics_CoordinatorServesPrometheusText(t *testing.T) {
 	r.get("/no/such/route")
 
 	code, body, hdr := r.get("/metrics")
-	if code != 200 || hdr.Get("Content-Type") != metrics.ContentType {
+	if code != 200 || expfmt.ResponseFormat(hdr).FormatType() != expfmt.TypeTextPlain {
 		t.Fatalf("GET /metrics: %d %q", code, hdr.Get("Content-Type"))
 	}
-	fams, err := metrics.ParseText(strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("/metrics does not parse: %v\n%s", err, body)
-	}
+	fams, samples := parseMetrics(t, body)
 	want := []struct {
-		family, sample string
-		labels         map[string]string
-		value          float64
+		sample string
+		labels map[string]string
+		value  float64
 	}{
-		{"orch_tasks", "orch_tasks", map[string]string{"state": "running"}, 1},
-		{"orch_tasks", "orch_tasks", map[string]string{"state": "pending"}, 1},
-		{"orch_tasks", "orch_tasks", map[string]string{"state": "failed"}, 0},
-		{"orch_nodes", "orch_nodes", map[string]string{"state": "ready"}, 1},
-		{"orch_nodes", "orch_nodes", map[string]string{"state": "down"}, 0},
-		{"orch_schedule_pass_duration_seconds", "orch_schedule_pass_duration_seconds_count", nil, 2},
-		{"orch_schedule_placed_total", "orch_schedule_placed_total", nil, 1},
-		{"orch_api_requests_total", "orch_api_requests_total", map[string]string{"route": "/tasks", "method": "GET", "code": "200"}, 1},
-		{"orch_api_requests_total", "orch_api_requests_total", map[string]string{"route": "/tasks/{id}", "method": "GET", "code": "400"}, 1},
-		{"orch_api_requests_total", "orch_api_requests_total", map[string]string{"route": "/nodes/{node}", "code": "404"}, 1},
-		{"orch_api_requests_total", "orch_api_requests_total", map[string]string{"route": "unmatched", "code": "404"}, 1},
+		{"orch_tasks", map[string]string{"state": "running"}, 1},
+		{"orch_tasks", map[string]string{"state": "pending"}, 1},
+		{"orch_tasks", map[string]string{"state": "failed"}, 0},
+		{"orch_nodes", map[string]string{"state": "ready"}, 1},
+		{"orch_nodes", map[string]string{"state": "down"}, 0},
+		{"orch_schedule_pass_duration_seconds_count", nil, 2},
+		{"orch_schedule_placed_total", nil, 1},
+		{"orch_api_requests_total", map[string]string{"route": "/tasks", "method": "GET", "code": "200"}, 1},
+		{"orch_api_requests_total", map[string]string{"route": "/tasks/{id}", "method": "GET", "code": "400"}, 1},
+		{"orch_api_requests_total", map[string]string{"route": "/nodes/{node}", "code": "404"}, 1},
+		{"orch_api_requests_total", map[string]string{"route": "unmatched", "code": "404"}, 1},
 	}
 	for _, w := range want {
-		f := fams[w.family]
-		if f == nil {
-			t.Errorf("no family %s in\n%s", w.family, body)
-			continue
-		}
-		if v, ok := f.Value(w.sample, w.labels); !ok || v != w.value {
-			t.Errorf("%s%v = %v (found %v), want %v", w.sample, w.labels, v, ok, w.value)
+		if v, ok := sampleValue(samples, w.sample, w.labels); !ok || v != w.value {
+			t.Errorf("%s%v = %v (found %v), want %v\n%s", w.sample, w.labels, v, ok, w.value, body)
 		}
 	}
-	if fams["orch_schedule_pass_duration_seconds"].Type != "histogram" || fams["orch_api_requests_total"].Type != "counter" || fams["orch_tasks"].Type != "gauge" {
-		t.Errorf("types: %s %s %s", fams["orch_schedule_pass_duration_seconds"].Type, fams["orch_api_requests_total"].Type, fams["orch_tasks"].Type)
+	if fams["orch_schedule_pass_duration_seconds"].GetType() != dto.MetricType_HISTOGRAM || fams["orch_api_requests_total"].GetType() != dto.MetricType_COUNTER || fams["orch_tasks"].GetType() != dto.MetricType_GAUGE {
+		t.Errorf("types: %s %s %s", fams["orch_schedule_pass_duration_seconds"].GetType(), fams["orch_api_requests_total"].GetType(), fams["orch_tasks"].GetType())
+	}
+	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+		if v, ok := sampleValue(samples, name, nil); !ok || v <= 0 {
+			t.Errorf("%s = %v, %v; want the runtime and process collectors' figure", name, v, ok)
+		}
 	}
 }
 
@@ -477,7 +476,7 @@ func TestClient_FollowLogs_ResumesAfterABrokenStreamWithoutRepeats(t *testing.T)
 	// The server counts a request when its handler returns, which for the
 	// first, broken follow is when it next writes: wait for it.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		n := r.c.metrics.requests.With("/tasks/{id}/logs", "GET", "200").Value()
+		n := testutil.ToFloat64(r.c.metrics.requests.WithLabelValues("/tasks/{id}/logs", "GET", "200"))
 		if n >= 2 {
 			break
 		}

@@ -1,0 +1,125 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/orchd/orch/queue/postgres"
+	"github.com/orchd/orch/queue/postgres/pgtest"
+)
+
+// parseMetrics reads body as a scraper would, failing the test if it is
+// not the Prometheus text format, and returns its families and samples.
+func parseMetrics(t *testing.T, body string) (map[string]*dto.MetricFamily, model.Vector) {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v\n%s", err, body)
+	}
+	list := make([]*dto.MetricFamily, 0, len(fams))
+	for _, f := range fams {
+		list = append(list, f)
+	}
+	samples, err := expfmt.ExtractSamples(&expfmt.DecodeOptions{Timestamp: model.Now()}, list...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fams, samples
+}
+
+// sampleValue is the value of the first sample called name (with _bucket,
+// _sum or _count for a histogram's) whose labels include want.
+func sampleValue(samples model.Vector, name string, want map[string]string) (float64, bool) {
+next:
+	for _, s := range samples {
+		if string(s.Metric[model.MetricNameLabel]) != name {
+			continue
+		}
+		for k, v := range want {
+			if string(s.Metric[model.LabelName(k)]) != v {
+				continue next
+			}
+		}
+		return float64(s.Value), true
+	}
+	return 0, false
+}
+
+// syncBuffer is a log destination that the server and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func TestMetrics_FailingCountIsLoggedAndTheRestServed(t *testing.T) {
+	t.Parallel()
+	store, err := postgres.Open(context.Background(), pgtest.New(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	var logs syncBuffer
+	c, err := New(store, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c.Handler())
+	t.Cleanup(srv.Close)
+	// A scraper that waits a microsecond: the count queries miss their
+	// deadline, as they would against a database that does not answer.
+	req, err := http.NewRequest("GET", srv.URL+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "0.000001")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /metrics: %d\n%s", resp.StatusCode, body)
+	}
+	fams, _ := parseMetrics(t, string(body))
+	for _, name := range []string{"orch_schedule_placed_total", "orch_schedule_pass_duration_seconds", "go_goroutines", "process_resident_memory_bytes"} {
+		if fams[name] == nil {
+			t.Errorf("no %s beside the failed counts:\n%s", name, body)
+		}
+	}
+	for _, name := range []string{"orch_tasks", "orch_nodes"} {
+		if fams[name] != nil {
+			t.Errorf("%s served although it could not be read:\n%s", name, body)
+		}
+	}
+	if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "counting tasks") || !strings.Contains(l, "counting nodes") {
+		t.Errorf("the failure was not logged as a warning; log:\n%s", l)
+	}
+}
