@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -145,7 +146,7 @@ func (s *Store) AppendLogs(ctx context.Context, l queue.Lease, lines []queue.Log
 		res = LogAppend{}
 		var have, haveBytes int64
 		err := tx.QueryRow(ctx, logOwnerSQL, l.TaskID, l.Attempt, l.NodeID).Scan(&have, &haveBytes)
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return logRefusal(ctx, tx, l)
 		}
 		if err != nil {
@@ -189,7 +190,7 @@ func (s *Store) LogPosition(ctx context.Context, l queue.Lease) (time.Time, erro
 	var at *time.Time
 	err := s.pool.QueryRow(ctx, `SELECT shipped_at FROM task_log_totals WHERE task_id = $1 AND shipped_attempt = $2`,
 		l.TaskID, l.Attempt).Scan(&at)
-	if err == pgx.ErrNoRows || (err == nil && at == nil) {
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && at == nil) {
 		return time.Time{}, nil
 	}
 	if err != nil {

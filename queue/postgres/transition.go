@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -135,7 +136,7 @@ func transition(ctx context.Context, q querier, tr Transition) (queue.State, err
 	if err == nil {
 		return from, nil
 	}
-	if err != pgx.ErrNoRows {
+	if !errors.Is(err, pgx.ErrNoRows) {
 		return "", translate(err, fmt.Sprintf("moving task %s to %s", tr.TaskID, tr.To))
 	}
 	return "", refusal(ctx, q, tr)

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -170,7 +171,7 @@ func scanTaskUsage(r pgx.Row) (queue.TaskUsage, error) {
 // was measured.
 func (s *Store) TaskUsage(ctx context.Context, task uuid.UUID) (*queue.TaskUsage, error) {
 	u, err := scanTaskUsage(s.pool.QueryRow(ctx, `SELECT `+taskUsageCols+` FROM task_usage WHERE task_id = $1`, task))
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
