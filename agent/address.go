@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"fmt"
+
+	"github.com/docker/docker/api/types/network"
 )
 
 var (
@@ -19,8 +21,11 @@ func (d *DockerRuntime) Address(ctx context.Context, id string) (string, error) 
 		return "", fmt.Errorf("docker: inspect %.12s: %w", id, err)
 	}
 	if ns := info.NetworkSettings; ns != nil {
-		if ns.IPAddress != "" {
-			return ns.IPAddress, nil
+		// The default bridge first (what the deprecated, since removed,
+		// NetworkSettings.IPAddress held), then any network the container
+		// is on.
+		if ep := ns.Networks[network.NetworkBridge]; ep != nil && ep.IPAddress != "" {
+			return ep.IPAddress, nil
 		}
 		for _, ep := range ns.Networks {
 			if ep != nil && ep.IPAddress != "" {

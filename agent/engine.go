@@ -115,9 +115,6 @@ func (e *engineHealth) health(o Options) postgres.NodeHealth {
 	return postgres.NodeHealth{}
 }
 
-// problem is why the node is unhealthy, or "" when it is not.
-func (e *engineHealth) problem(o Options) string { return e.health(o).Problem }
-
 // engineLoop pings the engine every heartbeat interval. When it comes back
 // after failing, the agent reconciles: watches broke while it was away, and
 // containers of tasks moved meanwhile are to be removed.
