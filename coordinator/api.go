@@ -64,7 +64,7 @@ func (c *Coordinator) createTask(w http.ResponseWriter, r *http.Request) {
 	}
 	// Quiet: this replica's own scheduling loop places the task (poke),
 	// without a NOTIFY that would wake every agent's connection.
-	t, err := c.store.CreateTask(postgres.Quiet(r.Context()), id, spec)
+	t, err := c.store.CreateTask(r.Context(), id, spec, postgres.CreateOpts{Quiet: true})
 	if err != nil {
 		c.writeError(w, r, err)
 		return

@@ -27,9 +27,6 @@ const asyncCommitCTE = `async_commit AS (SELECT set_config('synchronous_commit',
 // It is a hint: should it be lost, the schedulers' periodic pass finds the
 // work anyway, so errors are ignored.
 func (s *Store) wakeAsync(ctx context.Context, channel string) {
-	if ctx.Value(quietKey{}) != nil {
-		return
-	}
 	_, _ = s.pool.Exec(ctx, `WITH `+asyncCommitCTE+` SELECT pg_notify($1, '') FROM async_commit`, channel)
 }
 
@@ -43,19 +40,3 @@ func (s *Store) wakeAsync(ctx context.Context, channel string) {
 // had not run: its tasks are pending again and the nodes' reservations are
 // as they were, so the next pass places them afresh.
 const asyncPassSQL = `SET LOCAL synchronous_commit = off`
-
-type quietKey struct{}
-
-// Quiet returns a context under which CreateTask stores the task without
-// notifying the schedulers, for a caller that wakes one itself: the
-// coordinator's API pokes its own scheduling loop, which places the task at
-// once. A NOTIFY is not free with many agents: PostgreSQL (up to 17 at
-// least) signals every connection that LISTENs in the database on every
-// notifying commit, whatever the channel, and each of them wakes up, reads
-// the notification queue in a transaction of its own and goes back to
-// sleep. With a thousand agents listening that is a thousand backends woken
-// per task created, for a notification none of them wants. Other
-// coordinator replicas still find the task at their next periodic pass.
-func Quiet(ctx context.Context) context.Context {
-	return context.WithValue(ctx, quietKey{}, true)
-}

@@ -12,10 +12,27 @@ import (
 	"github.com/orchd/orch/queue"
 )
 
+// CreateOpts tune CreateTask.
+type CreateOpts struct {
+	// Quiet stores the task without notifying the schedulers, for a caller
+	// that wakes one itself: the coordinator's API pokes its own scheduling
+	// loop, which places the task at once. A NOTIFY is not free with many
+	// agents: PostgreSQL (up to 17 at least) signals every connection that
+	// LISTENs in the database on every notifying commit, whatever the
+	// channel, and each of them wakes up, reads the notification queue in a
+	// transaction of its own and goes back to sleep. With a thousand agents
+	// listening that is a thousand backends woken per task created, for a
+	// notification none of them wants. Other coordinator replicas still find
+	// the task at their next periodic pass.
+	Quiet bool
+}
+
 // CreateTask stores a new pending task, then wakes the schedulers (see
-// wakeAsync for why not in the same transaction). The spec must have been validated; the id may be preset (the
-// seed's API lets clients choose it) or uuid.Nil for a fresh one.
-func (s *Store) CreateTask(ctx context.Context, id uuid.UUID, spec queue.TaskSpec) (queue.Task, error) {
+// wakeAsync for why not in the same transaction) unless opts say Quiet. The
+// spec must have been validated; the id may be preset (the seed's API lets
+// clients choose it) or uuid.Nil for a fresh one. opts may be left out, which
+// is what most callers do.
+func (s *Store) CreateTask(ctx context.Context, id uuid.UUID, spec queue.TaskSpec, opts ...CreateOpts) (queue.Task, error) {
 	if id == uuid.Nil {
 		id = uuid.Must(uuid.NewV7())
 	}
@@ -60,7 +77,13 @@ SELECT ` + taskCols + ` FROM ins t`
 	if err != nil {
 		return queue.Task{}, translate(err, "creating task")
 	}
-	s.wakeAsync(ctx, ChannelPending)
+	quiet := false
+	for _, o := range opts {
+		quiet = quiet || o.Quiet
+	}
+	if !quiet {
+		s.wakeAsync(ctx, ChannelPending)
+	}
 	return t, nil
 }
 
