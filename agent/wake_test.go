@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
@@ -47,7 +48,7 @@ func TestAgent_ClaimsOnNotificationWithoutPolling(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	store, a := newIdleAgent(t, time.Hour)
+	store, a := newIdleAgent(t, pgtest.New(t), time.Hour)
 	defer runListening(t, ctx, a)()
 	// The agent has taken its first look (on connecting) and now waits.
 	time.Sleep(100 * time.Millisecond)
@@ -75,7 +76,8 @@ func TestAgent_ATaskHeldByAnotherTransactionIsClaimedSoonAfter(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	store, a := newIdleAgent(t, 200*time.Millisecond)
+	url := pgtest.New(t)
+	store, a := newIdleAgent(t, url, 200*time.Millisecond)
 	if err := a.Register(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +93,12 @@ func TestAgent_ATaskHeldByAnotherTransactionIsClaimedSoonAfter(t *testing.T) {
 	}
 	// Another transaction holds the task while the agent comes up and
 	// takes its first look.
-	tx, err := store.Pool().Begin(ctx)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,11 +153,11 @@ func runListening(t *testing.T, ctx context.Context, a *Agent) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
-// newIdleAgent is an agent on its own database that polls every poll
+// newIdleAgent is an agent on the database at url that polls every poll
 // while its LISTEN connection is down and hourly while it is up.
-func newIdleAgent(t *testing.T, poll time.Duration) (*postgres.Store, *Agent) {
+func newIdleAgent(t *testing.T, url string, poll time.Duration) (*postgres.Store, *Agent) {
 	t.Helper()
-	store, err := postgres.Open(context.Background(), pgtest.New(t))
+	store, err := postgres.Open(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,11 +77,11 @@ func (r *apiRig) running(node queue.Node, name string) (queue.Task, queue.Lease)
 	if _, err := r.c.Pass(ctx); err != nil {
 		r.t.Fatal(err)
 	}
-	claimed, err := r.store.ClaimTasks(ctx, node.ID, 10)
-	if err != nil || len(claimed) != 1 {
-		r.t.Fatalf("claim: %+v %v", claimed, err)
+	claim, err := r.store.Claim(ctx, node.ID, 10)
+	if err != nil || len(claim.Tasks) != 1 {
+		r.t.Fatalf("claim: %+v %v", claim.Tasks, err)
 	}
-	l := claimed[0].Lease()
+	l := claim.Tasks[0].Lease()
 	if err := r.store.MarkRunning(ctx, l, "c-"+name); err != nil {
 		r.t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -34,6 +35,12 @@ func TestE2E_Observability(t *testing.T) {
 		agentArgs: []string{"--stats-interval", "500ms", "--log-max-lines", "40", "--metrics-listen", metricsAddr}})
 	ctx := context.Background()
 	node := c.nodes[0]
+	// db reads tables directly, for what neither the CLI nor the API shows.
+	db, err := pgxpool.New(ctx, c.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
 
 	t.Run("stats rows appear for a running task and its node", func(t *testing.T) {
 		out, code := c.orch("task", "create", "--image", c.image, "--name", "hungry", "--memory", "128MiB", "--wait",
@@ -48,7 +55,6 @@ func TestE2E_Observability(t *testing.T) {
 		id := strings.Fields(lastLine(out))[0]
 		var taskRows, nodeRows int
 		c.eventually(30*time.Second, "stats rows for the task and its node", func() bool {
-			db := c.store.Pool()
 			_ = db.QueryRow(ctx, `SELECT count(*) FROM task_stats WHERE task_id = $1 AND memory_used_bytes >= 40*1024*1024`, id).Scan(&taskRows)
 			_ = db.QueryRow(ctx, `SELECT count(*) FROM node_stats s JOIN nodes n ON n.id = s.node_id WHERE n.name = $1`, node).Scan(&nodeRows)
 			return taskRows >= 2 && nodeRows >= 2
@@ -176,7 +182,7 @@ func TestE2E_Observability(t *testing.T) {
 			t.Errorf("orch task logs says (exit %d): %q", code, stderrText)
 		}
 		var dropped int
-		if err := c.store.Pool().QueryRow(ctx, `SELECT dropped_lines FROM report_task_logs WHERE task_id = $1`, id).Scan(&dropped); err != nil || dropped != 60 {
+		if err := db.QueryRow(ctx, `SELECT dropped_lines FROM report_task_logs WHERE task_id = $1`, id).Scan(&dropped); err != nil || dropped != 60 {
 			t.Errorf("report_task_logs.dropped_lines = %d, %v", dropped, err)
 		}
 	})

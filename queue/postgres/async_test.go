@@ -38,13 +38,13 @@ func TestAsyncCommit_OnlyForItsOwnTransaction(t *testing.T) {
 	}
 }
 
-func TestStore_Heartbeat_MovesLastHeartbeat(t *testing.T) {
+func TestStore_Beat_MovesLastHeartbeat(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
 	n := mustNode(t, s, "hb", queue.Resources{CPUMillis: 1000})
 	time.Sleep(10 * time.Millisecond)
-	if err := s.Heartbeat(ctx, n.ID); err != nil {
+	if _, err := s.Beat(ctx, n.ID, NodeHealth{}, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.GetNode(ctx, n.ID.String())

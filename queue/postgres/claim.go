@@ -62,12 +62,6 @@ func (s *Store) Claim(ctx context.Context, node uuid.UUID, limit int) (Claim, er
 	return c, nil
 }
 
-// ClaimTasks is Claim without the count.
-func (s *Store) ClaimTasks(ctx context.Context, node uuid.UUID, limit int) ([]queue.Task, error) {
-	c, err := s.Claim(ctx, node, limit)
-	return c.Tasks, err
-}
-
 // NodeTasks returns the tasks an agent holds on node: starting or running.
 func (s *Store) NodeTasks(ctx context.Context, node uuid.UUID) ([]queue.Task, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+taskCols+` FROM tasks t
@@ -98,7 +92,7 @@ WHERE t.node_id = $1 AND t.state IN ('starting', 'running') AND t.desired_state 
 
 // MarkRunning records that the lease's container is running.
 func (s *Store) MarkRunning(ctx context.Context, l queue.Lease, containerID string) error {
-	_, err := transition(ctx, s.pool, Transition{TaskID: l.TaskID, To: queue.Running, Lease: &l,
+	_, err := transition(ctx, s.pool, stateChange{TaskID: l.TaskID, To: queue.Running, Lease: &l,
 		ContainerID: &containerID, Reason: "container started"})
 	return err
 }
@@ -108,11 +102,4 @@ func (s *Store) MarkRunning(ctx context.Context, l queue.Lease, containerID stri
 // task's restart policy restarts it (see RecordExit, with the default backoff).
 func (s *Store) MarkExited(ctx context.Context, l queue.Lease, code int, errText string, stopped bool) (queue.State, error) {
 	return s.RecordExit(ctx, l, ExitReport{Code: code, Error: errText, Stopped: stopped, Backoff: queue.DefaultBackoff})
-}
-
-// MarkFailed records that the lease's container could not be started (see
-// RecordExit, with the default backoff).
-func (s *Store) MarkFailed(ctx context.Context, l queue.Lease, errText string) error {
-	_, err := s.RecordExit(ctx, l, ExitReport{StartFailed: true, Error: errText, Backoff: queue.DefaultBackoff})
-	return err
 }

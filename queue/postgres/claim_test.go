@@ -18,7 +18,7 @@ func TestClaim_SkipsAHeldTaskAndCountsIt(t *testing.T) {
 	if res := pass(t, s, onNode(n.ID)); res.Placed != 2 {
 		t.Fatalf("placed %d, want 2", res.Placed)
 	}
-	tx, err := s.Pool().Begin(ctx)
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

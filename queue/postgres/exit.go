@@ -79,7 +79,7 @@ FROM tasks t WHERE t.id = $1 FOR UPDATE`, l.TaskID, r.Backoff.ResetAfter().Secon
 		if t.Attempt != l.Attempt || t.NodeID == nil || *t.NodeID != l.NodeID {
 			return fmt.Errorf("task %s attempt %d on node %s: %w (now attempt %d)", l.TaskID, l.Attempt, l.NodeID, queue.ErrNotOwner, t.Attempt)
 		}
-		tr := Transition{TaskID: l.TaskID, Lease: &l, Reason: r.why()}
+		tr := stateChange{TaskID: l.TaskID, Lease: &l, Reason: r.why()}
 		if !r.StartFailed {
 			code := r.Code
 			tr.ExitCode = &code
@@ -120,6 +120,6 @@ FROM tasks t WHERE t.id = $1 FOR UPDATE`, l.TaskID, r.Backoff.ResetAfter().Secon
 // again at once (on another node, if its own is unhealthy): the engine
 // failed before the container started. It is not a restart of the task.
 func (s *Store) Requeue(ctx context.Context, l queue.Lease, reason string) error {
-	_, err := transition(ctx, s.pool, Transition{TaskID: l.TaskID, To: queue.Pending, Lease: &l, Reason: reason})
+	_, err := transition(ctx, s.pool, stateChange{TaskID: l.TaskID, To: queue.Pending, Lease: &l, Reason: reason})
 	return err
 }

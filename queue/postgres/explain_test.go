@@ -79,8 +79,7 @@ func TestHotQueries_UseIndexesAt100kTasks(t *testing.T) {
 		"task events":        {`SELECT id FROM task_events WHERE task_id = $1 ORDER BY id`, []any{someTask}},
 		"list newest tasks":  {`SELECT ` + taskCols + ` FROM tasks t ORDER BY t.created_at DESC, t.id LIMIT 100`, nil},
 		"live task count":    {liveAtMostSQL, []any{1000}},
-		"heartbeat":          {heartbeatSQL, []any{node}},
-		"agent beat":         {beatSQL, []any{node, "ready", "", false, 0.0, 2000}},
+		"heartbeat":          {beatSQL, []any{node, "ready", "", false, 0.0, 2000}},
 	} {
 		// EXPLAIN without ANALYZE: the plan is what matters, and the
 		// statements that write must not write.

@@ -48,11 +48,11 @@ func runAgain(t *testing.T, s *Store, node, task uuid.UUID) queue.Lease {
 	if res := pass(t, s, onNode(node)); res.Placed < 1 {
 		t.Fatalf("pass placed nothing: %+v", res)
 	}
-	claimed, err := s.ClaimTasks(ctx, node, 100)
+	claim, err := s.Claim(ctx, node, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range claimed {
+	for _, c := range claim.Tasks {
 		if c.ID == task {
 			l := c.Lease()
 			if err := s.MarkRunning(ctx, l, "c-"+task.String()[:8]); err != nil {
@@ -61,7 +61,7 @@ func runAgain(t *testing.T, s *Store, node, task uuid.UUID) queue.Lease {
 			return l
 		}
 	}
-	t.Fatalf("task %s was not claimed on node %s (claimed %d)", task, node, len(claimed))
+	t.Fatalf("task %s was not claimed on node %s (claimed %d)", task, node, len(claim.Tasks))
 	return queue.Lease{}
 }
 
@@ -76,7 +76,7 @@ func lastEvent(t *testing.T, s *Store, id uuid.UUID) queue.Event {
 
 func exec(t *testing.T, s *Store, sql string, args ...any) {
 	t.Helper()
-	if _, err := s.Pool().Exec(context.Background(), sql, args...); err != nil {
+	if _, err := s.pool.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 }
@@ -85,7 +85,7 @@ func exec(t *testing.T, s *Store, sql string, args ...any) {
 func serverUptime(t *testing.T, s *Store) time.Duration {
 	t.Helper()
 	var secs float64
-	if err := s.Pool().QueryRow(context.Background(), `SELECT extract(epoch FROM now() - pg_postmaster_start_time())::float8`).Scan(&secs); err != nil {
+	if err := s.pool.QueryRow(context.Background(), `SELECT extract(epoch FROM now() - pg_postmaster_start_time())::float8`).Scan(&secs); err != nil {
 		t.Fatal(err)
 	}
 	return time.Duration(secs * float64(time.Second))
@@ -170,11 +170,11 @@ func TestStore_EvacuateNode_MovesLiveTasksOnce_WithEvents_AndFencesTheOldAgent(t
 	run := running(t, s, lost.ID, queue.TaskSpec{Resources: req, RestartPolicy: queue.RestartNever})
 	mustTask(t, s, req)
 	pass(t, s, onNode(lost.ID))
-	claimed, _ := s.ClaimTasks(ctx, lost.ID, 10) // one starting
-	if len(claimed) != 1 {
-		t.Fatalf("claimed %d", len(claimed))
+	claim, _ := s.Claim(ctx, lost.ID, 10) // one starting
+	if len(claim.Tasks) != 1 {
+		t.Fatalf("claimed %d", len(claim.Tasks))
 	}
-	starting := claimed[0].Lease()
+	starting := claim.Tasks[0].Lease()
 	sched := mustTask(t, s, req) // one scheduled, never claimed
 	pass(t, s, onNode(lost.ID))
 

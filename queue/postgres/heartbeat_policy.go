@@ -39,7 +39,7 @@ RETURNING p.interval_ms, p.live_nodes, p.updated_at`
 func (s *Store) UpdateHeartbeatPolicy(ctx context.Context, perSecond float64) (HeartbeatPolicy, bool, error) {
 	var p HeartbeatPolicy
 	var ms int32
-	before, err := s.GetHeartbeatPolicy(ctx)
+	before, err := s.heartbeatPolicy(ctx)
 	if err != nil {
 		return p, false, err
 	}
@@ -54,8 +54,8 @@ func (s *Store) UpdateHeartbeatPolicy(ctx context.Context, perSecond float64) (H
 	return p, p.Interval != before.Interval, nil
 }
 
-// GetHeartbeatPolicy reads the cluster's heartbeat policy.
-func (s *Store) GetHeartbeatPolicy(ctx context.Context) (HeartbeatPolicy, error) {
+// heartbeatPolicy reads the cluster's heartbeat policy.
+func (s *Store) heartbeatPolicy(ctx context.Context) (HeartbeatPolicy, error) {
 	var p HeartbeatPolicy
 	var ms int32
 	err := s.pool.QueryRow(ctx, `SELECT interval_ms, live_nodes, updated_at FROM heartbeat_policy`).

@@ -34,23 +34,6 @@ RETURNING ` + nodeCols
 	return n, nil
 }
 
-// heartbeatSQL commits asynchronously: a heartbeat is repeated anyway (see
-// asyncCommitCTE).
-const heartbeatSQL = `WITH ` + asyncCommitCTE + `
-UPDATE nodes SET last_heartbeat = now() FROM async_commit WHERE id = $1`
-
-// Heartbeat tells the cluster the node's agent is alive.
-func (s *Store) Heartbeat(ctx context.Context, node uuid.UUID) error {
-	tag, err := s.pool.Exec(ctx, heartbeatSQL, node)
-	if err != nil {
-		return translate(err, "heartbeat")
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("heartbeat for node %s: %w", node, queue.ErrNotFound)
-	}
-	return nil
-}
-
 const nodeListSQL = `SELECT ` + nodeCols + `,
     (SELECT count(*) FROM tasks t WHERE t.node_id = n.id AND t.state IN ('scheduled', 'starting', 'running'))
 FROM nodes n`

@@ -37,11 +37,11 @@ func runOn(t *testing.T, s *Store, task, node uuid.UUID) queue.Lease {
 	if res := pass(t, s, placeOnly(task, node)); res.Placed != 1 {
 		t.Fatalf("placing %s: %+v", task, res)
 	}
-	claimed, err := s.ClaimTasks(ctx, node, 10)
-	if err != nil || len(claimed) != 1 || claimed[0].ID != task {
-		t.Fatalf("claim = %+v, %v", claimed, err)
+	claim, err := s.Claim(ctx, node, 10)
+	if err != nil || len(claim.Tasks) != 1 || claim.Tasks[0].ID != task {
+		t.Fatalf("claim = %+v, %v", claim.Tasks, err)
 	}
-	l := claimed[0].Lease()
+	l := claim.Tasks[0].Lease()
 	if err := s.MarkRunning(ctx, l, "c-"+task.String()[:8]); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestStore_ReportUsage_LatestOnNodeAndHistoryWithinRetention(t *testing.T) {
 	s.SetStatsRetention(time.Hour)
 
 	// A sample from before the retention, as if written two hours ago.
-	if _, err := s.Pool().Exec(ctx, `INSERT INTO node_stats (node_id, at, cpu_percent, load1, memory_used_bytes,
+	if _, err := s.pool.Exec(ctx, `INSERT INTO node_stats (node_id, at, cpu_percent, load1, memory_used_bytes,
 memory_total_bytes, disk_used_bytes, disk_total_bytes) VALUES ($1, now() - interval '2 hours', 1, 1, 1, 1, 1, 1)`, node.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestStore_AppendLogs_KeepsOrderAndTheCapDropsTheOldest(t *testing.T) {
 		t.Errorf("after = %s next %d", got, after.Next)
 	}
 	var kept, keptBytes int64
-	if err := s.Pool().QueryRow(ctx, `SELECT lines, bytes FROM task_log_totals WHERE task_id = $1`, task.ID).Scan(&kept, &keptBytes); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT lines, bytes FROM task_log_totals WHERE task_id = $1`, task.ID).Scan(&kept, &keptBytes); err != nil {
 		t.Fatal(err)
 	}
 	if kept != 10 || keptBytes != 70 { // "line NN" is 7 bytes
@@ -241,7 +241,7 @@ func TestStore_AppendLogs_FencedByLease(t *testing.T) {
 	}
 	// The attempt ends and the task goes back to pending for a restart: the
 	// attempt's last lines are still its own.
-	if _, err := s.Transition(ctx, Transition{TaskID: task.ID, To: queue.Pending, Lease: &l, Restart: true, Reason: "restart"}); err != nil {
+	if _, err := transition(ctx, s.pool, stateChange{TaskID: task.ID, To: queue.Pending, Lease: &l, Restart: true, Reason: "restart"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.AppendLogs(ctx, l, logLines(queue.Stdout, 1, 2, t0), queue.LogLimits{}); err != nil {
@@ -314,7 +314,7 @@ func TestReportViews_KnownScenario(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
-	db := s.Pool()
+	db := s.pool
 	n1 := mustNode(t, s, "n1", queue.Resources{CPUMillis: 4000, MemoryBytes: 8 << 30, DiskBytes: 100 << 30})
 	n2 := mustNode(t, s, "n2", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 50 << 30})
 	create := func(image string, r queue.Resources) queue.Task {
@@ -340,7 +340,7 @@ func TestReportViews_KnownScenario(t *testing.T) {
 		t.Fatal(err)
 	}
 	le := runOn(t, s, e.ID, n1.ID)
-	if _, err := s.Transition(ctx, Transition{TaskID: e.ID, To: queue.Pending, Lease: &le, Restart: true, Reason: "restart"}); err != nil {
+	if _, err := transition(ctx, s.pool, stateChange{TaskID: e.ID, To: queue.Pending, Lease: &le, Restart: true, Reason: "restart"}); err != nil {
 		t.Fatal(err)
 	}
 	runOn(t, s, e.ID, n2.ID)

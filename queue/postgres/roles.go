@@ -27,9 +27,9 @@ type AgentRole struct {
 // agentGroupRole holds the agent privileges (sql/00005_agent_roles.sql).
 const agentGroupRole = "orch_agent"
 
-// AgentRoleName is the role of the agent of node: derived from the name, so
+// agentRoleName is the role of the agent of node: derived from the name, so
 // that issuing a token again rotates the password of the same role.
-func AgentRoleName(node string) string {
+func agentRoleName(node string) string {
 	h := sha256.Sum256([]byte(node))
 	return "orch_agent_" + hex.EncodeToString(h[:8])
 }
@@ -45,7 +45,7 @@ func (s *Store) CreateAgentRole(ctx context.Context, node string) (AgentRole, er
 	if _, err := rand.Read(secret); err != nil {
 		return AgentRole{}, fmt.Errorf("reading randomness: %w", err)
 	}
-	r := AgentRole{Node: node, Role: AgentRoleName(node), Password: hex.EncodeToString(secret)}
+	r := AgentRole{Node: node, Role: agentRoleName(node), Password: hex.EncodeToString(secret)}
 	ident := pgx.Identifier{r.Role}.Sanitize()
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var group, exists bool
@@ -83,7 +83,7 @@ ON CONFLICT (node_name) DO UPDATE SET role_name = EXCLUDED.role_name`, r.Role, n
 
 // DropAgentRole removes node's agent role: its agent can no longer connect.
 func (s *Store) DropAgentRole(ctx context.Context, node string) error {
-	role := AgentRoleName(node)
+	role := agentRoleName(node)
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM agent_roles WHERE node_name = $1`, node); err != nil {
 			return translate(err, "forgetting the agent's role")

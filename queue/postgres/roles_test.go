@@ -79,38 +79,38 @@ func TestAgentRoles_PostgresKeepsEachAgentToItsOwnNode(t *testing.T) {
 	}
 
 	// Claiming and changing: nothing of B's moves.
-	if claimed, err := a.ClaimTasks(ctx, nodeB.ID, 10); err != nil || len(claimed) != 0 {
-		t.Errorf("A claims B's tasks: %d, %v; want none", len(claimed), err)
+	if claim, err := a.Claim(ctx, nodeB.ID, 10); err != nil || len(claim.Tasks) != 0 {
+		t.Errorf("A claims B's tasks: %d, %v; want none", len(claim.Tasks), err)
 	}
 	leaseB := queue.Lease{TaskID: taskB.ID, NodeID: nodeB.ID, Attempt: 1}
 	if err := a.MarkRunning(ctx, leaseB, "evil"); err == nil {
 		t.Error("A marked B's task running")
 	}
-	if tag, err := a.Pool().Exec(ctx, `UPDATE tasks SET state = 'failed' WHERE id = $1`, taskB.ID); err != nil || tag.RowsAffected() != 0 {
+	if tag, err := a.pool.Exec(ctx, `UPDATE tasks SET state = 'failed' WHERE id = $1`, taskB.ID); err != nil || tag.RowsAffected() != 0 {
 		t.Errorf("A updates B's task directly: %v rows, %v; want 0 rows", tag.RowsAffected(), err)
 	}
-	_, err = a.Pool().Exec(ctx, `INSERT INTO task_events (task_id, to_state, attempt, node_id) VALUES ($1, 'failed', 1, $2)`, taskB.ID, nodeB.ID)
+	_, err = a.pool.Exec(ctx, `INSERT INTO task_events (task_id, to_state, attempt, node_id) VALUES ($1, 'failed', 1, $2)`, taskB.ID, nodeB.ID)
 	if !forbidden(err) {
 		t.Errorf("A writes an event for B's task: %v, want refused", err)
 	}
-	_, err = a.Pool().Exec(ctx, `UPDATE nodes SET cordoned = false WHERE id = $1`, nodeA.ID)
+	_, err = a.pool.Exec(ctx, `UPDATE nodes SET cordoned = false WHERE id = $1`, nodeA.ID)
 	if !forbidden(err) {
 		t.Errorf("A uncordons itself: %v, want refused", err)
 	}
-	_, err = a.Pool().Exec(ctx, `UPDATE tasks SET image = 'evil:1' WHERE id = $1`, taskA.ID)
+	_, err = a.pool.Exec(ctx, `UPDATE tasks SET image = 'evil:1' WHERE id = $1`, taskA.ID)
 	if !forbidden(err) {
 		t.Errorf("A changes what its own task runs: %v, want refused", err)
 	}
-	_, err = a.Pool().Exec(ctx, `UPDATE tasks SET node_id = $2 WHERE id = $1`, taskA.ID, nodeB.ID)
+	_, err = a.pool.Exec(ctx, `UPDATE tasks SET node_id = $2 WHERE id = $1`, taskA.ID, nodeB.ID)
 	if !forbidden(err) {
 		t.Errorf("A hands its task to B: %v, want refused", err)
 	}
-	_, err = a.Pool().Exec(ctx, `INSERT INTO tasks (id, name, image) VALUES ($1, 'x', 'alpine')`, uuid.New())
+	_, err = a.pool.Exec(ctx, `INSERT INTO tasks (id, name, image) VALUES ($1, 'x', 'alpine')`, uuid.New())
 	if !forbidden(err) {
 		t.Errorf("A creates a task: %v, want refused", err)
 	}
 	var n int
-	err = a.Pool().QueryRow(ctx, `SELECT count(*) FROM agent_roles`).Scan(&n)
+	err = a.pool.QueryRow(ctx, `SELECT count(*) FROM agent_roles`).Scan(&n)
 	if !forbidden(err) {
 		t.Errorf("A reads the role table: %v, want refused", err)
 	}
@@ -121,11 +121,11 @@ func TestAgentRoles_PostgresKeepsEachAgentToItsOwnNode(t *testing.T) {
 	}
 
 	// Its own work goes through, all the way, as the agent does it.
-	claimed, err := a.ClaimTasks(ctx, nodeA.ID, 10)
-	if err != nil || len(claimed) != 1 || claimed[0].ID != taskA.ID {
-		t.Fatalf("A claims its own task: %+v, %v", claimed, err)
+	claim, err := a.Claim(ctx, nodeA.ID, 10)
+	if err != nil || len(claim.Tasks) != 1 || claim.Tasks[0].ID != taskA.ID {
+		t.Fatalf("A claims its own task: %+v, %v", claim.Tasks, err)
 	}
-	leaseA := claimed[0].Lease()
+	leaseA := claim.Tasks[0].Lease()
 	if err := a.MarkRunning(ctx, leaseA, "c1"); err != nil {
 		t.Fatalf("A marks its task running: %v", err)
 	}
@@ -163,11 +163,11 @@ func TestAgentRoles_RequeueByAgentIsAllowed(t *testing.T) {
 	}
 	tk := mustTask(t, admin, queue.Resources{CPUMillis: 100})
 	pass(t, admin, onNode(node.ID))
-	claimed, err := a.ClaimTasks(ctx, node.ID, 1)
-	if err != nil || len(claimed) != 1 {
+	claim, err := a.Claim(ctx, node.ID, 1)
+	if err != nil || len(claim.Tasks) != 1 {
 		t.Fatalf("claim: %v", err)
 	}
-	if err := a.Requeue(ctx, claimed[0].Lease(), "engine down"); err != nil {
+	if err := a.Requeue(ctx, claim.Tasks[0].Lease(), "engine down"); err != nil {
 		t.Fatalf("an agent hands its task back: %v", err)
 	}
 	got, err := admin.GetTask(ctx, tk.ID)

@@ -49,12 +49,12 @@ func benchSetup(b *testing.B, nodes, tasks int) (string, time.Duration) {
 		 SELECT id, NULL, 'pending', 0, 'created' FROM ins`,
 	} {
 		start := time.Now()
-		if _, err := s.Pool().Exec(ctx, q, nodes, tasks); err != nil {
+		if _, err := s.pool.Exec(ctx, q, nodes, tasks); err != nil {
 			b.Fatal(err)
 		}
 		insert = time.Since(start)
 	}
-	if _, err := s.Pool().Exec(ctx, `VACUUM ANALYZE`); err != nil {
+	if _, err := s.pool.Exec(ctx, `VACUUM ANALYZE`); err != nil {
 		b.Fatal(err)
 	}
 	return url, insert

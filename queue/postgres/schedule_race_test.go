@@ -159,16 +159,16 @@ func raceReplicas(t *testing.T, strategies []string) {
 			var beat time.Time
 			for !done.Load() && gctx.Err() == nil {
 				if time.Since(beat) > time.Second {
-					if err := agents.Heartbeat(gctx, id); err != nil {
+					if _, err := agents.Beat(gctx, id, NodeHealth{}, time.Second); err != nil {
 						return err
 					}
 					beat = time.Now()
 				}
-				claimed, err := agents.ClaimTasks(gctx, id, 20)
+				claim, err := agents.Claim(gctx, id, 20)
 				if err != nil {
 					return err
 				}
-				for _, c := range claimed {
+				for _, c := range claim.Tasks {
 					if err := agents.MarkRunning(gctx, c.Lease(), "sim-"+c.ID.String()[:8]); err != nil {
 						return err
 					}
@@ -194,7 +194,7 @@ func raceReplicas(t *testing.T, strategies []string) {
 	// The checker, and the end condition.
 	g.Go(func() error {
 		for gctx.Err() == nil {
-			rows, err := admin.Pool().Query(gctx, overCapacitySQL)
+			rows, err := admin.pool.Query(gctx, overCapacitySQL)
 			if err != nil {
 				return err
 			}
@@ -214,7 +214,7 @@ func raceReplicas(t *testing.T, strategies []string) {
 			}
 			checks.Add(1)
 			var finished int
-			if err := admin.Pool().QueryRow(gctx, `SELECT count(*) FROM tasks WHERE state = 'completed'`).Scan(&finished); err != nil {
+			if err := admin.pool.QueryRow(gctx, `SELECT count(*) FROM tasks WHERE state = 'completed'`).Scan(&finished); err != nil {
 				return err
 			}
 			if finished == tasksN {
@@ -228,7 +228,7 @@ func raceReplicas(t *testing.T, strategies []string) {
 	err := g.Wait()
 	if err != nil || !done.Load() {
 		// Say where things stand before failing.
-		rows, qerr := admin.Pool().Query(context.Background(), `SELECT state, reason, count(*) FROM tasks
+		rows, qerr := admin.pool.Query(context.Background(), `SELECT state, reason, count(*) FROM tasks
 GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 10`)
 		if qerr == nil {
 			for rows.Next() {
@@ -240,7 +240,7 @@ GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 10`)
 			rows.Close()
 		}
 		t.Logf("%d passes, %d refused at commit, %d checks", passes.Load(), rejected.Load(), checks.Load())
-		rows, qerr = admin.Pool().Query(context.Background(), `SELECT pid, coalesce(state, ''), coalesce(wait_event_type, ''),
+		rows, qerr = admin.pool.Query(context.Background(), `SELECT pid, coalesce(state, ''), coalesce(wait_event_type, ''),
     coalesce(wait_event, ''), left(regexp_replace(query, '\s+', ' ', 'g'), 100)
 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
 		if qerr == nil {
@@ -263,7 +263,7 @@ FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_p
 	}
 
 	var wrong []string
-	rows, err := admin.Pool().Query(ctx, `
+	rows, err := admin.pool.Query(ctx, `
 SELECT t.name || ': attempt ' || t.attempt || ', state ' || t.state || ', '
        || count(*) FILTER (WHERE e.to_state = 'scheduled') || ' placements, '
        || count(*) FILTER (WHERE e.to_state = 'running') || ' runs'
@@ -286,7 +286,7 @@ HAVING t.attempt <> 1 OR t.state <> 'completed'
 		t.Fatalf("%d tasks not placed exactly once, e.g. %v", len(wrong), wrong[:min(5, len(wrong))])
 	}
 	var tasks, leftover, ports int
-	if err := admin.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM tasks),
+	if err := admin.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM tasks),
     (SELECT count(*) FROM nodes WHERE reserved_cpu_millis + reserved_memory_bytes + reserved_disk_bytes <> 0),
     (SELECT count(*) FROM node_ports)`).Scan(&tasks, &leftover, &ports); err != nil {
 		t.Fatal(err)
@@ -295,7 +295,7 @@ HAVING t.attempt <> 1 OR t.state <> 'completed'
 		t.Fatalf("%d tasks stored (want %d), %d nodes still reserve something, %d host ports still held", tasks, tasksN, leftover, ports)
 	}
 	var misplaced int
-	if err := admin.Pool().QueryRow(ctx, `
+	if err := admin.pool.QueryRow(ctx, `
 SELECT count(*) FROM tasks t JOIN nodes n ON n.id = t.node_id, jsonb_array_elements(t.constraints) c
 WHERE (c->>'op' = '=' AND n.labels->>(c->>'key') IS DISTINCT FROM c->>'value')
    OR (c->>'op' = '!=' AND n.labels->>(c->>'key') = c->>'value')`).Scan(&misplaced); err != nil {

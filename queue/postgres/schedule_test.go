@@ -90,17 +90,17 @@ func TestStore_SchedulePass_HostPortHeldUntilTheTaskEnds(t *testing.T) {
 		t.Fatalf("second tcp/8080 task: %s, reason %q", waiting.State, waiting.Reason)
 	}
 	var held int
-	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM node_ports WHERE node_id = $1`, node.ID).Scan(&held); err != nil || held != 2 {
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM node_ports WHERE node_id = $1`, node.ID).Scan(&held); err != nil || held != 2 {
 		t.Fatalf("node_ports rows = %d (%v), want 2", held, err)
 	}
 
 	// The first one ends: its port is released in the same statement, and
 	// the second is placed by the next pass.
-	claimed, err := s.ClaimTasks(ctx, node.ID, 10)
+	claim, err := s.Claim(ctx, node.ID, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range claimed {
+	for _, c := range claim.Tasks {
 		if c.ID == first.ID {
 			if err := s.MarkRunning(ctx, c.Lease(), "c1"); err != nil {
 				t.Fatal(err)
@@ -121,7 +121,7 @@ func TestStore_SchedulePass_HostPortHeldUntilTheTaskEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ports []int
-	rows, _ := s.Pool().Query(ctx, `SELECT host_port FROM node_ports np JOIN tasks t ON t.id = np.task_id WHERE t.id = $1`, second.ID)
+	rows, _ := s.pool.Query(ctx, `SELECT host_port FROM node_ports np JOIN tasks t ON t.id = np.task_id WHERE t.id = $1`, second.ID)
 	for rows.Next() {
 		var p int
 		_ = rows.Scan(&p)

@@ -50,10 +50,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Pool exposes the connection pool for the few callers (tests, bench) that
-// need raw access, such as SQL checks of invariants.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
-
 // translate turns driver errors into the queue's sentinels, in one place.
 func translate(err error, what string) error {
 	if err == nil {

@@ -121,11 +121,11 @@ func TestStore_Lifecycle_OneEventPerChange_AndReservationsReleased(t *testing.T)
 	if got := reserved(t, s, node.ID); got != req {
 		t.Fatalf("reserved after placing = %+v, want %+v", got, req)
 	}
-	claimed, err := s.ClaimTasks(ctx, node.ID, 10)
-	if err != nil || len(claimed) != 1 || claimed[0].State != queue.Starting || claimed[0].Attempt != 1 {
-		t.Fatalf("claim = %+v, %v", claimed, err)
+	claim, err := s.Claim(ctx, node.ID, 10)
+	if err != nil || len(claim.Tasks) != 1 || claim.Tasks[0].State != queue.Starting || claim.Tasks[0].Attempt != 1 {
+		t.Fatalf("claim = %+v, %v", claim.Tasks, err)
 	}
-	lease := claimed[0].Lease()
+	lease := claim.Tasks[0].Lease()
 	if err := s.MarkRunning(ctx, lease, "c1"); err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestStore_Transition_RefusesInvalidAndWritesNothing(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	task := mustTask(t, s, queue.Resources{})
-	_, err := s.Transition(ctx, Transition{TaskID: task.ID, To: queue.Running})
+	_, err := transition(ctx, s.pool, stateChange{TaskID: task.ID, To: queue.Running})
 	if !errors.Is(err, queue.ErrInvalidTransition) {
 		t.Fatalf("pending → running: %v, want ErrInvalidTransition", err)
 	}
@@ -169,7 +169,7 @@ func TestStore_Transition_RefusesInvalidAndWritesNothing(t *testing.T) {
 	if got.State != queue.Pending || len(evs) != 1 {
 		t.Errorf("refused change left state %s and %d events", got.State, len(evs))
 	}
-	if _, err := s.Transition(ctx, Transition{TaskID: uuid.New(), To: queue.Stopped}); !errors.Is(err, queue.ErrNotFound) {
+	if _, err := transition(ctx, s.pool, stateChange{TaskID: uuid.New(), To: queue.Stopped}); !errors.Is(err, queue.ErrNotFound) {
 		t.Errorf("unknown task: %v, want ErrNotFound", err)
 	}
 }
@@ -181,13 +181,13 @@ func TestStore_FencedWrite_StaleLeaseChangesNothing(t *testing.T) {
 	node := mustNode(t, s, "n1", queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30})
 	task := mustTask(t, s, queue.Resources{CPUMillis: 100})
 	pass(t, s, firstFit)
-	claimed, _ := s.ClaimTasks(ctx, node.ID, 1)
-	stale := claimed[0].Lease()
+	claim, _ := s.Claim(ctx, node.ID, 1)
+	stale := claim.Tasks[0].Lease()
 	stale.Attempt--
 	if err := s.MarkRunning(ctx, stale, "c"); !errors.Is(err, queue.ErrNotOwner) {
 		t.Fatalf("stale attempt: %v, want ErrNotOwner", err)
 	}
-	other := claimed[0].Lease()
+	other := claim.Tasks[0].Lease()
 	other.NodeID = uuid.New()
 	if _, err := s.MarkExited(ctx, other, 0, "", false); !errors.Is(err, queue.ErrNotOwner) {
 		t.Fatalf("other node: %v, want ErrNotOwner", err)
@@ -198,7 +198,7 @@ func TestStore_FencedWrite_StaleLeaseChangesNothing(t *testing.T) {
 	}
 }
 
-func TestStore_ClaimTasks_ConcurrentClaimersNeverShareATask(t *testing.T) {
+func TestStore_Claim_ConcurrentClaimersNeverShareATask(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
@@ -217,16 +217,16 @@ func TestStore_ClaimTasks_ConcurrentClaimersNeverShareATask(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				ts, err := s.ClaimTasks(ctx, node.ID, 7)
+				claim, err := s.Claim(ctx, node.ID, 7)
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if len(ts) == 0 {
+				if len(claim.Tasks) == 0 {
 					return
 				}
 				mu.Lock()
-				for _, tk := range ts {
+				for _, tk := range claim.Tasks {
 					seen[tk.ID]++
 				}
 				mu.Unlock()
@@ -281,8 +281,8 @@ func TestStore_RequestStop_PendingStopsAtOnce_RunningWaitsForAgent(t *testing.T)
 	node := mustNode(t, s, "n1", queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30})
 	running := mustTask(t, s, queue.Resources{CPUMillis: 100})
 	pass(t, s, firstFit)
-	claimed, _ := s.ClaimTasks(ctx, node.ID, 1)
-	_ = s.MarkRunning(ctx, claimed[0].Lease(), "c")
+	claim, _ := s.Claim(ctx, node.ID, 1)
+	_ = s.MarkRunning(ctx, claim.Tasks[0].Lease(), "c")
 	got, err = s.RequestStop(ctx, running.ID, "test")
 	if err != nil || got.State != queue.Running || got.DesiredState != queue.DesiredStopped {
 		t.Fatalf("stop running: %+v, %v", got, err)

@@ -176,7 +176,7 @@ WHERE id = $1 RETURNING state, node_id`, id).Scan(&state, &node)
 		}
 		switch {
 		case state == queue.Pending || state == queue.Scheduled:
-			if _, err := transition(ctx, tx, Transition{TaskID: id, To: queue.Stopped, Reason: reason}); err != nil {
+			if _, err := transition(ctx, tx, stateChange{TaskID: id, To: queue.Stopped, Reason: reason}); err != nil {
 				return err
 			}
 		case node != nil && !state.Terminal():

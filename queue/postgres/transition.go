@@ -13,8 +13,8 @@ import (
 	"github.com/orchd/orch/queue"
 )
 
-// Transition is one change of a task's state, with what comes with it.
-type Transition struct {
+// stateChange is one change of a task's state, with what comes with it.
+type stateChange struct {
 	TaskID uuid.UUID
 	To     queue.State
 	// Lease, when set, fences the write: it applies only while the task is
@@ -106,7 +106,7 @@ FROM upd`
 // transition applies tr on q and returns the state the task left. A refused
 // change wraps queue.ErrNotFound, queue.ErrNotOwner or
 // queue.ErrInvalidTransition, and writes nothing.
-func transition(ctx context.Context, q querier, tr Transition) (queue.State, error) {
+func transition(ctx context.Context, q querier, tr stateChange) (queue.State, error) {
 	if !tr.To.Valid() {
 		return "", fmt.Errorf("%w: unknown target state %q", queue.ErrInvalidTransition, tr.To)
 	}
@@ -143,7 +143,7 @@ func transition(ctx context.Context, q querier, tr Transition) (queue.State, err
 }
 
 // refusal explains why transitionSQL changed nothing.
-func refusal(ctx context.Context, q querier, tr Transition) error {
+func refusal(ctx context.Context, q querier, tr stateChange) error {
 	var state queue.State
 	var attempt int
 	var node *uuid.UUID
@@ -158,9 +158,4 @@ func refusal(ctx context.Context, q querier, tr Transition) error {
 		return fmt.Errorf("task %s: %w", tr.TaskID, err)
 	}
 	return fmt.Errorf("task %s changed while moving it to %s: %w", tr.TaskID, tr.To, queue.ErrConflict)
-}
-
-// Transition applies one state change as its own transaction.
-func (s *Store) Transition(ctx context.Context, tr Transition) (queue.State, error) {
-	return transition(ctx, s.pool, tr)
 }

@@ -32,8 +32,8 @@ func (s *Store) SetStatsRetention(d time.Duration) {
 	s.obs.retention.Store(int64(d))
 }
 
-// StatsRetention is the retention in force.
-func (s *Store) StatsRetention() time.Duration {
+// statsRetention is the retention in force.
+func (s *Store) statsRetention() time.Duration {
 	if d := time.Duration(s.obs.retention.Load()); d > 0 {
 		return d
 	}
@@ -65,7 +65,7 @@ SELECT count(*) FROM upd, async_commit`
 func (s *Store) ReportUsage(ctx context.Context, node uuid.UUID, u queue.Usage) error {
 	var n int
 	err := s.pool.QueryRow(ctx, reportUsageSQL, node, u.CPUPercent, u.Load1, u.MemoryUsedBytes, u.DiskUsedBytes,
-		u.At, u.MemoryTotalBytes, u.DiskTotalBytes, s.StatsRetention().Seconds()).Scan(&n)
+		u.At, u.MemoryTotalBytes, u.DiskTotalBytes, s.statsRetention().Seconds()).Scan(&n)
 	if err != nil {
 		return translate(err, "reporting node usage")
 	}
@@ -130,7 +130,7 @@ func (s *Store) ReportTaskUsage(ctx context.Context, node uuid.UUID, samples []q
 	}
 	var n int
 	err := s.pool.QueryRow(ctx, reportTaskUsageSQL, node, ids, attempts, ats, cpus, mems, lims,
-		s.StatsRetention().Seconds()).Scan(&n)
+		s.statsRetention().Seconds()).Scan(&n)
 	if err != nil {
 		return 0, translate(err, "reporting task usage")
 	}
