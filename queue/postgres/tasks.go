@@ -192,14 +192,3 @@ WHERE id = $1 RETURNING state, node_id`, id).Scan(&state, &node)
 	out, err = s.GetTask(ctx, id)
 	return out, err
 }
-
-// inTx runs fn in a transaction, retrying when Postgres aborted it only
-// because of a race (serialization failure or deadlock).
-func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	for attempt := 0; ; attempt++ {
-		err := pgx.BeginFunc(ctx, s.pool, fn)
-		if err == nil || !retryable(err) || attempt >= 5 {
-			return err
-		}
-	}
-}

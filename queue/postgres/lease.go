@@ -4,10 +4,51 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/orchd/orch/queue"
 )
+
+// This file holds an agent's side of its leases (queue.Lease: a task's
+// attempt on a node): what it reads about the tasks it holds, and every
+// write it makes about them. Each write names the lease, and changes
+// nothing once the task has moved on (queue.ErrNotOwner).
+
+// NodeTasks returns the tasks an agent holds on node: starting or running.
+func (s *Store) NodeTasks(ctx context.Context, node uuid.UUID) ([]queue.Task, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+taskCols+` FROM tasks t
+WHERE t.node_id = $1 AND t.state IN ('starting', 'running') ORDER BY t.id`, node)
+	if err != nil {
+		return nil, translate(err, "reading node tasks")
+	}
+	tasks, err := collectTasks(rows, false)
+	if err != nil {
+		return nil, translate(err, "reading node tasks")
+	}
+	return tasks, nil
+}
+
+// StopRequests returns the tasks on node that an agent runs and a user asked to stop.
+func (s *Store) StopRequests(ctx context.Context, node uuid.UUID) ([]queue.Task, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+taskCols+` FROM tasks t
+WHERE t.node_id = $1 AND t.state IN ('starting', 'running') AND t.desired_state = 'stopped' ORDER BY t.id`, node)
+	if err != nil {
+		return nil, translate(err, "reading stop requests")
+	}
+	tasks, err := collectTasks(rows, false)
+	if err != nil {
+		return nil, translate(err, "reading stop requests")
+	}
+	return tasks, nil
+}
+
+// MarkRunning records that the lease's container is running.
+func (s *Store) MarkRunning(ctx context.Context, l queue.Lease, containerID string) error {
+	_, err := transition(ctx, s.pool, stateChange{TaskID: l.TaskID, To: queue.Running, Lease: &l,
+		ContainerID: &containerID, Reason: "container started"})
+	return err
+}
 
 // ExitReport is how one attempt of a task ended, as its agent saw it.
 type ExitReport struct {
@@ -116,10 +157,34 @@ FROM tasks t WHERE t.id = $1 FOR UPDATE`, l.TaskID, r.Backoff.ResetAfter().Secon
 	return to, nil
 }
 
+// MarkExited records how the lease's container ended: completed on exit code
+// 0, failed otherwise, or stopped when the user asked for it — unless the
+// task's restart policy restarts it (see RecordExit, with the default backoff).
+func (s *Store) MarkExited(ctx context.Context, l queue.Lease, code int, errText string, stopped bool) (queue.State, error) {
+	return s.RecordExit(ctx, l, ExitReport{Code: code, Error: errText, Stopped: stopped, Backoff: queue.DefaultBackoff})
+}
+
 // Requeue hands a task its agent cannot run back to the queue, to be placed
 // again at once (on another node, if its own is unhealthy): the engine
 // failed before the container started. It is not a restart of the task.
 func (s *Store) Requeue(ctx context.Context, l queue.Lease, reason string) error {
 	_, err := transition(ctx, s.pool, stateChange{TaskID: l.TaskID, To: queue.Pending, Lease: &l, Reason: reason})
 	return err
+}
+
+// SetTaskHealth records what the lease's health check found. It is fenced
+// like every agent write, and only applies to a running task; it is not a
+// state change, so it writes no event (what the health check does to the
+// task — a restart — is one).
+func (s *Store) SetTaskHealth(ctx context.Context, l queue.Lease, h queue.TaskHealth, detail string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE tasks SET health = $4, health_detail = $5,
+    health_at = CASE WHEN health <> $4 THEN now() ELSE health_at END, updated_at = now()
+WHERE id = $1 AND attempt = $2 AND node_id = $3 AND state = 'running'`, l.TaskID, l.Attempt, l.NodeID, string(h), detail)
+	if err != nil {
+		return translate(err, fmt.Sprintf("recording health of task %s", l.TaskID))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("health of task %s attempt %d: %w", l.TaskID, l.Attempt, queue.ErrNotOwner)
+	}
+	return nil
 }
