@@ -3,9 +3,6 @@ package postgres
 import (
 	"context"
 	"testing"
-	"time"
-
-	"github.com/orchd/orch/queue"
 )
 
 // The heartbeat's asynchronous commit must apply to its own transaction and
@@ -35,23 +32,5 @@ func TestAsyncCommit_OnlyForItsOwnTransaction(t *testing.T) {
 	}
 	if inside != "off" || after != "on" {
 		t.Fatalf("synchronous_commit inside the statement %q, after it %q; want off, then on", inside, after)
-	}
-}
-
-func TestStore_Beat_MovesLastHeartbeat(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
-	n := mustNode(t, s, "hb", queue.Resources{CPUMillis: 1000})
-	time.Sleep(10 * time.Millisecond)
-	if _, err := s.Beat(ctx, n.ID, NodeHealth{}, time.Second); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.GetNode(ctx, n.ID.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !got.LastHeartbeat.After(n.LastHeartbeat) {
-		t.Fatalf("last heartbeat %v, not after registration's %v", got.LastHeartbeat, n.LastHeartbeat)
 	}
 }

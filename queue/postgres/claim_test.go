@@ -2,7 +2,10 @@ package postgres
 
 import (
 	"context"
+	"sync"
 	"testing"
+
+	"github.com/google/uuid"
 
 	"github.com/orchd/orch/queue"
 )
@@ -39,5 +42,51 @@ func TestClaim_SkipsAHeldTaskAndCountsIt(t *testing.T) {
 	}
 	if c, err := s.Claim(ctx, n.ID, 10); err != nil || len(c.Tasks) != 1 || c.Tasks[0].ID != held.ID || c.Left != 0 {
 		t.Fatalf("claim once released: %+v, %v; want the other task and none left", c, err)
+	}
+}
+
+func TestStore_Claim_ConcurrentClaimersNeverShareATask(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	node := mustNode(t, s, "n1", queue.Resources{CPUMillis: 1_000_000, MemoryBytes: 1 << 40, DiskBytes: 1 << 40})
+	const n = 200
+	for i := 0; i < n; i++ {
+		mustTask(t, s, queue.Resources{CPUMillis: 1})
+	}
+	for pass(t, s, firstFit).Considered > 0 {
+	}
+	var mu sync.Mutex
+	seen := map[uuid.UUID]int{}
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				claim, err := s.Claim(ctx, node.ID, 7)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(claim.Tasks) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, tk := range claim.Tasks {
+					seen[tk.ID]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("claimed %d distinct tasks, want %d", len(seen), n)
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("task %s claimed %d times", id, c)
+		}
 	}
 }

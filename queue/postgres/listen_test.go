@@ -56,3 +56,24 @@ WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backe
 		t.Fatal("no notification after reconnecting")
 	}
 }
+
+func TestStore_Listen_WakesOnNewTask(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	woke := make(chan string, 16)
+	go s.Listen(ctx, []string{ChannelPending}, func(ch string) { woke <- ch })
+	if ch := <-woke; ch != "" {
+		t.Fatalf("first wake = %q, want the on-connect wake", ch)
+	}
+	mustTask(t, s, queue.Resources{})
+	select {
+	case ch := <-woke:
+		if ch != ChannelPending {
+			t.Fatalf("woke on %q", ch)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification for a new task")
+	}
+}

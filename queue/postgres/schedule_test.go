@@ -9,65 +9,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orchd/orch/queue"
-	"github.com/orchd/orch/queue/postgres/pgtest"
 	"github.com/orchd/orch/scheduler"
 )
-
-// schedPass runs one pass with the real scheduler and strategy as default.
-func schedPass(t *testing.T, s *Store, strategy string) PassResult {
-	t.Helper()
-	sc, err := scheduler.New(strategy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := s.SchedulePass(context.Background(), PassOpts{Batch: 100, By: "test", Strategy: strategy}, sc.Plan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
-}
-
-func createSpec(t *testing.T, s *Store, spec queue.TaskSpec) queue.Task {
-	t.Helper()
-	if spec.Image == "" {
-		spec.Image = "alpine"
-	}
-	spec.Normalize()
-	if err := spec.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	tk, err := s.CreateTask(context.Background(), uuid.Nil, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tk
-}
-
-func getTask(t *testing.T, s *Store, id uuid.UUID) queue.Task {
-	t.Helper()
-	tk, err := s.GetTask(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tk
-}
-
-var roomy = queue.Resources{CPUMillis: 4000, MemoryBytes: 8 << 30, DiskBytes: 100 << 30}
-
-func TestStore_CreateTask_StoresStrategyAndConstraints(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	tk := createSpec(t, s, queue.TaskSpec{Strategy: "epvm", Constraints: []queue.Constraint{
-		{Key: "zone", Op: "=", Value: "eu"}, {Key: "gpu", Op: "!=", Value: "none"}}})
-	got := getTask(t, s, tk.ID)
-	if got.Strategy != "epvm" || len(got.Constraints) != 2 || got.Constraints[1].String() != "gpu!=none" {
-		t.Fatalf("stored strategy %q constraints %+v", got.Strategy, got.Constraints)
-	}
-	plain := getTask(t, s, createSpec(t, s, queue.TaskSpec{}).ID)
-	if plain.Strategy != "" || len(plain.Constraints) != 0 {
-		t.Fatalf("defaults: strategy %q constraints %+v", plain.Strategy, plain.Constraints)
-	}
-}
 
 func TestStore_SchedulePass_HostPortHeldUntilTheTaskEnds(t *testing.T) {
 	t.Parallel()
@@ -361,15 +304,26 @@ func TestStore_SchedulePass_WakesTheChosenNodesAgent(t *testing.T) {
 	}
 }
 
-func newURL(t testing.TB) string { return pgtest.New(t) }
-
-// openStore opens one more Store (own pool) on url, as another replica would.
-func openStore(t testing.TB, url string) *Store {
-	t.Helper()
-	s, err := Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
+func TestStore_SchedulePass_GuardRefusesOverfullNode(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	node := mustNode(t, s, "small", queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30})
+	for i := 0; i < 3; i++ {
+		mustTask(t, s, queue.Resources{CPUMillis: 400})
 	}
-	t.Cleanup(s.Close)
-	return s
+	// A careless plan that puts all three (1.2 cores) on a 1-core node gets
+	// the two that fit, in plan order; the third stays pending with a reason
+	// and nothing is oversubscribed.
+	res := pass(t, s, firstFit)
+	if res.Placed != 2 || res.Rejected != 1 {
+		t.Fatalf("pass = %+v, want 2 placed and 1 rejected", res)
+	}
+	if r := reserved(t, s, node.ID); r.CPUMillis != 800 {
+		t.Fatalf("reserved %d millicores, want 800", r.CPUMillis)
+	}
+	pending, _ := s.ListTasks(ctx, TaskFilter{States: []queue.State{queue.Pending}})
+	if len(pending) != 1 || pending[0].Reason != retryReason {
+		t.Fatalf("pending = %+v, want one with the retry reason", pending)
+	}
 }

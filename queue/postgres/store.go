@@ -15,7 +15,7 @@ import (
 // Store is a handle on orch's database. It is safe for concurrent use.
 type Store struct {
 	pool *pgxpool.Pool
-	obs  observability // settings of the stats writers (usage.go)
+	obs  observability // settings of the stats writers (stats.go)
 }
 
 // Open connects to the database at url. It does not migrate.

@@ -11,6 +11,24 @@ import (
 	"github.com/orchd/orch/queue"
 )
 
+func TestStore_Beat_MovesLastHeartbeat(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	n := mustNode(t, s, "hb", queue.Resources{CPUMillis: 1000})
+	time.Sleep(10 * time.Millisecond)
+	if _, err := s.Beat(ctx, n.ID, NodeHealth{}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetNode(ctx, n.ID.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.LastHeartbeat.After(n.LastHeartbeat) {
+		t.Fatalf("last heartbeat %v, not after registration's %v", got.LastHeartbeat, n.LastHeartbeat)
+	}
+}
+
 func TestHeartbeatPolicy_ScalesWithLiveNodes_AndAgentsFollowIt(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)

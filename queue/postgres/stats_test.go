@@ -1,0 +1,95 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/orchd/orch/queue"
+)
+
+func TestStore_ReportUsage_LatestOnNodeAndHistoryWithinRetention(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	node := mustNode(t, s, "n1", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
+	s.SetStatsRetention(time.Hour)
+
+	// A sample from before the retention, as if written two hours ago.
+	if _, err := s.pool.Exec(ctx, `INSERT INTO node_stats (node_id, at, cpu_percent, load1, memory_used_bytes,
+memory_total_bytes, disk_used_bytes, disk_total_bytes) VALUES ($1, now() - interval '2 hours', 1, 1, 1, 1, 1, 1)`, node.ID); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		u := queue.Usage{CPUPercent: float64(10 * i), Load1: 0.5 * float64(i), MemoryUsedBytes: int64(i) << 30,
+			MemoryTotalBytes: 8 << 30, DiskUsedBytes: int64(i) << 20, DiskTotalBytes: 100 << 30}
+		if err := s.ReportUsage(ctx, node.ID, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.GetNode(ctx, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Usage.CPUPercent != 30 || n.Usage.Load1 != 1.5 || n.Usage.MemoryUsedBytes != 3<<30 || n.Usage.DiskUsedBytes != 3<<20 || n.Usage.At == nil {
+		t.Errorf("node usage = %+v, want the third sample", n.Usage)
+	}
+	hist, err := s.NodeStats(ctx, node.ID, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 3 {
+		t.Fatalf("history has %d rows, want the 3 recent ones (the old one pruned): %+v", len(hist), hist)
+	}
+	if h := hist[0]; h.CPUPercent != 30 || h.MemoryTotalBytes != 8<<30 || h.DiskTotalBytes != 100<<30 {
+		t.Errorf("newest sample = %+v", h)
+	}
+	if hist[2].CPUPercent != 10 {
+		t.Errorf("oldest kept sample = %+v, want cpu 10", hist[2])
+	}
+	if err := s.ReportUsage(ctx, uuid.New(), queue.Usage{}); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("usage of an unknown node: %v, want ErrNotFound", err)
+	}
+}
+
+func TestStore_ReportTaskUsage_OnlyForTheRunningLease(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	n1 := mustNode(t, s, "n1", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
+	n2 := mustNode(t, s, "n2", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
+	task := mustTask(t, s, queue.Resources{CPUMillis: 500})
+	l := runOn(t, s, task.ID, n1.ID)
+
+	good := queue.TaskUsage{TaskID: task.ID, Attempt: l.Attempt, CPUPercent: 42.5, MemoryUsedBytes: 64 << 20, MemoryLimitBytes: 128 << 20}
+	staleAttempt := good
+	staleAttempt.Attempt++
+	staleAttempt.CPUPercent = 99
+	n, err := s.ReportTaskUsage(ctx, n1.ID, []queue.TaskUsage{good, {TaskID: uuid.New(), Attempt: 1}})
+	if err != nil || n != 1 {
+		t.Fatalf("report = %d, %v; want 1 sample counted", n, err)
+	}
+	if n, err := s.ReportTaskUsage(ctx, n2.ID, []queue.TaskUsage{good}); err != nil || n != 0 {
+		t.Errorf("another node's report counted %d, %v", n, err)
+	}
+	if n, err := s.ReportTaskUsage(ctx, n1.ID, []queue.TaskUsage{staleAttempt}); err != nil || n != 0 {
+		t.Errorf("a stale attempt's report counted %d, %v", n, err)
+	}
+	u, err := s.TaskUsage(ctx, task.ID)
+	if err != nil || u == nil || u.CPUPercent != 42.5 || u.MemoryUsedBytes != 64<<20 || u.MemoryLimitBytes != 128<<20 {
+		t.Fatalf("latest usage = %+v, %v", u, err)
+	}
+	hist, err := s.TaskStats(ctx, task.ID, 10)
+	if err != nil || len(hist) != 1 {
+		t.Fatalf("history = %+v, %v", hist, err)
+	}
+	if _, err := s.MarkExited(ctx, l, 0, "", false); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.ReportTaskUsage(ctx, n1.ID, []queue.TaskUsage{good}); n != 0 {
+		t.Errorf("a report after the task ended counted")
+	}
+}
