@@ -29,14 +29,3 @@ const asyncCommitCTE = `async_commit AS (SELECT set_config('synchronous_commit',
 func (s *Store) wakeAsync(ctx context.Context, channel string) {
 	_, _ = s.pool.Exec(ctx, `WITH `+asyncCommitCTE+` SELECT pg_notify($1, '') FROM async_commit`, channel)
 }
-
-// asyncPassSQL makes a scheduling pass commit without waiting for its WAL
-// flush, which takes one flush out of the path from a task's creation to its
-// agent's claim (and lets the pass release the notification lock sooner).
-// It is safe because nothing acts on a placement until it is durable: the
-// agent acts only once its claim has committed, and flushing the claim's
-// commit flushes all the WAL before it, the placement's included. Should the
-// server crash before the flush, the whole pass is lost at once, as if it
-// had not run: its tasks are pending again and the nodes' reservations are
-// as they were, so the next pass places them afresh.
-const asyncPassSQL = `SET LOCAL synchronous_commit = off`
