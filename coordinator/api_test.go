@@ -11,7 +11,7 @@ import (
 
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
-	"github.com/orchd/orch/queue/postgres/pgtest"
+	"github.com/orchd/orch/queue/postgres/storetest"
 )
 
 // A task created through the API is placed by the receiving coordinator at
@@ -21,19 +21,9 @@ func TestAPI_CreatePlacesAtOnceWithoutNotify(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	store, err := postgres.Open(ctx, pgtest.New(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if _, err := store.RegisterNode(ctx, queue.NodeRegistration{Name: "n1",
-		Capacity: queue.Resources{CPUMillis: 4000, MemoryBytes: 8 << 30, DiskBytes: 100 << 30}}); err != nil {
-		t.Fatal(err)
-	}
-	c, err := New(store, Options{Listen: "127.0.0.1:0", PassInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newTestCoordinator(t, Options{Listen: "127.0.0.1:0", PassInterval: time.Hour})
+	store := c.store
+	storetest.Node(t, store, "n1", queue.Resources{CPUMillis: 4000, MemoryBytes: 8 << 30, DiskBytes: 100 << 30})
 	ready := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	rctx, stop := context.WithCancel(ctx)

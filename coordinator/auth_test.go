@@ -1,25 +1,10 @@
 package coordinator
 
 import (
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/orchd/orch/queue/postgres"
-	"github.com/orchd/orch/queue/postgres/pgtest"
 )
 
 const (
@@ -27,20 +12,6 @@ const (
 	writeSecret = "write-secret-0123456789"
 	readSecret  = "read-secret-0123456789ab"
 )
-
-func newTestCoordinator(t *testing.T, opts Options) *Coordinator {
-	t.Helper()
-	store, err := postgres.Open(context.Background(), pgtest.New(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
-	c, err := New(store, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 func tokens(t *testing.T) *Tokens {
 	toks := &Tokens{}
@@ -147,88 +118,4 @@ func TestTokens_AddToken_RefusesWeakOrMalformed(t *testing.T) {
 			t.Errorf("AddToken(%q) accepted", bad)
 		}
 	}
-}
-
-func TestSafeListen(t *testing.T) {
-	for _, tc := range []struct {
-		listen          string
-		tokens, insec   bool
-		want            string
-		wantErr, notice bool
-	}{
-		{":8989", false, false, "127.0.0.1:8989", false, true},
-		{"127.0.0.1:8989", false, false, "127.0.0.1:8989", false, false},
-		{"[::1]:8989", false, false, "[::1]:8989", false, false},
-		{"localhost:8989", false, false, "localhost:8989", false, false},
-		{"0.0.0.0:8989", false, false, "", true, false},
-		{"10.1.2.3:8989", false, false, "", true, false},
-		{"0.0.0.0:8989", false, true, "0.0.0.0:8989", false, true},
-		{":8989", true, false, ":8989", false, false},
-		{"nonsense", true, false, "", true, false},
-	} {
-		got, notice, err := safeListen(tc.listen, tc.tokens, tc.insec)
-		if (err != nil) != tc.wantErr || got != tc.want || (notice != "") != tc.notice {
-			t.Errorf("safeListen(%q, tokens=%v, insecure=%v) = %q, %q, %v", tc.listen, tc.tokens, tc.insec, got, notice, err)
-		}
-	}
-}
-
-func TestTLS_ClientTrustsGivenCA(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	cert, key := selfSigned(t, dir)
-	c := newTestCoordinator(t, Options{Listen: "127.0.0.1:0", Tokens: tokens(t), TLSCert: cert, TLSKey: key})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addrc := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, func(a net.Addr) { addrc <- a }) }()
-	var addr net.Addr
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatal(err)
-	}
-	base := "https://" + addr.String()
-	client, err := NewClientTLS(base, readSecret, cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.ListNodes(ctx); err != nil {
-		t.Fatalf("https with the CA: %v", err)
-	}
-	plain, _ := NewClient(base, readSecret)
-	if _, err := plain.ListNodes(ctx); err == nil {
-		t.Fatal("a client without the CA trusted a self-signed certificate")
-	}
-	cancel()
-	<-done
-}
-
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "orch test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
 }

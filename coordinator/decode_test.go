@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/orchd/orch/queue"
 )
@@ -81,5 +82,90 @@ func TestDecodeTask_TooLarge(t *testing.T) {
 	_, _, err := DecodeTask(strings.NewReader(body))
 	if !errors.Is(err, ErrTooLarge) || statusOf(err) != 413 {
 		t.Fatalf("got %v (status %d), want 413", err, statusOf(err))
+	}
+}
+
+func TestDecodeTask_HealthCheck(t *testing.T) {
+	_, spec, err := DecodeTask(strings.NewReader(`{"image":"nginx","health_check":{"type":"http","port":8080,
+		"path":"/healthz","interval":"2s","failure_threshold":5}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := spec.HealthCheck
+	if hc == nil || hc.Type != queue.HealthHTTP || hc.Port != 8080 || hc.Path != "/healthz" ||
+		hc.Interval != queue.Duration(2*time.Second) || hc.Timeout != queue.Duration(time.Second) || hc.FailureThreshold != 5 {
+		t.Errorf("health check = %+v", hc)
+	}
+	for body, field := range map[string]string{
+		`{"image":"nginx","health_check":{"type":"http","port":0}}`:                    "health_check.port",
+		`{"image":"nginx","health_check":{"type":"exec","port":80}}`:                   "health_check.type",
+		`{"image":"nginx","health_check":{"type":"tcp","port":80,"interval":"often"}}`: "health_check",
+		`{"image":"nginx","health_check":{"type":"tcp","port":80,"retries":3}}`:        "retries",
+	} {
+		_, _, err := DecodeTask(strings.NewReader(body))
+		var fe *queue.FieldError
+		if !errors.As(err, &fe) || fe.Field != field {
+			t.Errorf("%s: %v, want a FieldError on %s", body, err, field)
+		}
+	}
+}
+
+func TestDecodeTask_StopAfterDisconnect(t *testing.T) {
+	_, spec, err := DecodeTask(strings.NewReader(`{"image":"nginx","stop_after_disconnect":"3s"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.StopAfterDisconnect != queue.Duration(3*time.Second) {
+		t.Errorf("stop_after_disconnect = %s, want 3s", spec.StopAfterDisconnect)
+	}
+	for _, body := range []string{
+		`{"image":"nginx","stop_after_disconnect":"soon"}`,
+		`{"image":"nginx","stop_after_disconnect":3}`,
+		`{"image":"nginx","stop_after_disconnect":"10ms"}`,
+	} {
+		_, _, err := DecodeTask(strings.NewReader(body))
+		var fe *queue.FieldError
+		if !errors.As(err, &fe) || fe.Field != "stop_after_disconnect" {
+			t.Errorf("%s: %v, want a FieldError on stop_after_disconnect", body, err)
+		}
+	}
+}
+
+func TestDecodeTask_StrategyAndConstraints(t *testing.T) {
+	_, spec, err := DecodeTask(strings.NewReader(`{"image":"alpine","strategy":" Spread ",
+		"constraints":["zone=eu", "gpu != none", {"key":"disk","op":"=","value":"ssd"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Strategy != "spread" {
+		t.Errorf("strategy %q, want spread", spec.Strategy)
+	}
+	want := []queue.Constraint{{Key: "zone", Op: "=", Value: "eu"}, {Key: "gpu", Op: "!=", Value: "none"}, {Key: "disk", Op: "=", Value: "ssd"}}
+	if len(spec.Constraints) != len(want) {
+		t.Fatalf("constraints %+v, want %+v", spec.Constraints, want)
+	}
+	for i := range want {
+		if spec.Constraints[i] != want[i] {
+			t.Errorf("constraint %d = %+v, want %+v", i, spec.Constraints[i], want[i])
+		}
+	}
+}
+
+func TestDecodeTask_BadStrategyOrConstraintNamesTheField(t *testing.T) {
+	for body, field := range map[string]string{
+		`{"image":"alpine","strategy":"fastest"}`:                                  "strategy",
+		`{"image":"alpine","strategy":7}`:                                          "strategy",
+		`{"image":"alpine","constraints":["zone"]}`:                                "constraints",
+		`{"image":"alpine","constraints":["=eu"]}`:                                 "constraints",
+		`{"image":"alpine","constraints":[{"key":"zone","op":">","value":"1"}]}`:   "constraints",
+		`{"image":"alpine","constraints":[{"key":"zone","value":"eu","extra":1}]}`: "constraints",
+		`{"image":"alpine","constraints":[{"key":"bad key","op":"=","value":""}]}`: "constraints",
+		`{"image":"alpine","constraints":[42]}`:                                    "constraints",
+	} {
+		_, _, err := DecodeTask(strings.NewReader(body))
+		var fe *queue.FieldError
+		if !errors.As(err, &fe) || fe.Field != field || statusOf(err) != 400 {
+			t.Errorf("%s: got %v, want a 400 FieldError on %q", body, err, field)
+		}
 	}
 }

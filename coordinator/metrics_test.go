@@ -11,12 +11,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/uuid"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/orchd/orch/queue/postgres"
-	"github.com/orchd/orch/queue/postgres/pgtest"
+	"github.com/orchd/orch/queue"
 )
 
 // parseMetrics reads body as a scraper would, failing the test if it is
@@ -77,16 +77,8 @@ func (b *syncBuffer) String() string {
 
 func TestMetrics_FailingCountIsLoggedAndTheRestServed(t *testing.T) {
 	t.Parallel()
-	store, err := postgres.Open(context.Background(), pgtest.New(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
 	var logs syncBuffer
-	c, err := New(store, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newTestCoordinator(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	srv := httptest.NewServer(c.Handler())
 	t.Cleanup(srv.Close)
 	// A scraper that waits a microsecond: the count queries miss their
@@ -121,5 +113,59 @@ func TestMetrics_FailingCountIsLoggedAndTheRestServed(t *testing.T) {
 	}
 	if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "counting tasks") || !strings.Contains(l, "counting nodes") {
 		t.Errorf("the failure was not logged as a warning; log:\n%s", l)
+	}
+}
+
+func TestMetrics_CoordinatorServesPrometheusText(t *testing.T) {
+	t.Parallel()
+	r := newAPIRig(t)
+	ctx := context.Background()
+	n := r.node("m1")
+	r.running(n, "one")
+	if _, err := r.store.CreateTask(ctx, uuid.Nil, queue.TaskSpec{Image: "x", Resources: queue.Resources{CPUMillis: 64000}, RestartPolicy: queue.RestartNever}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.c.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.get("/tasks")
+	r.get("/tasks/not-a-uuid")
+	r.get("/nodes/nosuchnode")
+	r.get("/no/such/route")
+
+	code, body, hdr := r.get("/metrics")
+	if code != 200 || expfmt.ResponseFormat(hdr).FormatType() != expfmt.TypeTextPlain {
+		t.Fatalf("GET /metrics: %d %q", code, hdr.Get("Content-Type"))
+	}
+	fams, samples := parseMetrics(t, body)
+	want := []struct {
+		sample string
+		labels map[string]string
+		value  float64
+	}{
+		{"orch_tasks", map[string]string{"state": "running"}, 1},
+		{"orch_tasks", map[string]string{"state": "pending"}, 1},
+		{"orch_tasks", map[string]string{"state": "failed"}, 0},
+		{"orch_nodes", map[string]string{"state": "ready"}, 1},
+		{"orch_nodes", map[string]string{"state": "down"}, 0},
+		{"orch_schedule_pass_duration_seconds_count", nil, 2},
+		{"orch_schedule_placed_total", nil, 1},
+		{"orch_api_requests_total", map[string]string{"route": "/tasks", "method": "GET", "code": "200"}, 1},
+		{"orch_api_requests_total", map[string]string{"route": "/tasks/{id}", "method": "GET", "code": "400"}, 1},
+		{"orch_api_requests_total", map[string]string{"route": "/nodes/{node}", "code": "404"}, 1},
+		{"orch_api_requests_total", map[string]string{"route": "unmatched", "code": "404"}, 1},
+	}
+	for _, w := range want {
+		if v, ok := sampleValue(samples, w.sample, w.labels); !ok || v != w.value {
+			t.Errorf("%s%v = %v (found %v), want %v\n%s", w.sample, w.labels, v, ok, w.value, body)
+		}
+	}
+	if fams["orch_schedule_pass_duration_seconds"].GetType() != dto.MetricType_HISTOGRAM || fams["orch_api_requests_total"].GetType() != dto.MetricType_COUNTER || fams["orch_tasks"].GetType() != dto.MetricType_GAUGE {
+		t.Errorf("types: %s %s %s", fams["orch_schedule_pass_duration_seconds"].GetType(), fams["orch_api_requests_total"].GetType(), fams["orch_tasks"].GetType())
+	}
+	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+		if v, ok := sampleValue(samples, name, nil); !ok || v <= 0 {
+			t.Errorf("%s = %v, %v; want the runtime and process collectors' figure", name, v, ok)
+		}
 	}
 }

@@ -2,8 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -14,23 +12,17 @@ import (
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
 	"github.com/orchd/orch/queue/postgres/pgtest"
+	"github.com/orchd/orch/queue/postgres/storetest"
 )
 
-// newSweepTest returns a coordinator on a database of its own, its store and
-// the database's URL.
-func newSweepTest(t *testing.T, timeout time.Duration) (*Coordinator, *postgres.Store, string) {
+// newSweepTest returns a coordinator with opts (named "test") on a
+// database of its own, its store and the database's URL.
+func newSweepTest(t *testing.T, opts Options) (*Coordinator, *postgres.Store, string) {
 	t.Helper()
 	url := pgtest.New(t)
-	store, err := postgres.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
-	c, err := New(store, Options{NodeDownTimeout: timeout, Name: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, store, url
+	opts.Name = "test"
+	c := coordinatorOn(t, storetest.Open(t, url), opts)
+	return c, c.store, url
 }
 
 // rawConn connects to the database at url directly, for what the store has
@@ -45,40 +37,17 @@ func rawConn(t *testing.T, url string) *pgx.Conn {
 	return conn
 }
 
-// runningOn creates a task and takes it to running on node by hand.
-func runningOn(t *testing.T, c *Coordinator, s *postgres.Store, node uuid.UUID) queue.Task {
-	t.Helper()
-	ctx := context.Background()
-	if _, err := s.CreateTask(ctx, uuid.Nil, queue.TaskSpec{Image: "alpine", RestartPolicy: queue.RestartNever,
-		Resources: queue.Resources{CPUMillis: 100}}); err != nil {
-		t.Fatal(err)
-	}
-	if res, err := c.Pass(ctx); err != nil || res.Placed != 1 {
-		t.Fatalf("pass: %+v, %v", res, err)
-	}
-	claim, err := s.Claim(ctx, node, 10)
-	if err != nil || len(claim.Tasks) != 1 {
-		t.Fatalf("claim: %v, %v", claim.Tasks, err)
-	}
-	if err := s.MarkRunning(ctx, claim.Tasks[0].Lease(), "c1"); err != nil {
-		t.Fatal(err)
-	}
-	return claim.Tasks[0]
-}
+// small is the capacity of the sweep tests' nodes.
+var small = queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30}
 
 func TestSweep_SilentNodeIsDown_ItsTaskRunsElsewhere_ANeverTaskToo(t *testing.T) {
 	t.Parallel()
-	c, s, url := newSweepTest(t, time.Second)
+	c, s, url := newSweepTest(t, Options{NodeDownTimeout: time.Second})
 	ctx := context.Background()
-	lost, err := s.RegisterNode(ctx, queue.NodeRegistration{Name: "lost", Capacity: queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tk := runningOn(t, c, s, lost.ID)
-	spare, err := s.RegisterNode(ctx, queue.NodeRegistration{Name: "spare", Capacity: queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lost := storetest.Node(t, s, "lost", small)
+	tk, _ := runningOn(t, c, lost.ID, queue.TaskSpec{Image: "alpine", RestartPolicy: queue.RestartNever,
+		Resources: queue.Resources{CPUMillis: 100}})
+	spare := storetest.Node(t, s, "spare", small)
 	// lost falls silent; spare keeps beating.
 	if _, err := rawConn(t, url).Exec(ctx, `UPDATE nodes SET last_heartbeat = now() - interval '1 hour' WHERE id = $1`, lost.ID); err != nil {
 		t.Fatal(err)
@@ -129,24 +98,11 @@ func TestSweep_SilentNodeIsDown_ItsTaskRunsElsewhere_ANeverTaskToo(t *testing.T)
 
 func TestSweep_ScalesTheHeartbeatIntervalToTheLiveNodes(t *testing.T) {
 	t.Parallel()
-	url := pgtest.New(t)
-	store, err := postgres.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
-	c, err := New(store, Options{MaxHeartbeatsPerSecond: 1, Name: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, store, url := newSweepTest(t, Options{MaxHeartbeatsPerSecond: 1})
 	ctx := context.Background()
 	var ids []uuid.UUID
 	for _, name := range []string{"a", "b", "c"} {
-		n, err := store.RegisterNode(ctx, queue.NodeRegistration{Name: name, Capacity: queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, n.ID)
+		ids = append(ids, storetest.Node(t, store, name, small).ID)
 	}
 	if err := c.Sweep(ctx, false); err != nil {
 		t.Fatal(err)
