@@ -12,7 +12,7 @@ import (
 	"github.com/orchd/orch/agent/dockertest"
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
-	"github.com/orchd/orch/queue/postgres/pgtest"
+	"github.com/orchd/orch/queue/postgres/storetest"
 )
 
 // plainRuntime hides a runtime's optional interfaces (LogReader,
@@ -58,11 +58,7 @@ type benchAgent struct {
 
 func benchStart(b *testing.B, rt Runtime, image string, args []string) {
 	ctx := context.Background()
-	store, err := postgres.Open(ctx, pgtest.New(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
+	store := storetest.New(b)
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	newAgent := func(name string, rt Runtime) *benchAgent {
@@ -101,7 +97,7 @@ func benchStart(b *testing.B, rt Runtime, image string, args []string) {
 			b.Fatal(err)
 		}
 		node := ba.agent.Node().ID
-		schedule(b, store, postgres.PassOpts{Batch: 10, By: "bench"}, allOn(node))
+		schedule(b, store, postgres.PassOpts{Batch: 10, By: "bench"}, storetest.OnNode(node))
 		var got queue.Task
 		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 			if got, err = store.GetTask(ctx, tk.ID); err != nil {

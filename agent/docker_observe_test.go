@@ -118,3 +118,31 @@ func TestDockerStats_MemoryAndCPUOfARunningContainer(t *testing.T) {
 	}
 	t.Logf("stats: %s", fmt.Sprintf("%.1f%% cpu, %d MiB", cpuPercent(first, second), second.MemoryUsedBytes>>20))
 }
+
+func TestFrameWriter_JoinsSplitLinesAndKeepsTheirTime(t *testing.T) {
+	var got []queue.LogLine
+	w := &frameWriter{stream: queue.Stderr, fn: func(l queue.LogLine) error { got = append(got, l); return nil }}
+	for _, frame := range []string{
+		"2030-01-02T03:04:05.000000001Z one\n",
+		"2030-01-02T03:04:05.000000002Z split ",
+		"2030-01-02T03:04:05.000000003Z line\r\n",
+		"2030-01-02T03:04:05.000000004Z no newline at the end",
+	} {
+		if _, err := w.Write([]byte(frame)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.finish(); err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, l := range got {
+		texts = append(texts, l.Text)
+	}
+	if !slices.Equal(texts, []string{"one", "split line", "no newline at the end"}) {
+		t.Fatalf("lines = %q", texts)
+	}
+	if got[1].At.Nanosecond() != 2 || got[1].Stream != queue.Stderr {
+		t.Errorf("split line = %+v, want the time of its first part", got[1])
+	}
+}

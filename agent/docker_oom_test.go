@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-func TestOOMWatchEventAfterExit(t *testing.T) {
+func TestOOMWatch_OOMKilled_SeesAnEventThatComesAfterTheExit(t *testing.T) {
 	t.Parallel()
 	w := newOOMMemory()
 	go func() {
@@ -19,7 +19,7 @@ func TestOOMWatchEventAfterExit(t *testing.T) {
 	}
 }
 
-func TestOOMWatchNoEvent(t *testing.T) {
+func TestOOMWatch_OOMKilled_NotForAnotherContainersEvent(t *testing.T) {
 	t.Parallel()
 	w := newOOMMemory()
 	w.record("other")
@@ -28,7 +28,7 @@ func TestOOMWatchNoEvent(t *testing.T) {
 	}
 }
 
-func TestOOMWatchStoppedByOrch(t *testing.T) {
+func TestOOMWatch_OOMKilled_NoWaitForAContainerOrchStopped(t *testing.T) {
 	t.Parallel()
 	w := newOOMMemory()
 	w.stopRequested("c1")

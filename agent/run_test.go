@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -22,5 +24,86 @@ func TestContainerName_UniqueForTasksCreatedTogether(t *testing.T) {
 	tk := queue.Task{ID: uuid.MustParse("01a230b2-d47d-7a69-9f0c-102459d3b8ef"), TaskSpec: queue.TaskSpec{Name: "web"}, Attempt: 3}
 	if got, want := ContainerName(&tk), "orch-web-102459d3b8ef-3"; got != want {
 		t.Errorf("ContainerName = %s, want %s", got, want)
+	}
+}
+
+func TestAgent_RestartPolicy_OnFailure_RestartsWithBackoffThenFails(t *testing.T) {
+	t.Parallel()
+	c := newSimCluster(t)
+	rt := &MemRuntime{RunFor: 50 * time.Millisecond, ExitCode: 3}
+	c.start("a", rt)
+	tk := c.create(queue.TaskSpec{RestartPolicy: queue.RestartOnFailure, MaxRestarts: 3})
+	got := c.waitState(tk.ID, 20*time.Second, queue.Failed, queue.Completed)
+	if got.State != queue.Failed || got.Restarts != 3 || got.Attempt != 4 || got.ExitCode == nil || *got.ExitCode != 3 {
+		t.Fatalf("ended %s after %d restarts, attempt %d, exit %v; want failed after 3 restarts, attempt 4, exit 3",
+			got.State, got.Restarts, got.Attempt, got.ExitCode)
+	}
+	// Every attempt ran, and the gap before each restart grew with the backoff.
+	var runs int
+	var exits, placed []time.Time
+	for _, e := range events(t, c.store, tk.ID) {
+		switch {
+		case e.To == queue.Running:
+			runs++
+		case e.From == queue.Running && e.To == queue.Pending:
+			exits = append(exits, e.At)
+			if !strings.Contains(e.Reason, "exited with code 3; restart ") {
+				t.Errorf("restart reason %q", e.Reason)
+			}
+		case e.To == queue.Scheduled && e.Attempt > 1:
+			placed = append(placed, e.At)
+		}
+	}
+	if runs != 4 || len(exits) != 3 || len(placed) != 3 {
+		t.Fatalf("%d runs, %d restarts, %d re-placements; want 4, 3, 3", runs, len(exits), len(placed))
+	}
+	b := queue.Backoff{Base: 200 * time.Millisecond, Max: 800 * time.Millisecond}
+	for i := range exits {
+		if gap := placed[i].Sub(exits[i]); gap < b.Delay(i) {
+			t.Errorf("restart %d placed %s after the exit, want at least %s", i+1, gap, b.Delay(i))
+		}
+	}
+}
+
+func TestAgent_RestartPolicy_AlwaysRestartsAfterExit0_NeverDoesNot(t *testing.T) {
+	t.Parallel()
+	c := newSimCluster(t)
+	c.start("a", &MemRuntime{RunFor: 30 * time.Millisecond})
+	always := c.create(queue.TaskSpec{Name: "always", RestartPolicy: queue.RestartAlways, MaxRestarts: 2})
+	never := c.create(queue.TaskSpec{Name: "never", RestartPolicy: queue.RestartNever})
+	if got := c.waitState(always.ID, 20*time.Second, queue.Completed, queue.Failed); got.State != queue.Completed || got.Restarts != 2 {
+		t.Errorf("always: %s after %d restarts, want completed after 2", got.State, got.Restarts)
+	}
+	if got := c.waitState(never.ID, 20*time.Second, queue.Completed, queue.Failed); got.State != queue.Completed || got.Restarts != 0 || got.Attempt != 1 {
+		t.Errorf("never: %s after %d restarts, attempt %d", got.State, got.Restarts, got.Attempt)
+	}
+}
+
+func TestAgent_TouchesOnlyContainersLabelledForItsNode(t *testing.T) {
+	t.Parallel()
+	c := newSimCluster(t)
+	rt := &MemRuntime{}
+	// Registered but not running: no reconcile removes the test's containers.
+	a := New(c.store, rt, Options{Name: "a", Capacity: queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30}})
+	if err := a.Register(c.ctx); err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := rt.Start(c.ctx, ContainerSpec{Name: "not-orch", Image: "x", Labels: map[string]string{"app": "theirs"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	othersNode, err := rt.Start(c.ctx, ContainerSpec{Name: "other-node", Image: "x", Labels: map[string]string{LabelNode: uuid.NewString()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := rt.Start(c.ctx, ContainerSpec{Name: "mine", Image: "x", Labels: map[string]string{LabelNode: a.Node().ID.String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ownsContainer(c.ctx, foreign) || a.ownsContainer(c.ctx, othersNode) {
+		t.Error("the agent would touch a container without its node's label")
+	}
+	if !a.ownsContainer(c.ctx, mine) {
+		t.Error("the agent does not recognise its own container")
 	}
 }

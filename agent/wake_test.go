@@ -11,6 +11,7 @@ import (
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
 	"github.com/orchd/orch/queue/postgres/pgtest"
+	"github.com/orchd/orch/queue/postgres/storetest"
 )
 
 func TestPollDelay_RareWhileListeningShortOtherwise(t *testing.T) {
@@ -52,16 +53,12 @@ func TestAgent_ClaimsOnNotificationWithoutPolling(t *testing.T) {
 	defer runListening(t, ctx, a)()
 	// The agent has taken its first look (on connecting) and now waits.
 	time.Sleep(100 * time.Millisecond)
-	tk, err := store.CreateTask(ctx, uuid.Nil, queue.TaskSpec{Image: "alpine", Command: []string{"-sleep", "forever"},
-		RestartPolicy: queue.RestartNever, Resources: queue.Resources{CPUMillis: 100}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tk := storetest.Task(t, store, sleeper)
 	node, err := store.GetNode(ctx, "w1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	placed := schedule(t, store, postgres.PassOpts{By: "test"}, allOn(node.ID))
+	placed := schedule(t, store, postgres.PassOpts{By: "test"}, storetest.OnNode(node.ID))
 	if placed != 1 {
 		t.Fatalf("the pass placed %d tasks, want 1", placed)
 	}
@@ -81,13 +78,9 @@ func TestAgent_ATaskHeldByAnotherTransactionIsClaimedSoonAfter(t *testing.T) {
 	if err := a.Register(ctx); err != nil {
 		t.Fatal(err)
 	}
-	tk, err := store.CreateTask(ctx, uuid.Nil, queue.TaskSpec{Image: "alpine", Command: []string{"-sleep", "forever"},
-		RestartPolicy: queue.RestartNever, Resources: queue.Resources{CPUMillis: 100}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tk := storetest.Task(t, store, sleeper)
 	node := a.Node().ID
-	placed := schedule(t, store, postgres.PassOpts{By: "test"}, allOn(node))
+	placed := schedule(t, store, postgres.PassOpts{By: "test"}, storetest.OnNode(node))
 	if placed != 1 {
 		t.Fatalf("the pass placed %d tasks, want 1", placed)
 	}
@@ -157,23 +150,12 @@ func runListening(t *testing.T, ctx context.Context, a *Agent) (stop func()) {
 // while its LISTEN connection is down and hourly while it is up.
 func newIdleAgent(t *testing.T, url string, poll time.Duration) (*postgres.Store, *Agent) {
 	t.Helper()
-	store, err := postgres.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
+	store := storetest.Open(t, url)
 	return store, New(store, &MemRuntime{Behave: WorkloadBehavior}, Options{Name: "w1",
 		Capacity:     queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30},
 		PollInterval: poll, IdlePollInterval: time.Hour})
 }
 
-// allOn places every task on node.
-func allOn(node uuid.UUID) postgres.PlanFunc {
-	return func(ts []queue.Task, _ queue.Snapshot) queue.Plan {
-		p := queue.Plan{Unplaced: map[uuid.UUID]string{}}
-		for _, t := range ts {
-			p.Placements = append(p.Placements, queue.Placement{TaskID: t.ID, NodeID: node})
-		}
-		return p
-	}
-}
+// sleeper is a task that runs until it is stopped.
+var sleeper = queue.TaskSpec{Command: []string{"-sleep", "forever"}, RestartPolicy: queue.RestartNever,
+	Resources: queue.Resources{CPUMillis: 100}}
