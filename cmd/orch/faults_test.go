@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -28,6 +26,7 @@ import (
 	"github.com/orchd/orch/queue/postgres/pgserver"
 	"github.com/orchd/orch/queue/postgres/pgtest"
 	"github.com/orchd/orch/queue/postgres/proc"
+	"github.com/orchd/orch/queue/postgres/storetest"
 )
 
 // The fault suite: a real cluster — its own PostgreSQL server, two
@@ -118,8 +117,7 @@ func newFaultSuite(t *testing.T) *faultSuite {
 	t.Helper()
 	// The suite measures recovery: not alongside other packages' Docker tests.
 	dockertest.Exclusive(t, 10*time.Minute)
-	docker := dockertest.Require(t)
-	image := dockertest.BuildWorkload(t)
+	dockertest.Require(t) // skip before starting a server for nothing
 	ctx := context.Background()
 	s := &faultSuite{t: t, ctx: ctx, accepted: map[uuid.UUID]queue.State{}, nodeIDs: map[string]bool{}, fenced: map[uuid.UUID]bool{}}
 
@@ -152,15 +150,8 @@ func newFaultSuite(t *testing.T) *faultSuite {
 		os.RemoveAll(dir)
 	})
 
-	c := &cluster{t: t, db: srv.URL(), docker: docker, image: image, home: t.TempDir(),
-		procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{}}
+	c := clusterOn(t, srv.URL())
 	s.c = c
-	if out, code := c.orch("migrate", "up", "--database-url", c.db); code != 0 {
-		t.Fatalf("migrate up: exit %d: %s", code, out)
-	}
-	if c.store, err = postgres.Open(ctx, c.db); err != nil {
-		t.Fatal(err)
-	}
 	// Whatever happens, remove every container of the suite's nodes; the
 	// ids are known even when the database is not.
 	t.Cleanup(func() {
@@ -171,7 +162,7 @@ func newFaultSuite(t *testing.T) *faultSuite {
 		}
 		s.mu.Unlock()
 		for _, id := range ids {
-			if _, err := dockertest.CleanupContainers(context.Background(), docker, map[string]string{agent.LabelNode: id}); err != nil {
+			if _, err := dockertest.CleanupContainers(context.Background(), c.docker, map[string]string{agent.LabelNode: id}); err != nil {
 				t.Errorf("removing containers of node %s: %v", id, err)
 			}
 		}
@@ -189,7 +180,7 @@ func newFaultSuite(t *testing.T) *faultSuite {
 	})
 
 	for i := 0; i < 2; i++ {
-		addr := freeAddr(t)
+		addr := storetest.FreeAddr(t)
 		name := fmt.Sprintf("coordinator-%d", i+1)
 		s.coords = append(s.coords, name)
 		c.addrs = append(c.addrs, "http://"+addr)

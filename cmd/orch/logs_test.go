@@ -23,14 +23,19 @@ import (
 
 	"github.com/orchd/orch/coordinator"
 	"github.com/orchd/orch/queue"
+	"github.com/orchd/orch/queue/postgres/storetest"
 )
 
-// TestE2E_Observability runs one cluster whose agent measures every 500 ms,
-// keeps 40 log lines per task and serves metrics, and checks through the
-// CLI and HTTP what a user would look at.
-func TestE2E_Observability(t *testing.T) {
+// TestE2E_LogsStatsAndMetrics_AsAUserSeesThem runs one cluster whose agent
+// measures every 500 ms, keeps 40 log lines per task and serves metrics,
+// and checks through the CLI and HTTP what a user would look at: orch task
+// logs (the larger part, so the test lives beside logs.go), the stats of
+// task and node get, the --wait status line, /metrics and the status page.
+// The subtests build on each other (the counts of /metrics are those of
+// the tasks before), so it is one test.
+func TestE2E_LogsStatsAndMetrics_AsAUserSeesThem(t *testing.T) {
 	t.Parallel()
-	metricsAddr := freeAddr(t)
+	metricsAddr := storetest.FreeAddr(t)
 	c := newCluster(t, clusterOpts{coordinators: 1, agents: 1,
 		agentArgs: []string{"--stats-interval", "500ms", "--log-max-lines", "40", "--metrics-listen", metricsAddr}})
 	ctx := context.Background()
@@ -302,23 +307,6 @@ func numbered(from, to int) []string {
 	return out
 }
 
-// orchSplit runs the CLI with stdout and stderr apart.
-func orchSplit(t *testing.T, c *cluster, args ...string) (string, string, int) {
-	t.Helper()
-	cmd := exec.Command(orchBin, args...)
-	cmd.Env = c.env()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return stdout.String(), stderr.String(), code
-}
-
 // scrape reads url's metrics as Prometheus would, failing the test if
 // they are not the Prometheus text format, and returns their samples.
 func scrape(t *testing.T, url string) model.Vector {
@@ -398,30 +386,4 @@ func listeningPorts(t *testing.T, pid int) []int {
 		}
 	}
 	return ports
-}
-
-func TestCLI_CompletionAndVersion(t *testing.T) {
-	for shell, marker := range map[string]string{"bash": "bash completion V2 for orch", "zsh": "#compdef orch", "fish": "complete -c orch"} {
-		out, err := exec.Command(orchBin, "completion", shell).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), marker) {
-			t.Errorf("orch completion %s: %v; output lacks %q:\n%.300s", shell, err, marker, out)
-		}
-	}
-	out, err := exec.Command(orchBin, "version").CombinedOutput()
-	if err != nil || !strings.HasPrefix(string(out), "orch ") || !strings.Contains(string(out), "commit ") {
-		t.Errorf("orch version: %v\n%s", err, out)
-	}
-	// Release builds stamp the version and commit at link time.
-	version, commit = "v1.2.3", "0123abc"
-	defer func() { version, commit = "", "" }()
-	var b bytes.Buffer
-	cmd := newRoot()
-	cmd.SetOut(&b)
-	cmd.SetArgs([]string{"version"})
-	if err := cmd.Execute(); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(b.String(), "orch v1.2.3\ncommit 0123abc\n") {
-		t.Errorf("stamped version:\n%s", b.String())
-	}
 }

@@ -12,18 +12,8 @@ import (
 
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres/proc"
+	"github.com/orchd/orch/queue/postgres/storetest"
 )
-
-// startLabelledAgent runs an agent for a node with labels.
-func (c *cluster) startLabelledAgent(name string, labels ...string) {
-	args := []string{"agent", "--database-url", c.db, "--name", name, "--cpu", "2", "--memory", "4GiB", "--disk", "10GiB",
-		"--poll-interval", "500ms", "--heartbeat-interval", "1s", "--stop-grace", "3s"}
-	for _, l := range labels {
-		args = append(args, "--label", l)
-	}
-	c.start(name, args...)
-	c.nodes = append(c.nodes, name)
-}
 
 func notPending(s queue.State) bool { return s != queue.Pending }
 
@@ -47,8 +37,8 @@ func TestE2E_Scheduling_CordonConstraintsPortsStrategy(t *testing.T) {
 	c := newCluster(t, clusterOpts{coordinators: 1, agents: 0})
 	suffix := proc.RandomHex(4)
 	eu, us := "e2e-"+suffix+"-eu", "e2e-"+suffix+"-us"
-	c.startLabelledAgent(eu, "zone=eu")
-	c.startLabelledAgent(us, "zone=us")
+	c.startAgent(eu, "--label", "zone=eu")
+	c.startAgent(us, "--label", "zone=us")
 	c.waitNodes(2)
 
 	t.Run("cordoned node gets nothing new until uncordoned", func(t *testing.T) {
@@ -82,7 +72,7 @@ func TestE2E_Scheduling_CordonConstraintsPortsStrategy(t *testing.T) {
 	})
 
 	t.Run("a host port in use keeps a second task off the node", func(t *testing.T) {
-		port := strconv.Itoa(freePort(t))
+		port := strconv.Itoa(storetest.FreePort(t))
 		first := createTask(t, c, "--name", "web-1", "--constraint", "zone=us", "--port", port+":8080", "--", "-serve", ":8080")
 		c.waitState(first.ID.String(), 60*time.Second, func(s queue.State) bool { return s == queue.Running })
 		second := createTask(t, c, "--name", "web-2", "--constraint", "zone=us", "--port", port+":8080", "--", "-serve", ":8080")
@@ -156,15 +146,4 @@ func TestE2E_Scheduling_CordonConstraintsPortsStrategy(t *testing.T) {
 			t.Errorf("epvm task with zone=eu ran on %q", d.NodeName)
 		}
 	})
-}
-
-// freePort picks a TCP port that nothing listens on right now.
-func freePort(t *testing.T) int {
-	addr := freeAddr(t)
-	i := strings.LastIndex(addr, ":")
-	p, err := strconv.Atoi(addr[i+1:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }

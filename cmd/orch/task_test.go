@@ -5,29 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/google/uuid"
 
 	"github.com/orchd/orch/agent"
 	"github.com/orchd/orch/queue"
-	"github.com/orchd/orch/queue/postgres"
 	"github.com/orchd/orch/queue/postgres/proc"
 )
-
-func createTask(t *testing.T, c *cluster, args ...string) queue.Task {
-	t.Helper()
-	var tk queue.Task
-	c.orchJSON(&tk, append([]string{"task", "create", "--image", c.image}, args...)...)
-	return tk
-}
-
-func terminal(s queue.State) bool { return s.Terminal() }
 
 func TestE2E_TaskLifecycleThroughCLIAndDocker(t *testing.T) {
 	t.Parallel()
@@ -160,11 +151,6 @@ func toStrings(states []queue.State) []string {
 	return out
 }
 
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
-}
-
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -224,38 +210,92 @@ func TestE2E_PrivilegedTaskWaitsForAnAgentThatAllowsIt(t *testing.T) {
 	}
 }
 
-// TestE2E_AgentWithItsOwnDatabaseRole runs an agent process that connects
-// with the role `orch node token` made for its node: it runs a task through
-// Docker like any agent, and the same role cannot register as another node.
-func TestE2E_AgentWithItsOwnDatabaseRole(t *testing.T) {
+func TestE2E_HealthCheck_HTTP_VisibleInTaskGet_UnhealthyIsRestarted(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, clusterOpts{coordinators: 1, agents: 0})
-	name := "e2e-role-" + proc.RandomHex(4)
-	var role postgres.AgentRole
-	c.orchJSON(&role, "node", "token", name, "--database-url", c.db)
-	if role.Role == "" || !strings.Contains(role.DatabaseURL, role.Role) {
-		t.Fatalf("node token: %+v", role)
-	}
-	t.Cleanup(func() { _, _ = c.orch("node", "token", name, "--revoke", "--database-url", c.db) })
-
-	c.startAgent(name, "--database-url", role.DatabaseURL)
+	c := newCluster(t, clusterOpts{coordinators: 1})
+	node := "e2e-health-" + proc.RandomHex(3)
+	c.startAgent(node, "--restart-backoff", "200ms")
 	c.waitNodes(1)
-	tk := createTask(t, c, "--name", "as-role", "--", "-logs", "2", "-exit", "0")
-	d := c.waitState(tk.ID.String(), 60*time.Second, terminal)
-	if d.State != queue.Completed || d.NodeName != name {
-		t.Fatalf("task ended %s on %q: %s", d.State, d.NodeName, d.Error)
-	}
-	c.eventually(10*time.Second, "the task's logs", func() bool {
-		page, err := c.store.ReadLogs(context.Background(), tk.ID, postgres.LogQuery{})
-		return err == nil && len(page.Lines) == 2
+	tk := createTask(t, c, "--name", "web", "--health-http", "8080/healthz", "--health-interval", "300ms",
+		"--health-timeout", "250ms", "--health-failures", "2", "--restart-policy", "on-failure", "--max-restarts", "1",
+		"--", "-serve", ":8080", "-unhealthy-after", "4s", "-sleep", "forever")
+	id := tk.ID.String()
+	c.eventually(60*time.Second, "the task to be healthy", func() bool {
+		t, err := c.store.GetTask(context.Background(), tk.ID)
+		return err == nil && t.Health == queue.HealthHealthy
 	})
-
-	// The role is this node's only: as another node the agent stops at once
-	// with a message naming the fix.
-	cmd := exec.Command(orchBin, "agent", "--database-url", role.DatabaseURL, "--name", name+"-other")
-	cmd.Env = c.env()
-	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 || !strings.Contains(string(out), "orch node token "+name+"-other") {
-		t.Fatalf("agent as another node: %v\n%s", err, out)
+	out, _ := c.orch("task", "get", id)
+	if !strings.Contains(out, "http :8080/healthz every 300ms") || !strings.Contains(out, "healthy (ok)") {
+		t.Errorf("orch task get of a healthy task:\n%s", out)
 	}
+	d := c.waitState(id, 60*time.Second, terminal)
+	if d.State != queue.Failed || d.Restarts != 1 || d.Attempt != 2 || d.Health != queue.HealthUnhealthy {
+		t.Fatalf("ended %s, health %q, %d restarts, attempt %d; want failed, unhealthy, 1 restart, attempt 2", d.State, d.Health, d.Restarts, d.Attempt)
+	}
+	var restarts int
+	for _, e := range d.Events {
+		if e.From == queue.Running && e.To == queue.Pending && strings.Contains(e.Reason, "health check failed: 2 probes in a row failed") {
+			restarts++
+		}
+	}
+	if restarts != 1 {
+		t.Errorf("%d restart events after a failed health check, want 1", restarts)
+	}
+	out, _ = c.orch("task", "get", id)
+	if !strings.Contains(out, "unhealthy (2 probes in a row failed, the last: GET /healthz: HTTP 503)") {
+		t.Errorf("orch task get of an unhealthy task:\n%s", out)
+	}
+}
+
+func TestE2E_HealthCheck_TCP_AClosedPortFailsTheTask_BadFlagsExit2(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{coordinators: 1, agents: 1})
+	tk := createTask(t, c, "--health-tcp", "9000", "--health-interval", "300ms", "--", "-tcp", ":9000", "-sleep", "forever")
+	c.eventually(60*time.Second, "the task to be healthy", func() bool {
+		t, err := c.store.GetTask(context.Background(), tk.ID)
+		return err == nil && t.Health == queue.HealthHealthy
+	})
+	bad := createTask(t, c, "--health-tcp", "9001", "--health-interval", "300ms", "--health-failures", "2", "--", "-tcp", ":9000", "-sleep", "forever")
+	d := c.waitState(bad.ID.String(), 60*time.Second, terminal)
+	if d.State != queue.Failed || !strings.Contains(d.Error, "tcp ") || !strings.Contains(d.Error, ":9001: ") {
+		t.Errorf("probing a closed port: %s, error %q", d.State, d.Error)
+	}
+	if out, code := c.orch("task", "create", "--image", c.image, "--health-tcp", "9000", "--health-http", "80/"); code != 2 {
+		t.Errorf("two health checks: exit %d, want 2:\n%s", code, out)
+	}
+	if out, code := c.orch("task", "create", "--image", c.image, "--health-interval", "1s"); code != 2 || !strings.Contains(out, "needs a health check") {
+		t.Errorf("health flags without a check: exit %d, want 2:\n%s", code, out)
+	}
+}
+
+func TestE2E_RestartPolicy_OnFailure_ThroughDocker(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{coordinators: 1})
+	node := "e2e-restart-" + proc.RandomHex(3)
+	c.startAgent(node, "--restart-backoff", "300ms", "--restart-backoff-max", "1s")
+	c.waitNodes(1)
+	tk := createTask(t, c, "--restart-policy", "on-failure", "--max-restarts", "2", "--", "-exit", "3")
+	d := c.waitState(tk.ID.String(), 90*time.Second, terminal)
+	if d.State != queue.Failed || d.Restarts != 2 || d.Attempt != 3 || d.ExitCode == nil || *d.ExitCode != 3 {
+		t.Fatalf("ended %s after %d restarts, attempt %d, exit %v; want failed, 2 restarts, attempt 3, exit 3", d.State, d.Restarts, d.Attempt, d.ExitCode)
+	}
+	runs := 0
+	for _, e := range d.Events {
+		if e.To == queue.Running {
+			runs++
+		}
+	}
+	if runs != 3 {
+		t.Errorf("%d attempts ran, want 3", runs)
+	}
+	out, _ := c.orch("task", "get", tk.ID.String())
+	if !strings.Contains(out, "restart 2 of 2 (on-failure) in 600ms") {
+		t.Errorf("orch task get does not show the restarts:\n%s", out)
+	}
+	// Every container was removed after its exit was recorded.
+	c.eventually(20*time.Second, "the containers to be removed", func() bool {
+		list, err := c.docker.ContainerList(context.Background(), container.ListOptions{All: true,
+			Filters: filters.NewArgs(filters.Arg("label", agent.LabelTask+"="+tk.ID.String()))})
+		return err == nil && len(list) == 0
+	})
 }
