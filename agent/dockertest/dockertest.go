@@ -15,6 +15,8 @@
 //		os.Exit(code)
 //	}
 //
+// or, in a package that also uses pgtest, pgtest.Main(m, dockertest.Cleanup).
+//
 // Images and containers this package creates carry the label orch.test=1, so
 // that leftovers from a crashed test run can be found with
 // `docker ps -a --filter label=orch.test=1`.

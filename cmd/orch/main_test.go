@@ -27,15 +27,6 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building orch:", err)
 		os.Exit(1)
 	}
-	// Not defers: pgtest.Main would exit before they ran.
-	code := m.Run()
-	dockertest.Cleanup()
-	if err := pgtest.Cleanup(); err != nil {
-		fmt.Fprintln(os.Stderr, "pgtest:", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
+	// pgtest.Main exits: the directory goes with its clean-up, not in a defer.
+	pgtest.Main(m, dockertest.Cleanup, func() { os.RemoveAll(dir) })
 }

@@ -70,10 +70,14 @@ var (
 	tmplErr  error
 )
 
-// Main runs the tests, then Cleanup, then exits with their status. Call it
-// from TestMain.
-func Main(m *testing.M) {
+// Main runs the tests, then each of after (the package's own clean-up:
+// removing a Docker image, a temporary directory), then Cleanup, then exits
+// with the tests' status. Call it from TestMain.
+func Main(m *testing.M, after ...func()) {
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
 	if err := Cleanup(); err != nil {
 		fmt.Fprintln(os.Stderr, "pgtest:", err)
 		if code == 0 {
