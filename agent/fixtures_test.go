@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
@@ -149,11 +148,7 @@ func (c *simCluster) declareDown(a *simAgent, want int) {
 	// An agent that still beats marks its node ready again, maybe between
 	// the two steps (then nothing moves): try again, as the sweeper would
 	// on its next round.
-	db, err := pgx.Connect(c.ctx, c.url)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer db.Close(context.Background())
+	db := storetest.Conn(c.t, c.url)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := db.Exec(c.ctx, `UPDATE nodes SET state = 'down', cordoned = true WHERE id = $1`, a.Node().ID); err != nil {

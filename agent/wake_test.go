@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
@@ -86,12 +85,7 @@ func TestAgent_ATaskHeldByAnotherTransactionIsClaimedSoonAfter(t *testing.T) {
 	}
 	// Another transaction holds the task while the agent comes up and
 	// takes its first look.
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	tx, err := conn.Begin(ctx)
+	tx, err := storetest.Conn(t, url).Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
@@ -25,18 +24,6 @@ func newSweepTest(t *testing.T, opts Options) (*Coordinator, *postgres.Store, st
 	return c, c.store, url
 }
 
-// rawConn connects to the database at url directly, for what the store has
-// no method for: a node falling silent, a look at a table.
-func rawConn(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
 // small is the capacity of the sweep tests' nodes.
 var small = queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30}
 
@@ -49,7 +36,7 @@ func TestSweep_SilentNodeIsDown_ItsTaskRunsElsewhere_ANeverTaskToo(t *testing.T)
 		Resources: queue.Resources{CPUMillis: 100}})
 	spare := storetest.Node(t, s, "spare", small)
 	// lost falls silent; spare keeps beating.
-	if _, err := rawConn(t, url).Exec(ctx, `UPDATE nodes SET last_heartbeat = now() - interval '1 hour' WHERE id = $1`, lost.ID); err != nil {
+	if _, err := storetest.Conn(t, url).Exec(ctx, `UPDATE nodes SET last_heartbeat = now() - interval '1 hour' WHERE id = $1`, lost.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Beat(ctx, spare.ID, postgres.NodeHealth{}, 2*time.Second); err != nil {
@@ -113,7 +100,7 @@ func TestSweep_ScalesTheHeartbeatIntervalToTheLiveNodes(t *testing.T) {
 		t.Fatalf("after a sweep, a node beating every 1s is told %v, %v; want 3s", r.Interval, err)
 	}
 	var live int
-	if err := rawConn(t, url).QueryRow(ctx, `SELECT live_nodes FROM heartbeat_policy`).Scan(&live); err != nil || live != 3 {
+	if err := storetest.Conn(t, url).QueryRow(ctx, `SELECT live_nodes FROM heartbeat_policy`).Scan(&live); err != nil || live != 3 {
 		t.Errorf("policy for %d live nodes, %v; want 3 live nodes", live, err)
 	}
 }

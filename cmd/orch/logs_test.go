@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -41,11 +40,7 @@ func TestE2E_LogsStatsAndMetrics_AsAUserSeesThem(t *testing.T) {
 	ctx := context.Background()
 	node := c.nodes[0]
 	// db reads tables directly, for what neither the CLI nor the API shows.
-	db, err := pgxpool.New(ctx, c.db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db := storetest.Conn(t, c.db)
 
 	t.Run("stats rows appear for a running task and its node", func(t *testing.T) {
 		out, code := c.orch("task", "create", "--image", c.image, "--name", "hungry", "--memory", "128MiB", "--wait",

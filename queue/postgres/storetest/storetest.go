@@ -1,8 +1,9 @@
 // Package storetest gives the tests of code built on the store what they
 // keep needing: a Store on a fresh database, a node, a task, a task taken to
-// running on a node as its agent would, and a free TCP address for a server
-// the test starts. Every helper fails the test on an error, so a test reads
-// as its steps.
+// running on a node as its agent would, a direct connection for what the
+// store has no method for, and a free TCP address for a server the test
+// starts. Every helper fails the test on an error, so a test reads as its
+// steps.
 //
 //	s := storetest.New(t)
 //	n := storetest.Node(t, s, "n1", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 20 << 30})
@@ -22,6 +23,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
@@ -46,6 +48,19 @@ func Open(t testing.TB, url string) *postgres.Store {
 	}
 	t.Cleanup(s.Close)
 	return s
+}
+
+// Conn connects to the database at url directly, for what the store has no
+// method for (a node falling silent, a row held by another transaction, a
+// look at a table), and closes the connection when the test ends.
+func Conn(t testing.TB, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }
 
 // Node registers a node called name that offers capacity.
