@@ -16,8 +16,8 @@ func flags() *pflag.FlagSet {
 	return fs
 }
 
-// TestLoad_Precedence checks flags > ORCH_* env > config file > defaults.
-func TestLoad_Precedence(t *testing.T) {
+// TestLoad_FlagsOverEnvOverFileOverDefaults checks flags > ORCH_* env > config file > defaults.
+func TestLoad_FlagsOverEnvOverFileOverDefaults(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "orch.yaml")
 	if err := os.WriteFile(file, []byte("database-url: from-file\nlisten: :1111\n"), 0o600); err != nil {
@@ -52,7 +52,7 @@ func TestLoad_Precedence(t *testing.T) {
 	}
 }
 
-func TestLoad_MissingFiles(t *testing.T) {
+func TestLoad_MissingDefaultFileIsFine_MissingNamedFileIsNot(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "nothing-here"))
 	t.Setenv("ORCH_CONFIG", "")

@@ -9,7 +9,7 @@ import (
 	"github.com/orchd/orch/queue"
 )
 
-func TestDecodeTask_OrchShape(t *testing.T) {
+func TestDecodeTask_OrchShape_EveryField(t *testing.T) {
 	id, spec, err := DecodeTask(strings.NewReader(`{"name":"web","image":"nginx:1.27","cpu":"500m","memory":"64MiB",
 		"disk":1048576,"env":{"A":"1"},"command":["-sleep","1s"],"ports":[{"container_port":80,"host_port":8080}],
 		"restart_policy":"on-failure","max_restarts":2}`))
@@ -26,7 +26,7 @@ func TestDecodeTask_OrchShape(t *testing.T) {
 	}
 }
 
-func TestDecodeTask_SeedShape(t *testing.T) {
+func TestDecodeTask_SeedShape_KeepsTheClientsID(t *testing.T) {
 	id, spec, err := DecodeTask(strings.NewReader(`{
 		"ID": "266592cd-960d-4091-981c-8c25c44b1018", "State": 2,
 		"Task": {"State": 1, "ID": "266592cd-960d-4091-981c-8c25c44b1018", "Name": "task-1",
@@ -77,7 +77,7 @@ func TestDecodeTask_BadInputNamesTheField(t *testing.T) {
 	}
 }
 
-func TestDecodeTask_TooLarge(t *testing.T) {
+func TestDecodeTask_TooLargeBodyIs413(t *testing.T) {
 	body := `{"image":"alpine","name":"` + strings.Repeat("a", MaxBodyBytes) + `"}`
 	_, _, err := DecodeTask(strings.NewReader(body))
 	if !errors.Is(err, ErrTooLarge) || statusOf(err) != 413 {
@@ -85,7 +85,7 @@ func TestDecodeTask_TooLarge(t *testing.T) {
 	}
 }
 
-func TestDecodeTask_HealthCheck(t *testing.T) {
+func TestDecodeTask_HealthCheck_DefaultsAndFieldErrors(t *testing.T) {
 	_, spec, err := DecodeTask(strings.NewReader(`{"image":"nginx","health_check":{"type":"http","port":8080,
 		"path":"/healthz","interval":"2s","failure_threshold":5}}`))
 	if err != nil {
@@ -110,7 +110,7 @@ func TestDecodeTask_HealthCheck(t *testing.T) {
 	}
 }
 
-func TestDecodeTask_StopAfterDisconnect(t *testing.T) {
+func TestDecodeTask_StopAfterDisconnect_ParsedOrRefusedByField(t *testing.T) {
 	_, spec, err := DecodeTask(strings.NewReader(`{"image":"nginx","stop_after_disconnect":"3s"}`))
 	if err != nil {
 		t.Fatal(err)
