@@ -8,12 +8,16 @@
 //	s := storetest.New(t)
 //	n := storetest.Node(t, s, "n1", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 20 << 30})
 //	tk := storetest.Task(t, s, queue.TaskSpec{Resources: queue.Resources{CPUMillis: 100}})
-//	// ... a scheduling pass places tk on n ...
-//	lease := storetest.Start(t, s, n.ID, tk.ID)
+//	s.SchedulePass(ctx, postgres.PassOpts{By: "test"}, storetest.OnNode(n.ID)) // or a coordinator's pass
+//	lease := storetest.Start(t, s, n.ID, tk.ID)                                // claimed and running on n
 //
-// The tests of package postgres itself cannot import it (it imports that
-// package, and Go refuses the cycle); their fixtures are in
-// queue/postgres/fixtures_test.go.
+// Placing is the caller's: a coordinator's tests place with the
+// coordinator's own pass (its metrics count it), an agent's with the
+// scheduler or OnNode, as the test needs.
+//
+// The tests of package postgres itself cannot import storetest: it imports
+// that package, and Go refuses the cycle. Their fixtures, under the same
+// ideas, are in queue/postgres/fixtures_test.go.
 package storetest
 
 import (
