@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"fmt"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -35,7 +34,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("POST /nodes/{node}/uncordon", c.cordon(false))
 	mux.HandleFunc("POST /nodes/{node}/drain", c.drainNode)
 	c.observabilityRoutes(mux)
-	return c.instrument(mux, c.withAuth(mux))
+	return c.instrument(mux, c.withAuth(guardChanges(mux)))
 }
 
 func (c *Coordinator) healthz(w http.ResponseWriter, r *http.Request) {
@@ -47,12 +46,6 @@ func (c *Coordinator) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Coordinator) createTask(w http.ResponseWriter, r *http.Request) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			c.writeError(w, r, queue.Invalid("Content-Type", fmt.Sprintf("content type %q is not JSON", ct), "send Content-Type: application/json"))
-			return
-		}
-	}
 	id, spec, err := DecodeTask(http.MaxBytesReader(w, r.Body, MaxBodyBytes+1))
 	if err != nil {
 		c.writeError(w, r, err)

@@ -113,21 +113,22 @@ func redactToken(s string) string {
 }
 
 // presentedToken reads a bearer token, or the password of Basic auth so that
-// a browser can open the status page with its own login prompt.
-func presentedToken(r *http.Request) string {
+// a browser can open the status page with its own login prompt; basic says
+// which (see csrf.go for why that matters).
+func presentedToken(r *http.Request) (token string, basic bool) {
 	h := r.Header.Get("Authorization")
 	if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
-		return strings.TrimSpace(tok)
+		return strings.TrimSpace(tok), false
 	}
 	if b64, ok := strings.CutPrefix(h, "Basic "); ok {
 		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
 		if err == nil {
 			if _, pass, ok := strings.Cut(string(raw), ":"); ok {
-				return pass
+				return pass, true
 			}
 		}
 	}
-	return ""
+	return "", false
 }
 
 // requiredScope is the scope a request needs: nothing for the health check,
@@ -157,7 +158,15 @@ func (c *Coordinator) withAuth(next http.Handler) http.Handler {
 		need := requiredScope(r)
 		have := ScopeAdmin
 		if !c.opts.Tokens.Empty() {
-			have = c.opts.Tokens.Check(presentedToken(r))
+			tok, basic := presentedToken(r)
+			have = c.opts.Tokens.Check(tok)
+			if basic && have > ScopeRead && !safeMethod(r) {
+				// A browser resends Basic credentials by itself, also for
+				// requests another site's page makes: they only read.
+				writeJSON(w, http.StatusForbidden, ErrorBody{Error: "Basic-auth credentials (a browser's login) may only read",
+					Hint: "send the token as Authorization: Bearer <token> to change anything"})
+				return
+			}
 		}
 		switch {
 		case have >= need:

@@ -87,6 +87,11 @@ func (e *APIError) Unwrap() error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	if in == nil && method == http.MethodPost {
+		// The API takes changes only as JSON (see csrf.go), also when
+		// there is nothing to say.
+		in = struct{}{}
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
