@@ -12,6 +12,13 @@ import (
 // connection through it is closed and new ones are refused, as for a node
 // whose way to the database is gone. Restore opens it again on the same
 // address.
+//
+// Blackhole is the silent kind of partition: connections stay open and new
+// ones are accepted, but nothing is forwarded either way, as when a
+// firewall or a broken link drops packets instead of refusing them. No
+// error ever reaches either side; only a deadline tells. Restore lets the
+// held bytes through again, as TCP's retransmissions would after the link
+// heals.
 type Proxy struct {
 	t      testing.TB
 	target string
@@ -20,6 +27,8 @@ type Proxy struct {
 	mu    sync.Mutex
 	ln    net.Listener
 	conns map[net.Conn]bool
+	held  bool
+	open  *sync.Cond // signalled when held turns false
 }
 
 // NewProxy proxies the database of dbURL and returns the proxy and the URL
@@ -31,6 +40,7 @@ func NewProxy(t testing.TB, dbURL string) (*Proxy, string) {
 		t.Fatal(err)
 	}
 	p := &Proxy{t: t, target: u.Host, conns: map[net.Conn]bool{}}
+	p.open = sync.NewCond(&p.mu)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -72,15 +82,39 @@ func (p *Proxy) forward(c net.Conn) {
 	}
 	p.conns[c], p.conns[s] = true, true
 	p.mu.Unlock()
-	go func() { _, _ = io.Copy(s, c); s.Close() }()
-	_, _ = io.Copy(c, s)
+	go func() { _, _ = io.Copy(gate{p, s}, c); s.Close() }()
+	_, _ = io.Copy(gate{p, c}, s)
 	c.Close()
+}
+
+// gate writes to w unless the proxy holds traffic: then it waits.
+type gate struct {
+	p *Proxy
+	w io.Writer
+}
+
+func (g gate) Write(b []byte) (int, error) {
+	g.p.mu.Lock()
+	for g.p.held {
+		g.p.open.Wait()
+	}
+	g.p.mu.Unlock()
+	return g.w.Write(b)
+}
+
+// Blackhole stops forwarding without closing anything (see Proxy).
+func (p *Proxy) Blackhole() {
+	p.mu.Lock()
+	p.held = true
+	p.mu.Unlock()
 }
 
 // Cut closes the listener and every connection.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.held = false
+	p.open.Broadcast()
 	if p.ln != nil {
 		p.ln.Close()
 		p.ln = nil
@@ -91,9 +125,18 @@ func (p *Proxy) Cut() {
 	clear(p.conns)
 }
 
-// Restore listens again on the proxy's address.
+// Restore ends a black hole, or listens again on the proxy's address after
+// a cut.
 func (p *Proxy) Restore() {
 	p.t.Helper()
+	p.mu.Lock()
+	wasHeld, listening := p.held, p.ln != nil
+	p.held = false
+	p.open.Broadcast()
+	p.mu.Unlock()
+	if wasHeld && listening {
+		return
+	}
 	ln, err := net.Listen("tcp", p.addr)
 	if err != nil {
 		p.t.Fatalf("listening again on %s: %v", p.addr, err)
