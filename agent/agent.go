@@ -94,10 +94,19 @@ type Agent struct {
 	// beatEvery is the heartbeat interval in use (a time.Duration), the
 	// cluster's when it asks for a longer one than HeartbeatInterval.
 	beatEvery atomic.Int64
-	// lastContact is when a heartbeat last went through (Unix nanoseconds):
-	// how long the node has been cut off, for tasks that stop then
-	// (disconnect.go).
+	// lastContact is when a heartbeat last went through, as nanoseconds
+	// since epoch on the monotonic clock (a wall-clock step must not fence
+	// tasks, nor keep them from being fenced): how long the node has been
+	// cut off, for tasks that stop then (disconnect.go). fenceWake asks the
+	// fence's timer to look again.
+	epoch       time.Time
 	lastContact atomic.Int64
+	fenceWake   chan struct{}
+	// asking says a heartbeat has been sent since the last one that went
+	// through: only then can the agent be out of touch. Between beats it
+	// has asked nothing, and in a large cluster beats are further apart
+	// than a task's stop_after_disconnect.
+	asking atomic.Bool
 
 	mu sync.Mutex
 	// watched holds the leases this process is watching a container for. It
@@ -177,7 +186,8 @@ func New(store *postgres.Store, rt Runtime, opts Options) *Agent {
 	}
 	a := &Agent{store: store, rt: rt, opts: opts, log: opts.Logger.With("node", opts.Name),
 		wake: make(chan struct{}, 1), watched: map[queue.Lease]*watch{}, inflight: map[uuid.UUID]bool{},
-		removals: make(chan struct{}, 8), removing: map[string]bool{}}
+		removals: make(chan struct{}, 8), removing: map[string]bool{},
+		epoch: time.Now(), fenceWake: make(chan struct{}, 1)}
 	a.obs.init(a)
 	return a
 }
@@ -229,8 +239,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Heartbeats first: taking stock may take a while after a long absence
 	// (many containers to remove), and the node must not look dead meanwhile.
 	var bg sync.WaitGroup
-	bg.Add(3)
+	bg.Add(4)
 	go func() { defer bg.Done(); a.heartbeatLoop(ctx) }()
+	go func() { defer bg.Done(); a.fenceLoop(ctx) }()
 	go func() { defer bg.Done(); a.engineLoop(ctx) }()
 	go func() { defer bg.Done(); a.statsLoop(ctx) }()
 	if err := retry(ctx, a.log, "reconciling containers", a.reconcile); err != nil {

@@ -138,3 +138,70 @@ func TestAgent_StopAfterDisconnect_AfterAShortOutageTheTaskRunsAgain(t *testing.
 		t.Errorf("the plain task is %s at attempt %d, want running at attempt 1", tk.State, tk.Attempt)
 	}
 }
+
+// A silent partition: the proxy keeps the agent's connections open and
+// forwards nothing, so no call fails, it only never answers. The task that
+// asked to be stopped after 2 s without the database is stopped within
+// 2 s + one heartbeat interval of the cut — the fence has a timer of its
+// own and the heartbeat a deadline — and it never runs on two nodes while
+// the cluster moves it.
+func TestAgent_StopAfterDisconnect_SilentPartitionStopsTheTaskOnTime(t *testing.T) {
+	t.Parallel()
+	c := newSimCluster(t)
+	rt := &MemRuntime{}
+	proxy, viaProxy := pgtest.NewProxy(c.t, c.url)
+	store, err := postgres.Open(c.ctx, viaProxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	a := c.startWith("a", rt, store)
+	const after = 2 * time.Second
+	fenced := c.create(queue.TaskSpec{Name: "singleton", StopAfterDisconnect: queue.Duration(after)})
+	c.waitState(fenced.ID, 10*time.Second, queue.Running)
+	c.start("b", rt)
+
+	var twice atomic.Int32
+	stopWatching, watching := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watching)
+		for {
+			if len(running(t, rt, fenced.ID)) > 1 {
+				twice.Add(1)
+			}
+			select {
+			case <-stopWatching:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+
+	cut := time.Now()
+	proxy.Blackhole()
+	c.eventually(10*time.Second, "the partitioned agent to stop the singleton", func() bool {
+		return running(t, rt, fenced.ID)[a.Node().ID.String()] == 0
+	})
+	took := time.Since(cut)
+	// One heartbeat interval of the rig (100 ms), and as much again for
+	// the scheduler of a loaded test machine.
+	if bound := after + 2*100*time.Millisecond; took > bound {
+		t.Errorf("the singleton was stopped %s after the partition began, want within %s", took.Round(time.Millisecond), bound)
+	}
+	t.Logf("stopped %s after the partition began (stop_after_disconnect %s)", took.Round(time.Millisecond), after)
+
+	c.declareDown(a, 1)
+	c.eventually(10*time.Second, "the singleton to run on b", func() bool {
+		tk := c.task(fenced.ID)
+		return tk.State == queue.Running && tk.NodeName == "b"
+	})
+	proxy.Restore()
+	c.eventually(15*time.Second, "a single container of the singleton", func() bool {
+		return len(running(t, rt, fenced.ID)) == 1
+	})
+	close(stopWatching)
+	<-watching
+	if n := twice.Load(); n > 0 {
+		t.Errorf("the singleton ran on two nodes at once (%d samples)", n)
+	}
+}

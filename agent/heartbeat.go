@@ -8,6 +8,10 @@ import (
 	"github.com/orchd/orch/queue"
 )
 
+// beatMinTimeout is the shortest deadline a heartbeat gets: a loaded
+// database may take a second to answer, and that is not a partition.
+const beatMinTimeout = 2 * time.Second
+
 // heartbeatLoop tells the cluster that the agent is alive and whether its
 // engine works, every HeartbeatInterval or at the longer interval the
 // cluster asks for (a large cluster scales its heartbeats down; see
@@ -35,16 +39,23 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 func (a *Agent) beat(ctx context.Context) time.Duration {
 	health := a.engine.health(a.opts)
 	problem := health.Problem
-	r, err := a.store.Beat(ctx, a.node.ID, health, a.opts.HeartbeatInterval)
+	// A beat that gets no answer (packets dropped, not refused) must not
+	// hang until the kernel gives up: it fails after at most an interval,
+	// and the next one is tried.
+	a.asking.Store(true)
+	a.wakeFence()
+	bctx, cancel := context.WithTimeout(ctx, max(a.opts.HeartbeatInterval, beatMinTimeout))
+	r, err := a.store.Beat(bctx, a.node.ID, health, a.opts.HeartbeatInterval)
+	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
 			a.obs.metrics.errors.WithLabelValues("heartbeat").Inc()
 			a.log.Warn("heartbeat failed", "err", err, "out of touch for", a.outOfTouch().Round(time.Millisecond))
-			a.fenceCutOff(ctx)
 		}
 		return a.opts.HeartbeatInterval
 	}
 	a.touched()
+	a.asking.Store(false)
 	if r.Was != queue.NodeReady && problem == "" {
 		a.log.Info("node is ready again", "was", r.Was)
 	}

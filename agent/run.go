@@ -119,6 +119,9 @@ func (a *Agent) watch(ctx context.Context, t *queue.Task, containerID string, ma
 	w := &watch{lease: lease, containerID: containerID, stopAfterDisconnect: time.Duration(t.StopAfterDisconnect)}
 	a.watched[lease] = w
 	a.mu.Unlock()
+	if w.stopAfterDisconnect > 0 {
+		a.wakeFence()
+	}
 	hc := t.HealthCheck
 	started := time.Now()
 	if !markRunning && t.StartedAt != nil {
