@@ -2,8 +2,8 @@
 // (CGO_ENABLED=0) and packaged FROM scratch, so it needs nothing from an
 // image or a registry.
 //
-// Its flags act in this order: -logs, -stderr-logs, -mem, -serve, -tcp,
-// -sleep, then -exit. For example
+// Its flags act in this order: -logs, -stderr-logs, -mem, -fork-bomb,
+// -serve, -tcp, -sleep, then -exit. For example
 //
 //	workload -logs 3 -serve :8080 -sleep forever
 //
@@ -61,11 +61,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		sleep          sleepFlag
 		exitCode       = fs.Int("exit", 0, "exit with `code`")
 		ignoreTerm     = fs.Bool("ignore-term", false, "ignore SIGTERM and SIGINT (only SIGKILL stops the process)")
+		forkBomb       = fs.Bool("fork-bomb", false, "start copies of itself that sleep forever until the system refuses another process, then print how many it started")
 	)
 	fs.Var(&mem, "mem", "allocate and touch `size` bytes (suffixes: K, KB, KiB, M, MB, MiB, G, GB, GiB)")
 	fs.Var(&sleep, "sleep", "sleep for `duration` (e.g. 2s), or \"forever\" to sleep until signalled")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: workload [-logs N] [-stderr-logs N] [-mem SIZE [-mem-delay D]] [-serve :PORT [-unhealthy-after D]] [-tcp :PORT] [-sleep D|forever] [-ignore-term] [-exit N]")
+		fmt.Fprintln(fs.Output(), "usage: workload [-logs N] [-stderr-logs N] [-mem SIZE [-mem-delay D]] [-fork-bomb] [-serve :PORT [-unhealthy-after D]] [-tcp :PORT] [-sleep D|forever] [-ignore-term] [-exit N]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -111,6 +112,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "workload: allocated %d bytes\n", len(ballast))
 	}
 
+	if *forkBomb {
+		n, err := bomb()
+		fmt.Fprintf(stdout, "fork bomb: started %d processes, then: %v\n", n, err)
+	}
+
 	if *serve != "" {
 		ln, err := net.Listen("tcp", *serve)
 		if err != nil {
@@ -149,6 +155,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	return *exitCode
+}
+
+// bomb starts copies of this program that sleep forever, until starting
+// one fails (a pids limit, a memory limit, the system's own limits), and
+// returns how many it started and why it stopped. It gives up after a
+// million, a limit no test should reach.
+func bomb() (int, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	for n := 0; n < 1_000_000; n++ {
+		_, err := syscall.ForkExec(self, []string{self, "-sleep", "forever"}, &syscall.ProcAttr{})
+		if err != nil {
+			return n, err
+		}
+	}
+	return 1_000_000, errors.New("stopped at a million")
 }
 
 func handler(start time.Time, unhealthyAfter time.Duration) http.Handler {
