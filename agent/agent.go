@@ -70,6 +70,16 @@ type Options struct {
 	// LogLimits bound what is kept of each task's output (default
 	// queue.DefaultLogLimits).
 	LogLimits queue.LogLimits
+	// PidsLimit bounds the processes of each task container (0: no limit;
+	// a task may ask for fewer). `orch agent` defaults it to
+	// DefaultPidsLimit.
+	PidsLimit int64
+	// ContainerLogMaxBytes and ContainerLogMaxFiles bound the engine's own
+	// log files of each container (0: the engine's default); `orch agent`
+	// defaults them to DefaultContainerLogMaxBytes and
+	// DefaultContainerLogMaxFiles.
+	ContainerLogMaxBytes int64
+	ContainerLogMaxFiles int
 	// LogFlushTimeout bounds how long recording a container's exit waits for
 	// its last log lines to be shipped (default 5 s).
 	LogFlushTimeout time.Duration

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -26,6 +27,9 @@ import (
 type DockerRuntime struct {
 	cli *client.Client
 	oom *oomWatch
+
+	logMu     sync.Mutex
+	logDriver string // the engine's default log driver, once known
 }
 
 var _ Runtime = (*DockerRuntime)(nil)
@@ -73,7 +77,7 @@ func (d *DockerRuntime) Start(ctx context.Context, spec ContainerSpec) (string, 
 	if spec.Image == "" {
 		return "", fmt.Errorf("docker: start %s: %w: no image given", spec.Name, ErrImage)
 	}
-	cfg, hc, err := dockerConfig(spec)
+	cfg, hc, err := dockerConfig(spec, d.defaultLogDriver(ctx))
 	if err != nil {
 		return "", fmt.Errorf("docker: start %s: %w", spec.Name, err)
 	}
@@ -191,8 +195,22 @@ func (m streamMessage) err() error {
 	return nil
 }
 
-// dockerConfig translates a spec into Docker's container and host configs.
-func dockerConfig(spec ContainerSpec) (*container.Config, *container.HostConfig, error) {
+// defaultLogDriver asks the engine once which log driver containers get by
+// default ("" while it does not answer: then no log options are set).
+func (d *DockerRuntime) defaultLogDriver(ctx context.Context) string {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	if d.logDriver == "" {
+		if info, err := d.cli.Info(ctx); err == nil {
+			d.logDriver = info.LoggingDriver
+		}
+	}
+	return d.logDriver
+}
+
+// dockerConfig translates a spec into Docker's container and host configs;
+// logDriver is the engine's default log driver (see logConfig).
+func dockerConfig(spec ContainerSpec, logDriver string) (*container.Config, *container.HostConfig, error) {
 	env := make([]string, 0, len(spec.Env))
 	for k, v := range spec.Env {
 		if k == "" || strings.Contains(k, "=") {
@@ -248,6 +266,14 @@ func dockerConfig(spec ContainerSpec) (*container.Config, *container.HostConfig,
 		Privileged:   spec.Privileged,
 		NetworkMode:  container.NetworkMode(network.NetworkDefault),
 		PortBindings: bindings,
+		LogConfig:    logConfig(logDriver, spec),
+	}
+	if !spec.Privileged {
+		hc.SecurityOpt = []string{"no-new-privileges:true"}
+	}
+	if spec.PidsLimit > 0 {
+		pids := spec.PidsLimit
+		hc.Resources.PidsLimit = &pids
 	}
 	switch spec.Network {
 	case "", "bridge":

@@ -97,6 +97,21 @@ func (d *dockerTest) inspect(ctx context.Context, id string) container.InspectRe
 	return info
 }
 
+// logs is the container's output so far, stdout and stderr.
+func (d *dockerTest) logs(ctx context.Context, id string) string {
+	d.t.Helper()
+	rc, err := d.cli.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		d.t.Fatalf("logs %.12s: %v", id, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		d.t.Fatalf("logs %.12s: %v", id, err)
+	}
+	return string(b)
+}
+
 // waitLog waits until the container's output contains want. The workload
 // prints its -logs lines after it has set up its signal handling, so waiting
 // for "line 1" before stopping it makes the exit code deterministic.
@@ -104,17 +119,12 @@ func (d *dockerTest) waitLog(ctx context.Context, id, want string) {
 	d.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		rc, err := d.cli.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true})
-		if err != nil {
-			d.t.Fatalf("logs %.12s: %v", id, err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err == nil && strings.Contains(string(b), want) {
+		b := d.logs(ctx, id)
+		if strings.Contains(b, want) {
 			return
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("container %.12s never printed %q; output so far: %q (%v)", id, want, b, err)
+			d.t.Fatalf("container %.12s never printed %q; output so far: %q", id, want, b)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -707,17 +717,17 @@ func TestMemRuntime(t *testing.T) {
 }
 
 func TestDockerConfig_PrivilegesOnlyWhenAsked(t *testing.T) {
-	_, hc, err := dockerConfig(ContainerSpec{Image: "x"})
+	_, hc, err := dockerConfig(ContainerSpec{Image: "x"}, "json-file")
 	if err != nil || hc.Privileged || hc.NetworkMode.IsHost() {
 		t.Fatalf("an ordinary spec: privileged=%v network=%q, %v", hc.Privileged, hc.NetworkMode, err)
 	}
 	// (This machine's engine may not grant capabilities at all, so the
 	// privileged flag is checked on the configuration sent to Docker.)
-	_, hc, err = dockerConfig(ContainerSpec{Image: "x", Privileged: true})
+	_, hc, err = dockerConfig(ContainerSpec{Image: "x", Privileged: true}, "json-file")
 	if err != nil || !hc.Privileged {
 		t.Fatalf("a privileged spec: privileged=%v, %v", hc.Privileged, err)
 	}
-	if _, _, err := dockerConfig(ContainerSpec{Image: "x", Network: "overlay"}); err == nil {
+	if _, _, err := dockerConfig(ContainerSpec{Image: "x", Network: "overlay"}, "json-file"); err == nil {
 		t.Fatal("an unknown network was accepted")
 	}
 }

@@ -42,6 +42,9 @@ func (a *Agent) specFor(t *queue.Task) ContainerSpec {
 		Labels:      labels,
 		Privileged:  t.Privileged,
 		Network:     t.Network,
+		PidsLimit:   a.pidsLimit(t),
+		LogMaxBytes: a.opts.ContainerLogMaxBytes,
+		LogMaxFiles: a.opts.ContainerLogMaxFiles,
 	}
 }
 

@@ -32,9 +32,17 @@ type ContainerSpec struct {
 	Ports       []queue.Port
 	Labels      map[string]string
 	// Privileged and Network "host"/"none" are only ever set for tasks an
-	// admin asked for on an agent that allows them.
+	// admin asked for on an agent that allows them. An unprivileged
+	// container also runs with no-new-privileges.
 	Privileged bool
 	Network    string
+	// PidsLimit bounds the container's processes (0: no limit).
+	PidsLimit int64
+	// LogMaxBytes and LogMaxFiles bound the engine's own log files of the
+	// container, where its log driver keeps them on disk (0: the engine's
+	// default).
+	LogMaxBytes int64
+	LogMaxFiles int
 }
 
 // Container is what a runtime knows about one container it holds.

@@ -119,6 +119,10 @@ type Agent struct {
 	ParallelStarts      int           `mapstructure:"parallel-starts"`
 	IdlePollInterval    time.Duration `mapstructure:"idle-poll-interval"`
 	Runtime             string        `mapstructure:"runtime"`
+	// Container limits (agent/limits.go).
+	PidsLimit            int64  `mapstructure:"pids-limit"`
+	ContainerLogMaxSize  string `mapstructure:"container-log-max-size"`
+	ContainerLogMaxFiles int    `mapstructure:"container-log-max-files"`
 }
 
 // Client is what every CLI command that talks to a coordinator needs.

@@ -28,6 +28,9 @@ type TaskRequest struct {
 	Image         string              `json:"image"`
 	Command       []string            `json:"command,omitempty"`
 	Env           map[string]string   `json:"env,omitempty"`
+	// Secrets are write-only environment variables: accepted, sealed and
+	// never shown again (the task names them in secret_keys).
+	Secrets map[string]string `json:"secrets,omitempty"`
 	CPU           *Quantity           `json:"cpu,omitempty"`
 	Memory        *Quantity           `json:"memory,omitempty"`
 	Disk          *Quantity           `json:"disk,omitempty"`
@@ -46,6 +49,8 @@ type TaskRequest struct {
 	Network    string `json:"network,omitempty"`
 	// StopAfterDisconnect is a duration such as "3s".
 	StopAfterDisconnect string `json:"stop_after_disconnect,omitempty"`
+	// PidsLimit lowers the node's process limit for this task's container.
+	PidsLimit int64 `json:"pids_limit,omitempty"`
 }
 
 // Quantity is a resource amount as a user writes it: a JSON number or string.
@@ -154,7 +159,8 @@ func DecodeTask(r io.Reader) (uuid.UUID, queue.TaskSpec, error) {
 // Spec turns the request into a spec, parsing the resource quantities.
 func (req TaskRequest) Spec() (queue.TaskSpec, error) {
 	spec := queue.TaskSpec{
-		Name: req.Name, Image: req.Image, Command: req.Command, Env: req.Env,
+		Name: req.Name, Image: req.Image, Command: req.Command, Env: req.Env, Secrets: req.Secrets,
+		PidsLimit: req.PidsLimit,
 		RestartPolicy: req.RestartPolicy, MaxRestarts: req.MaxRestarts, Ports: req.Ports, Labels: req.Labels,
 		Strategy: req.Strategy, Constraints: req.Constraints,
 		HealthCheck: req.HealthCheck, Privileged: req.Privileged, Network: req.Network,

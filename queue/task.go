@@ -24,10 +24,15 @@ type Port struct {
 
 // TaskSpec is what a user asks for: everything about a task that they choose.
 type TaskSpec struct {
-	Name          string            `json:"name"`
-	Image         string            `json:"image"`
-	Command       []string          `json:"command,omitempty"`
-	Env           map[string]string `json:"env,omitempty"`
+	Name    string            `json:"name"`
+	Image   string            `json:"image"`
+	Command []string          `json:"command,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+	// Secrets are given to the container as environment variables too, but
+	// they are write-only: no answer, event, log line or report ever holds
+	// a value (Task.SecretKeys names them), and the database holds them
+	// sealed with the cluster's key (package queue/secrets).
+	Secrets       map[string]string `json:"-"`
 	Resources     Resources         `json:"resources"`
 	RestartPolicy RestartPolicy     `json:"restart_policy,omitempty"`
 	MaxRestarts   int               `json:"max_restarts,omitempty"`
@@ -50,6 +55,9 @@ type TaskSpec struct {
 	// a node cut off from the cluster does not keep running the task beside
 	// its replacement. The task is then placed again, as for a lost node.
 	StopAfterDisconnect Duration `json:"stop_after_disconnect,omitempty"`
+	// PidsLimit lowers the process limit of the task's container below its
+	// node's (0: the node's; a task cannot raise it).
+	PidsLimit int64 `json:"pids_limit,omitempty"`
 }
 
 // Task is a TaskSpec as orch tracks it: the spec plus where it is and what happened.
@@ -58,8 +66,10 @@ type Task struct {
 	TaskSpec
 	DesiredState DesiredState `json:"desired_state"`
 	State        State        `json:"state"`
-	NodeID       *uuid.UUID   `json:"node_id,omitempty"`
-	NodeName     string       `json:"node_name,omitempty"`
+	// SecretKeys names the task's secrets; their values are never shown.
+	SecretKeys []string   `json:"secret_keys,omitempty"`
+	NodeID     *uuid.UUID `json:"node_id,omitempty"`
+	NodeName   string     `json:"node_name,omitempty"`
 	// Attempt counts placements. Every placement bumps it, and every write an
 	// agent makes names it, so a write from a superseded attempt changes nothing.
 	Attempt     int        `json:"attempt"`

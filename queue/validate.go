@@ -11,13 +11,16 @@ import (
 
 // Limits on what a spec may hold, so one request cannot bloat the database.
 const (
-	MaxNameLen    = 128
-	MaxCommandLen = 64 << 10 // bytes over all arguments
-	MaxEnvVars    = 256
-	MaxEnvBytes   = 64 << 10
-	MaxPorts      = 64
-	MaxLabels     = 64
-	MaxRestarts   = 1000
+	MaxNameLen     = 128
+	MaxCommandLen  = 64 << 10 // bytes over all arguments
+	MaxEnvVars     = 256
+	MaxEnvBytes    = 64 << 10
+	MaxSecrets     = 64
+	MaxSecretBytes = 64 << 10
+	MaxPorts       = 64
+	MaxLabels      = 64
+	MaxRestarts    = 1000
+	MaxPidsLimit   = 1 << 22 // the kernel's own ceiling (pid_max)
 )
 
 var (
@@ -25,6 +28,31 @@ var (
 	envKeyRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	labelKeyRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_./-]{0,62}$`)
 )
+
+// validateSecrets checks the secrets' names and sizes. Its messages name a
+// secret by its key, never by its value.
+func (s *TaskSpec) validateSecrets() error {
+	if len(s.Secrets) > MaxSecrets {
+		return Invalid("secrets", fmt.Sprintf("%d secrets, the limit is %d", len(s.Secrets), MaxSecrets), "mount larger secret material from a volume")
+	}
+	n := 0
+	for k, v := range s.Secrets {
+		if !envKeyRe.MatchString(k) {
+			return Invalid("secrets", fmt.Sprintf("secret name %q is not a valid environment variable name", k), "use letters, digits and '_', not starting with a digit")
+		}
+		if _, dup := s.Env[k]; dup {
+			return Invalid("secrets", fmt.Sprintf("%s is both in env and in secrets", k), "give it once, as a secret")
+		}
+		if strings.ContainsRune(v, 0) {
+			return Invalid("secrets", fmt.Sprintf("the value of secret %s contains a NUL byte", k), "remove the NUL byte")
+		}
+		n += len(k) + len(v)
+	}
+	if n > MaxSecretBytes {
+		return Invalid("secrets", fmt.Sprintf("secrets are %d bytes, the limit is %d", n, MaxSecretBytes), "mount larger secret material from a volume")
+	}
+	return nil
+}
 
 // Normalize fills defaults a user may leave out. It never rejects anything.
 func (s *TaskSpec) Normalize() {
@@ -106,6 +134,9 @@ func (s *TaskSpec) Validate() error {
 	if n > MaxEnvBytes {
 		return Invalid("env", fmt.Sprintf("environment is %d bytes, the limit is %d", n, MaxEnvBytes), "bake configuration into the image")
 	}
+	if err := s.validateSecrets(); err != nil {
+		return err
+	}
 	switch s.RestartPolicy {
 	case RestartNever, RestartOnFailure, RestartAlways:
 	default:
@@ -165,6 +196,10 @@ func (s *TaskSpec) Validate() error {
 	if d := s.StopAfterDisconnect; d != 0 && (d < Duration(time.Second) || d > Duration(time.Hour)) {
 		return Invalid("stop_after_disconnect", fmt.Sprintf("%s is outside 1s..1h", d),
 			"e.g. 3s; with the agent's --stop-grace it should end before the coordinators' --node-down-timeout (10s), so the container is gone before a replacement starts; 0 never stops it")
+	}
+	if s.PidsLimit < 0 || s.PidsLimit > MaxPidsLimit {
+		return Invalid("pids_limit", fmt.Sprintf("pids_limit %d is outside 0..%d", s.PidsLimit, MaxPidsLimit),
+			"give the processes the container may have, e.g. 512; 0 keeps the node's limit")
 	}
 	return s.HealthCheck.validate()
 }

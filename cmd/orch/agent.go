@@ -82,6 +82,9 @@ func agentOptions(cfg config.Agent) (agent.Options, error) {
 		ReconcileInterval: cfg.ReconcileInterval, MaxParallelStarts: cfg.ParallelStarts,
 		AllowPrivileged: cfg.AllowPrivileged, IdlePollInterval: cfg.IdlePollInterval,
 	}
+	if err := limitOptions(cfg, &opts); err != nil {
+		return agent.Options{}, err
+	}
 	return opts, observabilityOptions(cfg, &opts)
 }
 
@@ -125,7 +128,30 @@ func agentFlags(cmd *cobra.Command, prefix string) {
 	f.Duration(prefix+"reconcile-interval", agent.DefaultReconcileInterval, "how often the agent compares its containers with the database in full")
 	f.Int(prefix+"parallel-starts", agent.DefaultMaxParallelStarts, "containers the agent starts at once")
 	f.Bool(prefix+"allow-privileged", false, "run privileged and host-network containers (which only admins may submit)")
+	f.Int64(prefix+"pids-limit", agent.DefaultPidsLimit, "processes (threads included) each task container may have; a task may ask for fewer (0: no limit)")
+	f.String(prefix+"container-log-max-size", queue.FormatBytes(agent.DefaultContainerLogMaxBytes), "size of each of the engine's own log files of a container, for the json-file and local log drivers (0: the engine's default)")
+	f.Int(prefix+"container-log-max-files", agent.DefaultContainerLogMaxFiles, "how many of those files the engine keeps per container")
 	observabilityFlags(cmd, prefix)
+}
+
+// limitOptions copies the container limits into the agent's options.
+func limitOptions(cfg config.Agent, opts *agent.Options) error {
+	if cfg.PidsLimit < 0 {
+		return queue.Invalid("pids-limit", fmt.Sprintf("%d is negative", cfg.PidsLimit), "give a number of processes like 2048, or 0 for no limit")
+	}
+	opts.PidsLimit = cfg.PidsLimit
+	if cfg.ContainerLogMaxSize != "" {
+		n, err := queue.ParseBytes(cfg.ContainerLogMaxSize)
+		if err != nil {
+			return queue.Invalid("container-log-max-size", err.Error(), "give a size like 10MiB")
+		}
+		opts.ContainerLogMaxBytes = n
+	}
+	if cfg.ContainerLogMaxFiles < 0 {
+		return queue.Invalid("container-log-max-files", fmt.Sprintf("%d is negative", cfg.ContainerLogMaxFiles), "give a count like 3")
+	}
+	opts.ContainerLogMaxFiles = cfg.ContainerLogMaxFiles
+	return nil
 }
 
 func runtimeFlag(cmd *cobra.Command) {

@@ -30,6 +30,8 @@ func newTaskCreateCmd() *cobra.Command {
 		strategy, network                       string
 		maxRestarts                             int
 		env, ports, labels, constraints         []string
+		secretVals, secretFiles                 []string
+		pidsLimit                               int64
 		wait, privileged                        bool
 		timeout, stopAfterDisconnect            time.Duration
 		health                                  healthFlags
@@ -63,6 +65,10 @@ func newTaskCreateCmd() *cobra.Command {
 			if req.Labels, err = keyValues("label", labels); err != nil {
 				return err
 			}
+			if req.Secrets, err = secretValues(secretVals, secretFiles); err != nil {
+				return err
+			}
+			req.PidsLimit = pidsLimit
 			for _, c := range constraints {
 				k, err := queue.ParseConstraint(c)
 				if err != nil {
@@ -125,6 +131,9 @@ func newTaskCreateCmd() *cobra.Command {
 	f.StringVar(&memory, "memory", "", "memory to reserve and limit, e.g. 256MiB, 1G")
 	f.StringVar(&disk, "disk", "", "disk to reserve, e.g. 1GiB")
 	f.StringArrayVar(&env, "env", nil, "environment variable K=V (repeatable)")
+	f.StringArrayVar(&secretVals, "secret", nil, "secret K=V, given to the container as an environment variable and never shown again (repeatable)")
+	f.StringArrayVar(&secretFiles, "secret-file", nil, "secret K=PATH: the secret's value is the content of the file PATH (repeatable)")
+	f.Int64Var(&pidsLimit, "pids-limit", 0, "processes the container may have, below its node's limit (default: the node's)")
 	f.StringArrayVar(&ports, "port", nil, "publish a port: HOST:CONTAINER[/udp] or CONTAINER (repeatable)")
 	f.StringArrayVar(&labels, "label", nil, "task label k=v (repeatable)")
 	f.StringVar(&restart, "restart-policy", "never", "never, on-failure or always")
@@ -152,6 +161,37 @@ func keyValues(flag string, kvs []string) (map[string]string, error) {
 			return nil, queue.Invalid(flag, fmt.Sprintf("%q is not KEY=VALUE", kv), fmt.Sprintf("write --%s KEY=VALUE", flag))
 		}
 		out[k] = v
+	}
+	return out, nil
+}
+
+// secretValues reads --secret K=V and --secret-file K=PATH. Its errors
+// never quote what was given: it may be the secret.
+func secretValues(vals, files []string) (map[string]string, error) {
+	if len(vals)+len(files) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(vals)+len(files))
+	for i, kv := range vals {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, queue.Invalid("secret", fmt.Sprintf("--secret number %d is not KEY=VALUE (its text is not shown)", i+1), "write --secret KEY=VALUE, or --secret-file KEY=PATH")
+		}
+		out[k] = v
+	}
+	for _, kp := range files {
+		k, path, ok := strings.Cut(kp, "=")
+		if !ok || k == "" || path == "" {
+			return nil, queue.Invalid("secret-file", fmt.Sprintf("%q is not KEY=PATH", kp), "write --secret-file KEY=PATH")
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, queue.Invalid("secret-file", fmt.Sprintf("secret %s: %v", k, err), "give a readable file")
+		}
+		if _, dup := out[k]; dup {
+			return nil, queue.Invalid("secret", fmt.Sprintf("secret %s is given twice", k), "give each secret once")
+		}
+		out[k] = string(b)
 	}
 	return out, nil
 }
