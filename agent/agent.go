@@ -13,6 +13,7 @@ import (
 
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
+	"github.com/orchd/orch/queue/secrets"
 )
 
 // Defaults of Options: New applies them to fields left zero, and the flags
@@ -70,6 +71,9 @@ type Options struct {
 	// LogLimits bound what is kept of each task's output (default
 	// queue.DefaultLogLimits).
 	LogLimits queue.LogLimits
+	// SecretsKey opens the secrets of the tasks the node runs (nil: the
+	// node runs no task that has secrets; such a task fails to start).
+	SecretsKey *secrets.Key
 	// PidsLimit bounds the processes of each task container (0: no limit;
 	// a task may ask for fewer). `orch agent` defaults it to
 	// DefaultPidsLimit.
@@ -202,17 +206,16 @@ func New(store *postgres.Store, rt Runtime, opts Options) *Agent {
 	return a
 }
 
-// labels are the node's labels as registered: the configured ones, and
-// whether the node runs privileged containers, for the scheduler to see.
+// labels are the node's labels as registered: the configured ones. Whether
+// the node runs privileged containers is the registration's
+// AllowPrivileged: only the flag (and, for an agent with a role of its own,
+// an admin) says so, never a label.
 func (a *Agent) labels() map[string]string {
-	out := make(map[string]string, len(a.opts.Labels)+1)
+	out := make(map[string]string, len(a.opts.Labels))
 	for k, v := range a.opts.Labels {
 		out[k] = v
 	}
-	delete(out, queue.LabelAllowPrivileged) // only the flag says so
-	if a.opts.AllowPrivileged {
-		out[queue.LabelAllowPrivileged] = "true"
-	}
+	delete(out, queue.LabelAllowPrivileged)
 	return out
 }
 
@@ -224,6 +227,7 @@ func (a *Agent) Node() queue.Node { return a.node }
 func (a *Agent) Register(ctx context.Context) error {
 	n, err := a.store.RegisterNode(ctx, queue.NodeRegistration{
 		Name: a.opts.Name, Address: a.opts.Address, Labels: a.labels(), Capacity: a.opts.Capacity,
+		AllowPrivileged: a.opts.AllowPrivileged,
 	})
 	if errors.Is(err, queue.ErrForbidden) {
 		return fmt.Errorf("registering as node %q: %w (this database role may act as another node only: orch node token %s makes the role for this one)", a.opts.Name, err, a.opts.Name)

@@ -64,7 +64,23 @@ func (a *Agent) start(ctx context.Context, t queue.Task) {
 		})
 		return
 	}
-	id, err := a.rt.Start(ctx, a.specFor(&t))
+	spec := a.specFor(&t)
+	if len(t.SecretKeys) > 0 {
+		env, err := a.withSecrets(ctx, &t, spec.Env)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			a.log.Warn("cannot give a task its secrets", "task", t.ID, "err", err)
+			a.write(ctx, "recording start failure", func(ctx context.Context) error {
+				_, err := a.store.RecordExit(ctx, lease, postgres.ExitReport{StartFailed: true, Error: err.Error(), Backoff: a.opts.RestartBackoff})
+				return err
+			})
+			return
+		}
+		spec.Env = env
+	}
+	id, err := a.rt.Start(ctx, spec)
 	if err != nil {
 		if ctx.Err() != nil {
 			return // shutting down; the claim stays starting and is resumed on restart
@@ -90,6 +106,43 @@ func (a *Agent) start(ctx context.Context, t queue.Task) {
 	a.engine.started()
 	a.obs.metrics.starts.Inc()
 	a.watch(ctx, &t, id, true)
+}
+
+// withSecrets returns env with the task's secrets added, read from the
+// database and opened with the cluster's key. Its errors name no value.
+func (a *Agent) withSecrets(ctx context.Context, t *queue.Task, env map[string]string) (map[string]string, error) {
+	if a.opts.SecretsKey == nil {
+		return nil, fmt.Errorf("node %s has no secrets key: start its agent with --secrets-key-file (the coordinators' key)", a.node.Name)
+	}
+	var sealed []byte
+	var moved error
+	err := retry(ctx, a.log, "reading a task's secrets", func(ctx context.Context) error {
+		var err error
+		sealed, err = a.store.TaskSecrets(ctx, t.Lease())
+		if errors.Is(err, queue.ErrNotOwner) {
+			moved = err // the start's own writes will be refused too
+			return nil
+		}
+		return err
+	})
+	if err == nil {
+		err = moved
+	}
+	if err != nil {
+		return nil, err
+	}
+	values, err := a.opts.SecretsKey.Open(t.ID, sealed)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(env)+len(values))
+	for k, v := range env {
+		out[k] = v
+	}
+	for k, v := range values {
+		out[k] = v
+	}
+	return out, nil
 }
 
 // write runs a fenced write until it is done: it succeeded, or it was

@@ -92,6 +92,9 @@ type Coordinator struct {
 	Insecure        bool          `mapstructure:"insecure"`
 	TLSCert         string        `mapstructure:"tls-cert"`
 	TLSKey          string        `mapstructure:"tls-key"`
+	SecretsKeyFile  string        `mapstructure:"secrets-key-file"`
+	Retention       time.Duration `mapstructure:"retention"`
+	StatsRetention  time.Duration `mapstructure:"stats-retention"`
 }
 
 // Agent is the configuration of `orch agent`.
@@ -119,6 +122,7 @@ type Agent struct {
 	ParallelStarts      int           `mapstructure:"parallel-starts"`
 	IdlePollInterval    time.Duration `mapstructure:"idle-poll-interval"`
 	Runtime             string        `mapstructure:"runtime"`
+	SecretsKeyFile      string        `mapstructure:"secrets-key-file"`
 	// Container limits (agent/limits.go).
 	PidsLimit            int64  `mapstructure:"pids-limit"`
 	ContainerLogMaxSize  string `mapstructure:"container-log-max-size"`

@@ -57,7 +57,22 @@ func (c *Coordinator) createTask(w http.ResponseWriter, r *http.Request) {
 	}
 	// Quiet: this replica's own scheduling loop places the task (poke),
 	// without a NOTIFY that would wake every agent's connection.
-	t, err := c.store.CreateTask(r.Context(), id, spec, postgres.CreateOpts{Quiet: true})
+	opts := postgres.CreateOpts{Quiet: true}
+	if len(spec.Secrets) > 0 {
+		if c.opts.SecretsKey == nil {
+			c.writeError(w, r, queue.Invalid("secrets", "this cluster keeps no secrets: its coordinators have no secrets key",
+				"start the coordinators and agents with --secrets-key-file (orch dev makes one), or pass the values as env"))
+			return
+		}
+		if id == uuid.Nil {
+			id = uuid.Must(uuid.NewV7())
+		}
+		if opts.SealedSecrets, err = c.opts.SecretsKey.Seal(id, spec.Secrets); err != nil {
+			c.writeError(w, r, err)
+			return
+		}
+	}
+	t, err := c.store.CreateTask(r.Context(), id, spec, opts)
 	if err != nil {
 		c.writeError(w, r, err)
 		return
@@ -142,6 +157,18 @@ func (c *Coordinator) deleteTask(w http.ResponseWriter, r *http.Request) {
 	id, err := taskID(r)
 	if err != nil {
 		c.writeError(w, r, err)
+		return
+	}
+	if purge := r.URL.Query().Get("purge"); purge != "" {
+		if purge != "true" {
+			c.writeError(w, r, queue.Invalid("purge", fmt.Sprintf("purge=%q: only true is understood", purge), "use ?purge=true to delete a finished task's records"))
+			return
+		}
+		if err := c.store.PurgeTask(r.Context(), id); err != nil {
+			c.writeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	t, err := c.store.RequestStop(r.Context(), id, "stopped by user")

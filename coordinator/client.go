@@ -173,6 +173,11 @@ func (c *Client) DeleteTask(ctx context.Context, id string) (queue.Task, error) 
 	return t, err
 }
 
+// PurgeTask deletes a finished task and everything recorded about it.
+func (c *Client) PurgeTask(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/tasks/"+url.PathEscape(id)+"?purge=true", nil, nil)
+}
+
 // ListNodes lists the nodes.
 func (c *Client) ListNodes(ctx context.Context) ([]queue.Node, error) {
 	var ns []queue.Node

@@ -14,6 +14,7 @@ import (
 
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
+	"github.com/orchd/orch/queue/secrets"
 	"github.com/orchd/orch/scheduler"
 )
 
@@ -51,6 +52,16 @@ type Options struct {
 	Insecure bool
 	// TLSCert and TLSKey, when set, make the API serve HTTPS.
 	TLSCert, TLSKey string
+	// SecretsKey seals the secrets of the tasks it accepts (nil: tasks with
+	// secrets are refused).
+	SecretsKey *secrets.Key
+	// Retention is how long finished tasks are kept, with everything
+	// recorded about them (0: for ever); `orch coordinator` defaults it to
+	// postgres.DefaultRetention. StatsRetention is how long stats history
+	// is kept (0: for ever; the flag's default is
+	// postgres.DefaultStatsRetention). See retention.go.
+	Retention      time.Duration
+	StatsRetention time.Duration
 }
 
 // Coordinator serves the API and schedules.
@@ -131,6 +142,7 @@ func (c *Coordinator) Run(ctx context.Context, ready func(addr net.Addr)) error 
 	})
 	g.Go(func() error { c.scheduleLoop(ctx); return nil })
 	g.Go(func() error { c.sweepLoop(ctx); return nil })
+	g.Go(func() error { c.retentionLoop(ctx); return nil })
 	g.Go(func() error {
 		c.store.Listen(ctx, []string{postgres.ChannelPending}, func(string) { c.poke() })
 		return nil

@@ -23,14 +23,14 @@ const MaxBodyBytes = 1 << 20
 // cores or a string ("500m", "0.5"); memory and disk a number of bytes or a
 // string with a unit ("512MiB", "2G").
 type TaskRequest struct {
-	ID            string              `json:"id,omitempty"`
-	Name          string              `json:"name,omitempty"`
-	Image         string              `json:"image"`
-	Command       []string            `json:"command,omitempty"`
-	Env           map[string]string   `json:"env,omitempty"`
+	ID      string            `json:"id,omitempty"`
+	Name    string            `json:"name,omitempty"`
+	Image   string            `json:"image"`
+	Command []string          `json:"command,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
 	// Secrets are write-only environment variables: accepted, sealed and
 	// never shown again (the task names them in secret_keys).
-	Secrets map[string]string `json:"secrets,omitempty"`
+	Secrets       map[string]string   `json:"secrets,omitempty"`
 	CPU           *Quantity           `json:"cpu,omitempty"`
 	Memory        *Quantity           `json:"memory,omitempty"`
 	Disk          *Quantity           `json:"disk,omitempty"`
@@ -160,7 +160,7 @@ func DecodeTask(r io.Reader) (uuid.UUID, queue.TaskSpec, error) {
 func (req TaskRequest) Spec() (queue.TaskSpec, error) {
 	spec := queue.TaskSpec{
 		Name: req.Name, Image: req.Image, Command: req.Command, Env: req.Env, Secrets: req.Secrets,
-		PidsLimit: req.PidsLimit,
+		PidsLimit:     req.PidsLimit,
 		RestartPolicy: req.RestartPolicy, MaxRestarts: req.MaxRestarts, Ports: req.Ports, Labels: req.Labels,
 		Strategy: req.Strategy, Constraints: req.Constraints,
 		HealthCheck: req.HealthCheck, Privileged: req.Privileged, Network: req.Network,

@@ -49,6 +49,9 @@ type NodeRegistration struct {
 	Address  string
 	Labels   map[string]string
 	Capacity Resources
+	// AllowPrivileged asks for the LabelAllowPrivileged label; an agent
+	// with a role of its own gets it only where an admin allowed it.
+	AllowPrivileged bool
 }
 
 // Usage is what a node's agent last measured on the machine.

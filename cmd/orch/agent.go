@@ -18,6 +18,7 @@ import (
 	"github.com/orchd/orch/config"
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
+	"github.com/orchd/orch/queue/secrets"
 )
 
 func newAgentCmd() *cobra.Command {
@@ -37,6 +38,8 @@ func newAgentCmd() *cobra.Command {
 	cmd.Flags().String(config.KeyDatabaseURL, "", "PostgreSQL URL (env ORCH_DATABASE_URL)")
 	agentFlags(cmd, "")
 	runtimeFlag(cmd)
+	secretsKeyFlag(cmd)
+	statsRetentionFlag(cmd)
 	return cmd
 }
 
@@ -84,6 +87,9 @@ func agentOptions(cfg config.Agent) (agent.Options, error) {
 	}
 	if err := limitOptions(cfg, &opts); err != nil {
 		return agent.Options{}, err
+	}
+	if opts.SecretsKey, err = secrets.LoadFile(cfg.SecretsKeyFile); err != nil {
+		return agent.Options{}, usageError{err: queue.Invalid("secrets-key-file", err.Error(), "give the coordinators' key file")}
 	}
 	return opts, observabilityOptions(cfg, &opts)
 }
@@ -159,11 +165,16 @@ func runtimeFlag(cmd *cobra.Command) {
 		"a task's -sleep D and -exit N arguments are honoured as by the test workload)")
 }
 
+// statsRetentionFlag bounds the stats history: agents prune their node's as
+// they write, coordinators every node's.
+func statsRetentionFlag(cmd *cobra.Command) {
+	cmd.Flags().Duration("stats-retention", postgres.DefaultStatsRetention, "how long node and task stats history is kept")
+}
+
 // observabilityFlags are the agent's settings for stats, logs and metrics.
 func observabilityFlags(cmd *cobra.Command, prefix string) {
 	f := cmd.Flags()
 	f.Duration(prefix+"stats-interval", agent.DefaultStatsInterval, "how often the agent writes node and task stats")
-	f.Duration(prefix+"stats-retention", postgres.DefaultStatsRetention, "how long stats history is kept")
 	f.Int64(prefix+"log-max-lines", queue.DefaultLogLimits.MaxLines, "log lines kept per task; older ones are dropped and counted")
 	f.String(prefix+"log-max-bytes", queue.FormatBytes(queue.DefaultLogLimits.MaxBytes), "log bytes kept per task, e.g. 1MiB")
 	f.String(prefix+"metrics-listen", "", "serve the agent's Prometheus metrics on this address, e.g. 127.0.0.1:9464 (default: no port is opened)")

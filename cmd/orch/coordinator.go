@@ -14,6 +14,7 @@ import (
 	"github.com/orchd/orch/coordinator"
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
+	"github.com/orchd/orch/queue/secrets"
 )
 
 func coordinatorFlags(cmd *cobra.Command) {
@@ -23,6 +24,7 @@ func coordinatorFlags(cmd *cobra.Command) {
 	f.String("strategy", queue.DefaultStrategy, "default placement strategy: "+strings.Join(queue.Strategies, ", "))
 	f.Duration("pass-interval", coordinator.DefaultPassInterval, "scheduling pass interval when not woken by new work")
 	f.Int("batch", coordinator.DefaultBatch, "pending tasks placed per scheduling pass")
+	f.Duration("retention", postgres.DefaultRetention, "how long finished tasks are kept, with their events, logs and stats (0: for ever)")
 	f.Duration("node-down-timeout", coordinator.DefaultNodeDownTimeout, "how long a node may stay silent before it is down (longer for nodes beating less often)")
 	f.Float64("max-heartbeats-per-second", coordinator.DefaultMaxHeartbeatsPerSecond,
 		"heartbeats the whole cluster may send: beyond it agents beat less often (0: no limit)")
@@ -67,7 +69,15 @@ func newCoordinatorCmd() *cobra.Command {
 	}
 	cmd.Flags().String(config.KeyDatabaseURL, "", "PostgreSQL URL (env ORCH_DATABASE_URL)")
 	coordinatorFlags(cmd)
+	secretsKeyFlag(cmd)
+	statsRetentionFlag(cmd)
 	return cmd
+}
+
+// secretsKeyFlag is the cluster key that seals tasks' secrets, which
+// coordinators and agents share.
+func secretsKeyFlag(cmd *cobra.Command) {
+	cmd.Flags().String("secrets-key-file", "", "file with the cluster's secrets key, shared by coordinators and agents (orch dev makes one; without it tasks cannot have secrets)")
 }
 
 func runCoordinator(ctx context.Context, cfg config.Coordinator, ready func(net.Addr)) error {
@@ -87,6 +97,13 @@ func runCoordinator(ctx context.Context, cfg config.Coordinator, ready func(net.
 	if err != nil {
 		return err
 	}
+	if cfg.Retention < 0 {
+		return usageError{err: queue.Invalid("retention", "must not be negative", "give a duration like 168h, or 0 to keep everything")}
+	}
+	key, err := secrets.LoadFile(cfg.SecretsKeyFile)
+	if err != nil {
+		return usageError{err: queue.Invalid("secrets-key-file", err.Error(), "give the file orch dev made, or make one with: orch token secrets-key FILE")}
+	}
 	store, err := postgres.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
@@ -97,6 +114,7 @@ func runCoordinator(ctx context.Context, cfg config.Coordinator, ready func(net.
 		Batch: cfg.Batch, NodeDownTimeout: cfg.NodeDownTimeout,
 		MaxHeartbeatsPerSecond: cfg.MaxHeartbeats,
 		Tokens:                 tokens, Insecure: cfg.Insecure, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
+		SecretsKey: key, Retention: cfg.Retention, StatsRetention: cfg.StatsRetention,
 	})
 	if err != nil {
 		return usageError{err: err}

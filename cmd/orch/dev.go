@@ -13,6 +13,7 @@ import (
 
 	"github.com/orchd/orch/config"
 	"github.com/orchd/orch/queue/postgres/pgserver"
+	"github.com/orchd/orch/queue/secrets"
 )
 
 // defaultDevDir keeps the dev cluster's database across runs. Root's home
@@ -53,6 +54,8 @@ the data directory keeps tasks and nodes for the next run.`,
 	f.String("data-dir", defaultDevDir(), "where the private PostgreSQL keeps its data")
 	coordinatorFlags(cmd)
 	agentFlags(cmd, "")
+	secretsKeyFlag(cmd)
+	statsRetentionFlag(cmd)
 	// A dev cluster is for this machine: listen on loopback unless told otherwise.
 	_ = f.Set("listen", "127.0.0.1:8989")
 	f.Lookup("listen").DefValue = "127.0.0.1:8989"
@@ -79,6 +82,16 @@ func runDev(ctx context.Context, cmd *cobra.Command, dataDir string, ccfg config
 		ccfg.DatabaseURL = srv.URL()
 	}
 	acfg.DatabaseURL = ccfg.DatabaseURL
+	if ccfg.SecretsKeyFile == "" {
+		// Secrets work out of the box: one key for this cluster, kept
+		// with its data.
+		path := filepath.Join(dataDir, "secrets.key")
+		if _, err := secrets.EnsureFile(path); err != nil {
+			return err
+		}
+		ccfg.SecretsKeyFile = path
+	}
+	acfg.SecretsKeyFile = ccfg.SecretsKeyFile
 	if len(ccfg.AdminTokens) == 0 {
 		// The newcomer's CLI must just work, and the API must not be open:
 		// make an admin token and leave it where the CLI looks.

@@ -339,17 +339,27 @@ func taskUsageText(u *queue.TaskUsage) string {
 }
 
 func newTaskDeleteCmd() *cobra.Command {
-	var wait bool
+	var wait, purge bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:     "delete ID",
 		Aliases: []string{"stop", "rm"},
 		Short:   "Stop a task: its container is stopped and removed, and the task ends stopped",
-		Args:    exactArgs(1, "give the task's id, as printed by orch task list"),
+		Long: `Stop a task: its container is stopped and removed, and the task ends stopped.
+With --purge, a finished task is deleted at once with everything recorded about it
+(events, logs, stats), instead of after the coordinators' --retention.`,
+		Args: exactArgs(1, "give the task's id, as printed by orch task list"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, cc, err := clientFor(cmd)
 			if err != nil {
 				return err
+			}
+			if purge {
+				if err := client.PurgeTask(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\tpurged\n", args[0])
+				return nil
 			}
 			t, err := client.DeleteTask(cmd.Context(), args[0])
 			if err != nil {
@@ -369,6 +379,7 @@ func newTaskDeleteCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the task has stopped, showing its status")
+	cmd.Flags().BoolVar(&purge, "purge", false, "delete a finished task's records at once")
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long --wait waits")
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/orchd/orch/coordinator"
+	"github.com/orchd/orch/queue/secrets"
 )
 
 func newTokenCmd() *cobra.Command {
@@ -24,6 +25,22 @@ func newTokenCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "token: %s\nhash:  %s\n", tok, coordinator.HashToken(tok))
+			return nil
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "secrets-key FILE",
+		Short: "Write a new cluster secrets key to FILE (mode 0600), for every coordinator's and agent's --secrets-key-file",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := os.Stat(args[0]); err == nil {
+				return usageError{err: fmt.Errorf("%s exists: a new key would make the secrets sealed with the old one unreadable; give another path", args[0])}
+			}
+			k, err := secrets.EnsureFile(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote secrets key %s to %s\n", k.ID(), args[0])
 			return nil
 		},
 	})

@@ -45,9 +45,28 @@ WHERE t.node_id = $1 AND t.state IN ('starting', 'running') AND t.desired_state 
 
 // MarkRunning records that the lease's container is running.
 func (s *Store) MarkRunning(ctx context.Context, l queue.Lease, containerID string) error {
-	_, err := transition(ctx, s.pool, stateChange{TaskID: l.TaskID, To: queue.Running, Lease: &l,
+	_, _, err := transition(ctx, s.pool, stateChange{TaskID: l.TaskID, To: queue.Running, Lease: &l,
 		ContainerID: &containerID, Reason: "container started"})
 	return err
+}
+
+// TaskSecrets returns the sealed secrets of the lease's task (nil when it
+// has none), for its agent to open just before it starts the container.
+// Only the agent of the node holding the task may read them; a stale lease
+// reads nothing and wraps queue.ErrNotOwner.
+func (s *Store) TaskSecrets(ctx context.Context, l queue.Lease) ([]byte, error) {
+	var sealed []byte
+	var owned bool
+	err := s.pool.QueryRow(ctx, `SELECT t.attempt = $2 AND t.node_id IS NOT DISTINCT FROM $3,
+    (SELECT s.sealed FROM task_secrets s WHERE s.task_id = t.id)
+FROM tasks t WHERE t.id = $1`, l.TaskID, l.Attempt, l.NodeID).Scan(&owned, &sealed)
+	if err != nil {
+		return nil, translate(err, fmt.Sprintf("secrets of task %s", l.TaskID))
+	}
+	if !owned {
+		return nil, fmt.Errorf("secrets of task %s attempt %d: %w", l.TaskID, l.Attempt, queue.ErrNotOwner)
+	}
+	return sealed, nil
 }
 
 // ExitReport is how one attempt of a task ended, as its agent saw it.
@@ -120,6 +139,11 @@ FROM tasks t WHERE t.id = $1 FOR UPDATE`, l.TaskID, r.Backoff.ResetAfter().Secon
 		if t.Attempt != l.Attempt || t.NodeID == nil || *t.NodeID != l.NodeID {
 			return fmt.Errorf("task %s attempt %d on node %s: %w (now attempt %d)", l.TaskID, l.Attempt, l.NodeID, queue.ErrNotOwner, t.Attempt)
 		}
+		if t.State.Terminal() {
+			// Recorded already: the reply to the first try was lost.
+			to = t.State
+			return nil
+		}
 		tr := stateChange{TaskID: l.TaskID, Lease: &l, Reason: r.why()}
 		if !r.StartFailed {
 			code := r.Code
@@ -147,8 +171,7 @@ FROM tasks t WHERE t.id = $1 FOR UPDATE`, l.TaskID, r.Backoff.ResetAfter().Secon
 		default:
 			tr.To = queue.Completed
 		}
-		_, err = transition(ctx, tx, tr)
-		to = tr.To
+		_, to, err = transition(ctx, tx, tr)
 		return err
 	})
 	if err != nil {
@@ -168,7 +191,7 @@ func (s *Store) MarkExited(ctx context.Context, l queue.Lease, code int, errText
 // again at once (on another node, if its own is unhealthy): the engine
 // failed before the container started. It is not a restart of the task.
 func (s *Store) Requeue(ctx context.Context, l queue.Lease, reason string) error {
-	_, err := transition(ctx, s.pool, stateChange{TaskID: l.TaskID, To: queue.Pending, Lease: &l, Reason: reason})
+	_, _, err := transition(ctx, s.pool, stateChange{TaskID: l.TaskID, To: queue.Pending, Lease: &l, Reason: reason})
 	return err
 }
 

@@ -123,7 +123,7 @@ func TestStore_AppendLogs_FencedByLease(t *testing.T) {
 	}
 	// The attempt ends and the task goes back to pending for a restart: the
 	// attempt's last lines are still its own.
-	if _, err := transition(ctx, s.pool, stateChange{TaskID: task.ID, To: queue.Pending, Lease: &l, Restart: true, Reason: "restart"}); err != nil {
+	if _, _, err := transition(ctx, s.pool, stateChange{TaskID: task.ID, To: queue.Pending, Lease: &l, Restart: true, Reason: "restart"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.AppendLogs(ctx, l, logLines(queue.Stdout, 1, 2, t0), queue.LogLimits{}); err != nil {

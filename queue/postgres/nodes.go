@@ -12,22 +12,18 @@ import (
 
 // RegisterNode records an agent's machine, or refreshes it when a node of
 // that name registered before: the node keeps its id, so tasks placed on it
-// before an agent restart are still its own.
+// before an agent restart are still its own. It goes through
+// orch_register_node (00011_agent_isolation.sql), which keeps an agent's
+// own database role to its node, to the capacity it is allowed, and out of
+// the labels that grant privileges.
 func (s *Store) RegisterNode(ctx context.Context, reg queue.NodeRegistration) (queue.Node, error) {
 	labels := reg.Labels
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	q := `
-INSERT INTO nodes AS n (id, name, address, labels, cpu_millis, memory_bytes, disk_bytes)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (name) DO UPDATE SET
-    address = EXCLUDED.address, labels = EXCLUDED.labels, cpu_millis = EXCLUDED.cpu_millis,
-    memory_bytes = EXCLUDED.memory_bytes, disk_bytes = EXCLUDED.disk_bytes,
-    last_heartbeat = now(), updated_at = now()
-RETURNING ` + nodeCols
+	q := `SELECT ` + nodeCols + ` FROM orch_register_node($1, $2, $3, $4, $5, $6, $7, $8) n`
 	n, err := scanNode(s.pool.QueryRow(ctx, q, uuid.Must(uuid.NewV7()), reg.Name, reg.Address, labels,
-		reg.Capacity.CPUMillis, reg.Capacity.MemoryBytes, reg.Capacity.DiskBytes))
+		reg.Capacity.CPUMillis, reg.Capacity.MemoryBytes, reg.Capacity.DiskBytes, reg.AllowPrivileged))
 	if err != nil {
 		return queue.Node{}, translate(err, fmt.Sprintf("registering node %q", reg.Name))
 	}

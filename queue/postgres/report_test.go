@@ -45,7 +45,7 @@ func TestReportViews_KnownScenario(t *testing.T) {
 		t.Fatal(err)
 	}
 	le := runOn(t, s, e.ID, n1.ID)
-	if _, err := transition(ctx, s.pool, stateChange{TaskID: e.ID, To: queue.Pending, Lease: &le, Restart: true, Reason: "restart"}); err != nil {
+	if _, _, err := transition(ctx, s.pool, stateChange{TaskID: e.ID, To: queue.Pending, Lease: &le, Restart: true, Reason: "restart"}); err != nil {
 		t.Fatal(err)
 	}
 	runOn(t, s, e.ID, n2.ID)

@@ -49,7 +49,8 @@ const lockPendingSQL = `SELECT t.id, t.name, t.cpu_millis, t.memory_bytes, t.dis
     t.strategy, t.constraints, t.created_at, t.privileged, t.network
 FROM tasks t
 WHERE t.state = 'pending' AND t.desired_state = 'running'
-  AND (t.not_before IS NULL OR t.not_before <= now()) -- a restart waits out its backoff
+  AND t.queued_at <= now() -- a restart waiting out its backoff is queued at its end (transitionSQL)
+  AND (t.not_before IS NULL OR t.not_before <= now())
 ORDER BY t.queued_at, t.id LIMIT $1 FOR UPDATE SKIP LOCKED`
 
 // asyncPassSQL makes a scheduling pass commit without waiting for its WAL

@@ -44,28 +44,33 @@ func (s *Store) statsRetention() time.Duration {
 // sample to its history and prunes the history past the retention, in one
 // statement, so the three never disagree. It commits asynchronously, as
 // heartbeats do: a sample lost in a crash is followed by the next one.
+//
+// Samples are stamped with the database's clock, never the agent's: the
+// history is pruned and compared by the database's, and a node whose clock
+// ran ahead would otherwise keep its rows forever.
 const reportUsageSQL = `
 WITH ` + asyncCommitCTE + `, upd AS (
     UPDATE nodes SET cpu_percent = $2, load1 = $3, memory_used_bytes = $4, disk_used_bytes = $5,
-        usage_at = COALESCE($6::timestamptz, now())
+        usage_at = now()
     WHERE id = $1
     RETURNING id, usage_at
 ), ins AS (
     INSERT INTO node_stats (node_id, at, cpu_percent, load1, memory_used_bytes, memory_total_bytes,
                             disk_used_bytes, disk_total_bytes)
-    SELECT id, usage_at, $2, $3, $4, $7, $5, $8 FROM upd
+    SELECT id, usage_at, $2, $3, $4, $6, $5, $7 FROM upd
 ), prune AS (
-    DELETE FROM node_stats WHERE node_id = $1 AND at < now() - make_interval(secs => $9::float8)
+    DELETE FROM node_stats WHERE node_id = $1 AND at < now() - make_interval(secs => $8::float8)
 )
 SELECT count(*) FROM upd, async_commit`
 
 // ReportUsage records what a node's agent measured on its machine: the
 // latest figures on the node (queue.Node.Usage) and a row of its history,
-// from which rows older than the retention are dropped. u.At nil means now.
+// from which rows older than the retention are dropped. The sample is
+// stamped with the database's clock (u.At is ignored).
 func (s *Store) ReportUsage(ctx context.Context, node uuid.UUID, u queue.Usage) error {
 	var n int
 	err := s.pool.QueryRow(ctx, reportUsageSQL, node, u.CPUPercent, u.Load1, u.MemoryUsedBytes, u.DiskUsedBytes,
-		u.At, u.MemoryTotalBytes, u.DiskTotalBytes, s.statsRetention().Seconds()).Scan(&n)
+		u.MemoryTotalBytes, u.DiskTotalBytes, s.statsRetention().Seconds()).Scan(&n)
 	if err != nil {
 		return translate(err, "reporting node usage")
 	}
@@ -77,11 +82,13 @@ func (s *Store) ReportUsage(ctx context.Context, node uuid.UUID, u queue.Usage) 
 
 // reportTaskUsageSQL is fenced like every agent write about a task: a sample
 // counts only while its attempt is running on this node. It commits
-// asynchronously, as reportUsageSQL does.
+// asynchronously, as reportUsageSQL does, and stamps the samples with the
+// database's clock as it does.
 const reportTaskUsageSQL = `
 WITH ` + asyncCommitCTE + `, s AS (
-    SELECT * FROM unnest($2::uuid[], $3::int[], $4::timestamptz[], $5::real[], $6::bigint[], $7::bigint[])
-        AS s(task_id, attempt, at, cpu, mem, lim)
+    SELECT task_id, attempt, now() AS at, cpu, mem, lim
+    FROM unnest($2::uuid[], $3::int[], $4::real[], $5::bigint[], $6::bigint[])
+        AS s(task_id, attempt, cpu, mem, lim)
 ), ok AS (
     SELECT s.* FROM s JOIN tasks t ON t.id = s.task_id AND t.attempt = s.attempt AND t.node_id = $1
     WHERE t.state = 'running'
@@ -95,7 +102,7 @@ WITH ` + asyncCommitCTE + `, s AS (
     INSERT INTO task_stats (task_id, attempt, node_id, at, cpu_percent, memory_used_bytes, memory_limit_bytes)
     SELECT task_id, attempt, $1, at, cpu, mem, lim FROM ok
 ), prune AS (
-    DELETE FROM task_stats WHERE node_id = $1 AND at < now() - make_interval(secs => $8::float8)
+    DELETE FROM task_stats WHERE node_id = $1 AND at < now() - make_interval(secs => $7::float8)
 )
 SELECT count(*) FROM ok, async_commit`
 
@@ -106,7 +113,6 @@ func (s *Store) ReportTaskUsage(ctx context.Context, node uuid.UUID, samples []q
 	seen := make(map[uuid.UUID]bool, len(samples))
 	var ids []uuid.UUID
 	var attempts []int32
-	var ats []time.Time
 	var cpus []float32
 	var mems, lims []int64
 	for _, u := range samples {
@@ -114,13 +120,8 @@ func (s *Store) ReportTaskUsage(ctx context.Context, node uuid.UUID, samples []q
 			continue
 		}
 		seen[u.TaskID] = true
-		at := u.At
-		if at.IsZero() {
-			at = time.Now()
-		}
 		ids = append(ids, u.TaskID)
 		attempts = append(attempts, int32(u.Attempt))
-		ats = append(ats, at)
 		cpus = append(cpus, float32(u.CPUPercent))
 		mems = append(mems, u.MemoryUsedBytes)
 		lims = append(lims, u.MemoryLimitBytes)
@@ -129,7 +130,7 @@ func (s *Store) ReportTaskUsage(ctx context.Context, node uuid.UUID, samples []q
 		return 0, nil
 	}
 	var n int
-	err := s.pool.QueryRow(ctx, reportTaskUsageSQL, node, ids, attempts, ats, cpus, mems, lims,
+	err := s.pool.QueryRow(ctx, reportTaskUsageSQL, node, ids, attempts, cpus, mems, lims,
 		s.statsRetention().Seconds()).Scan(&n)
 	if err != nil {
 		return 0, translate(err, "reporting task usage")

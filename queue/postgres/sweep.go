@@ -120,32 +120,31 @@ FROM nodes n WHERE n.id = $2 FOR UPDATE`, timeout.Seconds(), node).Scan(&name, &
 }
 
 // moveSQL sends tasks of one node back to pending in one statement, with
-// their events and the release of their reservations and host ports. Only tasks still on
-// that node in one of the given states move.
+// their events; the trigger on tasks releases their reservations and host
+// ports (00011_agent_isolation.sql). Only tasks still on that node in one of
+// the given states move. A task whose user asked it to stop ends stopped
+// instead: no pass would place it again.
 const moveSQL = `
 WITH old AS (
-    SELECT id, state, attempt, cpu_millis, memory_bytes, disk_bytes FROM tasks
+    SELECT id, state, attempt, CASE WHEN desired_state = 'stopped' THEN 'stopped' ELSE 'pending' END AS target
+    FROM tasks
     WHERE id = ANY($1::uuid[]) AND node_id = $2 AND state = ANY($3::text[])
 ), upd AS (
-    UPDATE tasks t SET state = 'pending', node_id = NULL, container_id = '', reason = $4,
-        not_before = NULL, health = '',
-        health_at = CASE WHEN t.health <> '' THEN now() ELSE t.health_at END, updated_at = now()
-    FROM old WHERE t.id = old.id
-    RETURNING t.id, old.state AS from_state, t.attempt
-), rel AS (
-    UPDATE nodes n SET
-        reserved_cpu_millis   = n.reserved_cpu_millis - s.cpu,
-        reserved_memory_bytes = n.reserved_memory_bytes - s.mem,
-        reserved_disk_bytes   = n.reserved_disk_bytes - s.disk,
+    UPDATE tasks t SET state = old.target,
+        node_id = CASE WHEN old.target = 'pending' THEN NULL ELSE t.node_id END,
+        container_id = CASE WHEN old.target = 'pending' THEN '' ELSE t.container_id END,
+        reason = CASE WHEN old.target = 'pending' THEN $4 ELSE '' END,
+        finished_at = CASE WHEN old.target = 'stopped' THEN now() ELSE t.finished_at END,
+        not_before = NULL, health = CASE WHEN old.target = 'pending' THEN '' ELSE t.health END,
+        health_at = CASE WHEN old.target = 'pending' AND t.health <> '' THEN now() ELSE t.health_at END,
         updated_at = now()
-    FROM (SELECT sum(cpu_millis) AS cpu, sum(memory_bytes) AS mem, sum(disk_bytes) AS disk FROM old) s
-    WHERE n.id = $2 AND s.cpu IS NOT NULL
-), unport AS (
-    -- host ports are held exactly as long as the reservation (see node_ports)
-    DELETE FROM node_ports np USING upd u WHERE np.task_id = u.id
+    FROM old WHERE t.id = old.id
+    RETURNING t.id, old.state AS from_state, old.target, t.attempt
 ), ev AS (
     INSERT INTO task_events (task_id, from_state, to_state, attempt, node_id, reason)
-    SELECT id, from_state, 'pending', attempt, $2, $4 FROM upd
+    SELECT id, from_state, target, attempt, $2,
+           CASE WHEN target = 'pending' THEN $4 ELSE 'stopped on request, instead of: ' || $4 END
+    FROM upd
 )
 SELECT count(*) FROM upd`
 

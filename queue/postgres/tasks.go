@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -25,6 +26,10 @@ type CreateOpts struct {
 	// notification none of them wants. Other coordinator replicas still find
 	// the task at their next periodic pass.
 	Quiet bool
+	// SealedSecrets are the spec's secrets sealed with the cluster's key for
+	// the task's id (package queue/secrets). The store keeps them as they
+	// come, and the secrets' names; it never sees a value.
+	SealedSecrets []byte
 }
 
 // CreateTask stores a new pending task, then wakes the schedulers (see
@@ -57,31 +62,46 @@ func (s *Store) CreateTask(ctx context.Context, id uuid.UUID, spec queue.TaskSpe
 	if constraints == nil {
 		constraints = []queue.Constraint{}
 	}
+	var o CreateOpts
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	secretKeys := make([]string, 0, len(spec.Secrets))
+	for k := range spec.Secrets {
+		secretKeys = append(secretKeys, k)
+	}
+	sort.Strings(secretKeys)
+	if len(secretKeys) > 0 && len(o.SealedSecrets) == 0 {
+		return queue.Task{}, fmt.Errorf("%w: secrets %v were not sealed", queue.ErrInvalid, secretKeys)
+	}
 	const q = `
 WITH ins AS (
     INSERT INTO tasks (id, name, image, command, env, labels, cpu_millis, memory_bytes, disk_bytes,
                        restart_policy, max_restarts, ports, strategy, constraints, health_check,
-                       privileged, network, stop_after_disconnect_ms)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                       privileged, network, stop_after_disconnect_ms, secret_keys, pids_limit)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
     RETURNING *
+), sec AS (
+    INSERT INTO task_secrets (task_id, sealed) SELECT id, $21::bytea FROM ins WHERE $21::bytea IS NOT NULL
 ), ev AS (
     INSERT INTO task_events (task_id, from_state, to_state, attempt, reason)
     SELECT id, NULL, state, attempt, 'created' FROM ins
 )
 SELECT ` + taskCols + ` FROM ins t`
+	var sealed []byte
+	if len(o.SealedSecrets) > 0 {
+		sealed = o.SealedSecrets
+	}
 	row := s.pool.QueryRow(ctx, q, id, spec.Name, spec.Image, cmd, env, labels,
 		spec.Resources.CPUMillis, spec.Resources.MemoryBytes, spec.Resources.DiskBytes,
 		string(spec.RestartPolicy), spec.MaxRestarts, ports, spec.Strategy, constraints, spec.HealthCheck,
-		spec.Privileged, spec.Network, time.Duration(spec.StopAfterDisconnect).Milliseconds())
+		spec.Privileged, spec.Network, time.Duration(spec.StopAfterDisconnect).Milliseconds(),
+		secretKeys, spec.PidsLimit, sealed)
 	t, err := scanTask(row)
 	if err != nil {
 		return queue.Task{}, translate(err, "creating task")
 	}
-	quiet := false
-	for _, o := range opts {
-		quiet = quiet || o.Quiet
-	}
-	if !quiet {
+	if !o.Quiet {
 		s.wakeAsync(ctx, ChannelPending)
 	}
 	return t, nil
@@ -176,7 +196,7 @@ WHERE id = $1 RETURNING state, node_id`, id).Scan(&state, &node)
 		}
 		switch {
 		case state == queue.Pending || state == queue.Scheduled:
-			if _, err := transition(ctx, tx, stateChange{TaskID: id, To: queue.Stopped, Reason: reason}); err != nil {
+			if _, _, err := transition(ctx, tx, stateChange{TaskID: id, To: queue.Stopped, Reason: reason}); err != nil {
 				return err
 			}
 		case node != nil && !state.Terminal():

@@ -42,37 +42,49 @@ type querier interface {
 
 // transitionSQL changes one task's state in one statement: it locks the row,
 // checks the source state (from queue's transition table) and the lease,
-// writes the new state, releases the node's reservation when the task stops
-// holding one, appends the event and wakes the schedulers when the task needs
-// placing again. Zero rows back means the change was refused.
+// writes the new state, appends the event and wakes the schedulers when the
+// task needs placing again. Zero rows back means the change was refused.
+// The node's reservation and host ports are released by a trigger when the
+// task leaves its live states (00011_agent_isolation.sql).
+//
+// A task whose user asked it to stop is never sent back to the queue: a
+// change to pending ends it stopped instead, whoever asks for it (a lost
+// node, a drain, an agent handing it back), since no scheduling pass would
+// ever take it again. The state it ends in is returned with the one it left.
 const transitionSQL = `
 WITH old AS (
-    SELECT id, state, node_id, attempt, cpu_millis, memory_bytes, disk_bytes, health,
+    SELECT id, state, node_id, attempt, health, desired_state, target,
         CASE
             -- a task that starts running has passed no probe yet; one that
             -- ends keeps its last health (the why of an unhealthy end); one
             -- that waits for a node has none
-            WHEN $2::text = 'running' THEN CASE WHEN health_check IS NULL THEN '' ELSE 'starting' END
-            WHEN $2::text IN ('completed', 'failed', 'stopped') THEN health
+            WHEN target = 'running' THEN CASE WHEN health_check IS NULL THEN '' ELSE 'starting' END
+            WHEN target IN ('completed', 'failed', 'stopped') THEN health
             ELSE ''
         END AS new_health
-    FROM tasks WHERE id = $1 FOR UPDATE
+    FROM (SELECT t.*, CASE WHEN $2::text = 'pending' AND t.desired_state = 'stopped' THEN 'stopped' ELSE $2::text END AS target
+          FROM tasks t WHERE t.id = $1 FOR UPDATE) locked
 ), upd AS (
     UPDATE tasks t SET
-        state        = $2::text,
-        node_id      = CASE WHEN $2::text = 'pending' THEN NULL ELSE t.node_id END,
-        container_id = CASE WHEN $2::text = 'pending' THEN '' ELSE COALESCE($6::text, t.container_id) END,
+        state        = old.target,
+        node_id      = CASE WHEN old.target = 'pending' THEN NULL ELSE t.node_id END,
+        container_id = CASE WHEN old.target = 'pending' THEN '' ELSE COALESCE($6::text, t.container_id) END,
         exit_code    = CASE WHEN $7::int IS NOT NULL THEN $7::int
-                            WHEN $2::text IN ('starting', 'running') THEN NULL ELSE t.exit_code END,
+                            WHEN old.target IN ('starting', 'running') THEN NULL ELSE t.exit_code END,
         error        = CASE WHEN $8::text IS NOT NULL THEN $8::text
-                            WHEN $2::text = 'running' THEN '' ELSE t.error END,
-        reason       = CASE WHEN $2::text = 'pending' THEN $9::text ELSE '' END,
-        restarts     = t.restarts + $10::int,
+                            WHEN old.target = 'running' THEN '' ELSE t.error END,
+        reason       = CASE WHEN old.target = 'pending' THEN $9::text ELSE '' END,
+        restarts     = t.restarts + CASE WHEN old.target = 'pending' THEN $10::int ELSE 0 END,
         backoff_step = COALESCE($12::int, t.backoff_step),
-        started_at   = CASE WHEN $2::text = 'running' THEN now() ELSE t.started_at END,
-        finished_at  = CASE WHEN $2::text IN ('completed', 'failed', 'stopped') THEN now() ELSE t.finished_at END,
-        not_before   = CASE WHEN $2::text = 'pending' AND $11::float8 IS NOT NULL
+        started_at   = CASE WHEN old.target = 'running' THEN now() ELSE t.started_at END,
+        finished_at  = CASE WHEN old.target IN ('completed', 'failed', 'stopped') THEN now() ELSE t.finished_at END,
+        not_before   = CASE WHEN old.target = 'pending' AND $11::float8 IS NOT NULL
                             THEN now() + make_interval(secs => $11::float8) END,
+        -- a restart that waits out its backoff joins the queue when it may
+        -- be placed, not where it stood: passes never wade through waiting
+        -- tasks to find the ones they may place
+        queued_at    = CASE WHEN old.target = 'pending' AND $11::float8 IS NOT NULL
+                            THEN now() + make_interval(secs => $11::float8) ELSE t.queued_at END,
         health       = old.new_health,
         health_at    = CASE WHEN old.new_health <> old.health THEN now() ELSE t.health_at END,
         updated_at   = now()
@@ -80,35 +92,27 @@ WITH old AS (
     WHERE t.id = old.id
       AND old.state = ANY($3::text[])
       AND ($4::int IS NULL OR (old.attempt = $4::int AND old.node_id = $5::uuid))
-    RETURNING t.id, old.state AS from_state, old.node_id AS old_node, t.attempt,
-              old.cpu_millis, old.memory_bytes, old.disk_bytes
-), rel AS (
-    UPDATE nodes n SET
-        reserved_cpu_millis   = n.reserved_cpu_millis - u.cpu_millis,
-        reserved_memory_bytes = n.reserved_memory_bytes - u.memory_bytes,
-        reserved_disk_bytes   = n.reserved_disk_bytes - u.disk_bytes,
-        updated_at = now()
-    FROM upd u
-    WHERE n.id = u.old_node
-      AND u.from_state IN ('scheduled', 'starting', 'running')
-      AND $2::text NOT IN ('scheduled', 'starting', 'running')
-), unport AS (
-    -- host ports are held exactly as long as the reservation (see node_ports)
-    DELETE FROM node_ports np USING upd u
-    WHERE np.task_id = u.id AND $2::text NOT IN ('scheduled', 'starting', 'running')
+    RETURNING t.id, old.state AS from_state, old.target, old.node_id AS old_node, t.attempt
 ), ev AS (
     INSERT INTO task_events (task_id, from_state, to_state, attempt, node_id, exit_code, reason)
-    SELECT id, from_state, $2::text, attempt, old_node, $7::int, $9::text FROM upd
+    SELECT id, from_state, target, attempt, old_node, $7::int,
+           CASE WHEN target = $2::text THEN $9::text ELSE 'stopped on request, instead of: ' || $9::text END
+    FROM upd
 )
-SELECT from_state, CASE WHEN $2::text = 'pending' THEN pg_notify('` + ChannelPending + `', '')::text END
+SELECT from_state, target, CASE WHEN target = 'pending' THEN pg_notify('` + ChannelPending + `', '')::text END
 FROM upd`
 
-// transition applies tr on q and returns the state the task left. A refused
-// change wraps queue.ErrNotFound, queue.ErrNotOwner or
-// queue.ErrInvalidTransition, and writes nothing.
-func transition(ctx context.Context, q querier, tr stateChange) (queue.State, error) {
+// transition applies tr on q and returns the state the task left and the
+// one it is in now (tr.To, or stopped for a task asked to stop that tr
+// would have sent back to the queue). A refused change wraps
+// queue.ErrNotFound, queue.ErrNotOwner or queue.ErrInvalidTransition, and
+// writes nothing. A fenced change the task has already undergone — the same
+// lease, already in tr.To, with the same container — is repeated from an
+// agent that did not hear that its first try committed: it succeeds and
+// writes nothing.
+func transition(ctx context.Context, q querier, tr stateChange) (from, to queue.State, err error) {
 	if !tr.To.Valid() {
-		return "", fmt.Errorf("%w: unknown target state %q", queue.ErrInvalidTransition, tr.To)
+		return "", "", fmt.Errorf("%w: unknown target state %q", queue.ErrInvalidTransition, tr.To)
 	}
 	sources := queue.Sources(tr.To)
 	src := make([]string, len(sources))
@@ -129,33 +133,37 @@ func transition(ctx context.Context, q querier, tr stateChange) (queue.State, er
 		secs := tr.Delay.Seconds()
 		delay = &secs
 	}
-	var from queue.State
 	var ignored *string
-	err := q.QueryRow(ctx, transitionSQL, tr.TaskID, string(tr.To), src, attempt, node,
-		tr.ContainerID, tr.ExitCode, tr.Error, tr.Reason, restart, delay, tr.BackoffStep).Scan(&from, &ignored)
+	err = q.QueryRow(ctx, transitionSQL, tr.TaskID, string(tr.To), src, attempt, node,
+		tr.ContainerID, tr.ExitCode, tr.Error, tr.Reason, restart, delay, tr.BackoffStep).Scan(&from, &to, &ignored)
 	if err == nil {
-		return from, nil
+		return from, to, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return "", translate(err, fmt.Sprintf("moving task %s to %s", tr.TaskID, tr.To))
+		return "", "", translate(err, fmt.Sprintf("moving task %s to %s", tr.TaskID, tr.To))
 	}
-	return "", refusal(ctx, q, tr)
+	return refusal(ctx, q, tr)
 }
 
-// refusal explains why transitionSQL changed nothing.
-func refusal(ctx context.Context, q querier, tr stateChange) error {
+// refusal explains why transitionSQL changed nothing, or finds that a
+// fenced change had already been made (see transition).
+func refusal(ctx context.Context, q querier, tr stateChange) (from, to queue.State, err error) {
 	var state queue.State
 	var attempt int
 	var node *uuid.UUID
-	err := q.QueryRow(ctx, `SELECT state, attempt, node_id FROM tasks WHERE id = $1`, tr.TaskID).Scan(&state, &attempt, &node)
+	var container string
+	err = q.QueryRow(ctx, `SELECT state, attempt, node_id, container_id FROM tasks WHERE id = $1`, tr.TaskID).Scan(&state, &attempt, &node, &container)
 	if err != nil {
-		return translate(err, fmt.Sprintf("task %s", tr.TaskID))
+		return "", "", translate(err, fmt.Sprintf("task %s", tr.TaskID))
 	}
 	if tr.Lease != nil && (attempt != tr.Lease.Attempt || node == nil || *node != tr.Lease.NodeID) {
-		return fmt.Errorf("task %s attempt %d on node %s: %w (now attempt %d)", tr.TaskID, tr.Lease.Attempt, tr.Lease.NodeID, queue.ErrNotOwner, attempt)
+		return "", "", fmt.Errorf("task %s attempt %d on node %s: %w (now attempt %d)", tr.TaskID, tr.Lease.Attempt, tr.Lease.NodeID, queue.ErrNotOwner, attempt)
+	}
+	if tr.Lease != nil && state == tr.To && (tr.ContainerID == nil || *tr.ContainerID == container) {
+		return state, state, nil // done already: the reply to the first try was lost
 	}
 	if err := queue.CheckTransition(state, tr.To); err != nil {
-		return fmt.Errorf("task %s: %w", tr.TaskID, err)
+		return "", "", fmt.Errorf("task %s: %w", tr.TaskID, err)
 	}
-	return fmt.Errorf("task %s changed while moving it to %s: %w", tr.TaskID, tr.To, queue.ErrConflict)
+	return "", "", fmt.Errorf("task %s changed while moving it to %s: %w", tr.TaskID, tr.To, queue.ErrConflict)
 }

@@ -15,7 +15,7 @@ func TestTransition_RefusesInvalidAndWritesNothing(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	task := mustTask(t, s, queue.Resources{})
-	_, err := transition(ctx, s.pool, stateChange{TaskID: task.ID, To: queue.Running})
+	_, _, err := transition(ctx, s.pool, stateChange{TaskID: task.ID, To: queue.Running})
 	if !errors.Is(err, queue.ErrInvalidTransition) {
 		t.Fatalf("pending → running: %v, want ErrInvalidTransition", err)
 	}
@@ -24,7 +24,7 @@ func TestTransition_RefusesInvalidAndWritesNothing(t *testing.T) {
 	if got.State != queue.Pending || len(evs) != 1 {
 		t.Errorf("refused change left state %s and %d events", got.State, len(evs))
 	}
-	if _, err := transition(ctx, s.pool, stateChange{TaskID: uuid.New(), To: queue.Stopped}); !errors.Is(err, queue.ErrNotFound) {
+	if _, _, err := transition(ctx, s.pool, stateChange{TaskID: uuid.New(), To: queue.Stopped}); !errors.Is(err, queue.ErrNotFound) {
 		t.Errorf("unknown task: %v, want ErrNotFound", err)
 	}
 }

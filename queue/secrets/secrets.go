@@ -93,7 +93,7 @@ func Generate() (string, error) {
 func Parse(text string) (*Key, error) {
 	b64, ok := strings.CutPrefix(strings.TrimSpace(text), filePrefix)
 	if !ok {
-		return nil, fmt.Errorf("not an orch secrets key (it must start with %q; make one with orch secrets-key generate)", filePrefix)
+		return nil, fmt.Errorf("not an orch secrets key (it must start with %q; make one with: orch token secrets-key FILE)", filePrefix)
 	}
 	raw, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
