@@ -121,6 +121,9 @@ type Agent struct {
 	// has asked nothing, and in a large cluster beats are further apart
 	// than a task's stop_after_disconnect.
 	asking atomic.Bool
+	// clockSkew is the database's clock less the agent's (a time.Duration),
+	// learnt with every heartbeat (see localTime).
+	clockSkew atomic.Int64
 
 	mu sync.Mutex
 	// watched holds the leases this process is watching a container for. It
@@ -328,6 +331,10 @@ func (a *Agent) Step(ctx context.Context) error {
 		}
 		claim, err := a.store.Claim(ctx, a.node.ID, free)
 		if err != nil {
+			// The claim may have committed without the agent hearing so:
+			// its tasks then wait in starting, which only a reconcile
+			// resumes. Have one soon rather than at the next interval.
+			a.reconcileNeeded.Store(true)
 			return err
 		}
 		tasks := claim.Tasks

@@ -45,8 +45,14 @@ func (a *Agent) beat(ctx context.Context) time.Duration {
 	a.asking.Store(true)
 	a.wakeFence()
 	bctx, cancel := context.WithTimeout(ctx, max(a.opts.HeartbeatInterval, beatMinTimeout))
+	sent := time.Now()
 	r, err := a.store.Beat(bctx, a.node.ID, health, a.opts.HeartbeatInterval)
 	cancel()
+	if err == nil {
+		// The database's clock less ours, read half way through the round trip.
+		mid := sent.Add(time.Since(sent) / 2)
+		a.clockSkew.Store(int64(r.DBTime.Sub(mid)))
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			a.obs.metrics.errors.WithLabelValues("heartbeat").Inc()

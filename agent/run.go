@@ -108,6 +108,11 @@ func (a *Agent) start(ctx context.Context, t queue.Task) {
 	a.watch(ctx, &t, id, true)
 }
 
+// localTime turns a time the database stamped into the agent's clock.
+func (a *Agent) localTime(db time.Time) time.Time {
+	return db.Add(-time.Duration(a.clockSkew.Load()))
+}
+
 // withSecrets returns env with the task's secrets added, read from the
 // database and opened with the cluster's key. Its errors name no value.
 func (a *Agent) withSecrets(ctx context.Context, t *queue.Task, env map[string]string) (map[string]string, error) {
@@ -181,7 +186,7 @@ func (a *Agent) watch(ctx context.Context, t *queue.Task, containerID string, ma
 	hc := t.HealthCheck
 	started := time.Now()
 	if !markRunning && t.StartedAt != nil {
-		started = *t.StartedAt
+		started = a.localTime(*t.StartedAt)
 	}
 	unwatch := func() {
 		a.mu.Lock()

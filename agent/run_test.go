@@ -8,6 +8,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orchd/orch/queue"
+	"github.com/orchd/orch/queue/postgres"
+	"github.com/orchd/orch/queue/postgres/pgtest"
 )
 
 func TestContainerName_UniqueForTasksCreatedTogether(t *testing.T) {
@@ -105,5 +107,43 @@ func TestAgent_TouchesOnlyContainersLabelledForItsNode(t *testing.T) {
 	}
 	if !a.ownsContainer(c.ctx, mine) {
 		t.Error("the agent does not recognise its own container")
+	}
+}
+
+// The agent's "running" write commits, but its answer is lost on the way
+// back (the connection breaks). The agent writes again; the repeat must be
+// taken as done, not refused: otherwise the agent removes a healthy
+// container and the next reconcile records it as vanished.
+func TestAgent_RunningWriteRepeatedAfterALostAnswer_KeepsTheContainer(t *testing.T) {
+	t.Parallel()
+	c := newSimCluster(t)
+	rt := &MemRuntime{}
+	proxy, viaProxy := pgtest.NewProxy(t, c.url)
+	store, err := postgres.Open(c.ctx, viaProxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	proxy.LoseReplyTo([]byte("container started"))
+	a := c.startWith("a", rt, store)
+	tk := c.create(queue.TaskSpec{Name: "web"})
+	c.waitState(tk.ID, 10*time.Second, queue.Running)
+	// Give the agent its retries and two full reconciles (every second in
+	// this rig) to get it wrong.
+	time.Sleep(2500 * time.Millisecond)
+	if proxy.Lost() != 1 {
+		t.Fatalf("the proxy lost %d answers, want the one to the running write", proxy.Lost())
+	}
+	got := c.task(tk.ID)
+	if got.State != queue.Running || got.Attempt != 1 {
+		t.Errorf("the task is %s at attempt %d, want running at attempt 1", got.State, got.Attempt)
+	}
+	if r := running(t, rt, tk.ID); r[a.Node().ID.String()] != 1 {
+		t.Errorf("containers of the task: %v, want its one container still running", r)
+	}
+	for _, e := range events(t, c.store, tk.ID) {
+		if strings.Contains(e.Reason, "disappeared") || e.To == queue.Failed {
+			t.Errorf("event %s → %s: %s", e.From, e.To, e.Reason)
+		}
 	}
 }

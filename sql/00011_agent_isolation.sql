@@ -40,6 +40,16 @@ CREATE TRIGGER tasks_left_node AFTER UPDATE OF state ON tasks FOR EACH ROW
     WHEN (OLD.state IN ('scheduled', 'starting', 'running') AND NEW.state NOT IN ('scheduled', 'starting', 'running'))
     EXECUTE FUNCTION orch_task_left_node();
 
+-- Whether a task is placed on the connected agent's node now. It runs as its
+-- owner, as the functions of 00005 do: a policy on task_events that read
+-- tasks directly would loop back through the policy on tasks (which reads
+-- task_events), and PostgreSQL refuses such recursion.
+-- +goose StatementBegin
+CREATE FUNCTION orch_agent_holds(task uuid) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT
+    AS $$ SELECT EXISTS (SELECT 1 FROM tasks WHERE id = task AND node_id = orch_agent_node_id()) $$;
+-- +goose StatementEnd
+
 -- Events: read those naming the node; append only about a task on the node
 -- now. (A statement that moves the task and appends its event sees the task
 -- as it was before the statement, still on the node.)
@@ -47,9 +57,7 @@ DROP POLICY agent_events ON task_events;
 CREATE POLICY agent_events_read ON task_events FOR SELECT
     USING (node_id = (SELECT orch_agent_node_id()));
 CREATE POLICY agent_events_append ON task_events FOR INSERT
-    WITH CHECK (node_id = (SELECT orch_agent_node_id())
-                AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = task_events.task_id
-                                                    AND t.node_id = (SELECT orch_agent_node_id())));
+    WITH CHECK (node_id = (SELECT orch_agent_node_id()) AND orch_agent_holds(task_id));
 
 -- Tasks: change only the live ones on the node.
 DROP POLICY agent_tasks_change ON tasks;
@@ -62,29 +70,23 @@ CREATE POLICY agent_tasks_change ON tasks FOR UPDATE
 DROP POLICY agent_logs ON task_logs;
 CREATE POLICY agent_logs_read ON task_logs FOR SELECT
     USING (EXISTS (SELECT 1 FROM task_events e WHERE e.task_id = task_logs.task_id AND e.node_id = (SELECT orch_agent_node_id())));
-CREATE POLICY agent_logs_insert ON task_logs FOR INSERT
-    WITH CHECK (EXISTS (SELECT 1 FROM tasks t WHERE t.id = task_logs.task_id AND t.node_id = (SELECT orch_agent_node_id())));
-CREATE POLICY agent_logs_delete ON task_logs FOR DELETE
-    USING (EXISTS (SELECT 1 FROM tasks t WHERE t.id = task_logs.task_id AND t.node_id = (SELECT orch_agent_node_id())));
+CREATE POLICY agent_logs_insert ON task_logs FOR INSERT WITH CHECK (orch_agent_holds(task_id));
+CREATE POLICY agent_logs_delete ON task_logs FOR DELETE USING (orch_agent_holds(task_id));
 DROP POLICY agent_log_totals ON task_log_totals;
 CREATE POLICY agent_log_totals_read ON task_log_totals FOR SELECT
     USING (EXISTS (SELECT 1 FROM task_events e WHERE e.task_id = task_log_totals.task_id AND e.node_id = (SELECT orch_agent_node_id())));
-CREATE POLICY agent_log_totals_insert ON task_log_totals FOR INSERT
-    WITH CHECK (EXISTS (SELECT 1 FROM tasks t WHERE t.id = task_log_totals.task_id AND t.node_id = (SELECT orch_agent_node_id())));
-CREATE POLICY agent_log_totals_update ON task_log_totals FOR UPDATE
-    USING (EXISTS (SELECT 1 FROM tasks t WHERE t.id = task_log_totals.task_id AND t.node_id = (SELECT orch_agent_node_id())));
+CREATE POLICY agent_log_totals_insert ON task_log_totals FOR INSERT WITH CHECK (orch_agent_holds(task_id));
+CREATE POLICY agent_log_totals_update ON task_log_totals FOR UPDATE USING (orch_agent_holds(task_id));
 
 -- Usage: the rows name the node, and the task must be on it.
 DROP POLICY agent_task_usage ON task_usage;
 CREATE POLICY agent_task_usage ON task_usage
     USING (node_id = (SELECT orch_agent_node_id()))
-    WITH CHECK (node_id = (SELECT orch_agent_node_id())
-                AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = task_usage.task_id AND t.node_id = (SELECT orch_agent_node_id())));
+    WITH CHECK (node_id = (SELECT orch_agent_node_id()) AND orch_agent_holds(task_id));
 DROP POLICY agent_task_stats ON task_stats;
 CREATE POLICY agent_task_stats ON task_stats
     USING (node_id = (SELECT orch_agent_node_id()))
-    WITH CHECK (node_id = (SELECT orch_agent_node_id())
-                AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = task_stats.task_id AND t.node_id = (SELECT orch_agent_node_id())));
+    WITH CHECK (node_id = (SELECT orch_agent_node_id()) AND orch_agent_holds(task_id));
 
 -- What an agent role may claim for its node. NULL capacity bounds are set
 -- by the node's first registration; an admin sets or raises them with
@@ -210,5 +212,6 @@ DROP POLICY agent_events_read ON task_events;
 CREATE POLICY agent_events ON task_events
     USING (node_id = (SELECT orch_agent_node_id()))
     WITH CHECK (node_id = (SELECT orch_agent_node_id()));
+DROP FUNCTION orch_agent_holds(uuid);
 DROP TRIGGER tasks_left_node ON tasks;
 DROP FUNCTION orch_task_left_node();

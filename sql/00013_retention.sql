@@ -33,8 +33,18 @@ CREATE TABLE task_counts (
 INSERT INTO task_counts DEFAULT VALUES;
 
 -- Restarts waiting out their backoff are queued at its end
--- (transitionSQL); those already waiting move there now.
+-- (transitionSQL); those already waiting move there now. An agent that
+-- restarts a task writes it.
 UPDATE tasks SET queued_at = not_before WHERE state = 'pending' AND not_before > queued_at;
+-- +goose StatementBegin
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'orch_agent') THEN
+        GRANT UPDATE (queued_at) ON tasks TO orch_agent;
+    END IF;
+END
+$$;
+-- +goose StatementEnd
 
 -- Tasks a user asked to stop that went back to the queue (their node was
 -- lost or drained) sat there forever: no pass takes them. They end stopped.

@@ -216,7 +216,8 @@ func waitDrained(ctx context.Context, c *coordinator.Client, w io.Writer, n queu
 // Postgres directly, as the schema's owner: creating roles is not something
 // the API offers.
 func newNodeTokenCmd() *cobra.Command {
-	var revoke bool
+	var revoke, privileged bool
+	var maxCPU, maxMemory, maxDisk string
 	cmd := &cobra.Command{
 		Use:   "token NODE",
 		Short: "Create (or rotate) the database role of NODE's agent and print how the agent connects",
@@ -224,7 +225,9 @@ func newNodeTokenCmd() *cobra.Command {
 security lets it read and change only that node's row, the tasks placed on it and its own stats
 and logs. Run it with the database URL of the schema's owner (--database-url / ORCH_DATABASE_URL);
 give the printed URL to the agent as its ORCH_DATABASE_URL, and start it with --name NODE.
-Running it again gives the role a new password; --revoke drops the role.`,
+The node may offer at most --max-cpu, --max-memory and --max-disk (by default, what it offers
+when it first registers); only with --allow-privileged may it run privileged containers.
+Running it again gives the role a new password (and sets the limits given); --revoke drops the role.`,
 		Args: exactArgs(1, "give the node's name, as its agent registers it (--name)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			v, url, err := databaseURL(cmd)
@@ -243,7 +246,24 @@ Running it again gives the role a new password; --revoke drops the role.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "dropped the role of node %s\n", args[0])
 				return nil
 			}
-			role, err := store.CreateAgentRole(cmd.Context(), args[0])
+			var limits postgres.AgentRoleLimits
+			limits.AllowPrivileged = privileged
+			if maxCPU != "" {
+				if limits.Capacity.CPUMillis, err = queue.ParseCPU(maxCPU); err != nil {
+					return queue.Invalid("max-cpu", err.Error(), "give cores like 8 or millicores like 7500m")
+				}
+			}
+			if maxMemory != "" {
+				if limits.Capacity.MemoryBytes, err = queue.ParseBytes(maxMemory); err != nil {
+					return queue.Invalid("max-memory", err.Error(), "give a size like 32GiB")
+				}
+			}
+			if maxDisk != "" {
+				if limits.Capacity.DiskBytes, err = queue.ParseBytes(maxDisk); err != nil {
+					return queue.Invalid("max-disk", err.Error(), "give a size like 500GiB")
+				}
+			}
+			role, err := store.CreateAgentRole(cmd.Context(), args[0], limits)
 			if err != nil {
 				return err
 			}
@@ -257,6 +277,10 @@ Running it again gives the role a new password; --revoke drops the role.`,
 	}
 	cmd.Flags().String(config.KeyDatabaseURL, "", "PostgreSQL URL of the schema's owner (env ORCH_DATABASE_URL)")
 	cmd.Flags().BoolVar(&revoke, "revoke", false, "drop the node's role instead")
+	cmd.Flags().StringVar(&maxCPU, "max-cpu", "", "the most CPU the node may offer (default: what it first registers with)")
+	cmd.Flags().StringVar(&maxMemory, "max-memory", "", "the most memory the node may offer")
+	cmd.Flags().StringVar(&maxDisk, "max-disk", "", "the most disk the node may offer")
+	cmd.Flags().BoolVar(&privileged, "allow-privileged", false, "let the node run privileged and host-network containers (its agent must also be started with --allow-privileged)")
 	return cmd
 }
 

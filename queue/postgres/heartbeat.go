@@ -26,6 +26,10 @@ type BeatResult struct {
 	// Interval is when the agent must beat next: its own interval, or the
 	// cluster's (heartbeat_policy) when that is longer.
 	Interval time.Duration
+	// DBTime is the database's clock as the beat was written. The agent
+	// compares times the database stamped (a task's started_at) with its
+	// own clock only through it, since the two clocks may differ.
+	DBTime time.Time
 }
 
 // beatSQL records a heartbeat and the engine's health in one statement,
@@ -48,7 +52,7 @@ WITH ` + asyncCommitCTE + `, old AS (
     FROM old WHERE n.id = old.id
     RETURNING old.state AS was, n.draining, n.heartbeat_interval_ms
 )
-SELECT was, draining, heartbeat_interval_ms,
+SELECT was, draining, heartbeat_interval_ms, clock_timestamp(),
     CASE WHEN was <> 'ready' AND $2::text = 'ready' THEN pg_notify('` + ChannelPending + `', '')::text END
 FROM upd, async_commit`
 
@@ -78,7 +82,7 @@ func (s *Store) Beat(ctx context.Context, node uuid.UUID, h NodeHealth, every ti
 	var intervalMS int32
 	down := max(h.EngineDownFor, 0).Seconds()
 	err := s.pool.QueryRow(ctx, beatSQL, node, string(state), h.Problem, h.EngineDown && h.Problem != "", down,
-		max(every.Milliseconds(), 1)).Scan(&r.Was, &r.Draining, &intervalMS, &ignored)
+		max(every.Milliseconds(), 1)).Scan(&r.Was, &r.Draining, &intervalMS, &r.DBTime, &ignored)
 	if err != nil {
 		return BeatResult{}, translate(err, fmt.Sprintf("heartbeat of node %s", node))
 	}

@@ -208,7 +208,7 @@ func TestStore_Restart_BackoffDoubles_AndStartsOverAfterALongRun(t *testing.T) {
 		if e := lastEvent(t, s, l.TaskID); !strings.HasSuffix(e.Reason, " in "+wantDelay) {
 			t.Errorf("restart event %q, want a delay of %s", e.Reason, wantDelay)
 		}
-		exec(t, s, `UPDATE tasks SET not_before = NULL WHERE id = $1`, l.TaskID) // skip the wait
+		exec(t, s, `UPDATE tasks SET not_before = NULL, queued_at = now() WHERE id = $1`, l.TaskID) // skip the wait
 		l = runAgain(t, s, n.ID, l.TaskID)
 	}
 	crash("1s")
@@ -220,5 +220,47 @@ func TestStore_Restart_BackoffDoubles_AndStartsOverAfterALongRun(t *testing.T) {
 	crash("2s")
 	if tk, _ := s.GetTask(ctx, l.TaskID); tk.Restarts != 5 {
 		t.Errorf("restarts = %d, want 5: starting the backoff over does not forget them", tk.Restarts)
+	}
+}
+
+// An agent whose write committed but whose answer was lost (a dropped
+// connection, a restarting server) writes again with the same lease. The
+// repeat succeeds and changes nothing; the same lease with another
+// container is still refused.
+func TestStore_AgentWrites_RepeatedAfterALostAnswerChangeNothing(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	n := mustNode(t, s, "n1", roomyNode)
+	l := running(t, s, n.ID, queue.TaskSpec{})
+	before, err := s.Events(ctx, l.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	container := "c-" + l.TaskID.String()[:8]
+	if err := s.MarkRunning(ctx, l, container); err != nil {
+		t.Fatalf("running again with the same container: %v", err)
+	}
+	if err := s.MarkRunning(ctx, l, "another-container"); err == nil {
+		t.Error("running again with another container was accepted")
+	}
+	if after, _ := s.Events(ctx, l.TaskID); len(after) != len(before) {
+		t.Errorf("the repeat wrote %d events", len(after)-len(before))
+	}
+	if tk, _ := s.GetTask(ctx, l.TaskID); tk.State != queue.Running || tk.ContainerID != container {
+		t.Errorf("task %s with container %s", tk.State, tk.ContainerID)
+	}
+	if to, err := s.RecordExit(ctx, l, ExitReport{Code: 0}); err != nil || to != queue.Completed {
+		t.Fatalf("exit: %s, %v", to, err)
+	}
+	ended, _ := s.Events(ctx, l.TaskID)
+	if to, err := s.RecordExit(ctx, l, ExitReport{Code: 0}); err != nil || to != queue.Completed {
+		t.Errorf("exit again: %s, %v; want completed, no error", to, err)
+	}
+	if again, _ := s.Events(ctx, l.TaskID); len(again) != len(ended) {
+		t.Errorf("the repeated exit wrote %d events", len(again)-len(ended))
+	}
+	if r := reserved(t, s, n.ID); r != (queue.Resources{}) {
+		t.Errorf("reservations after the repeats: %+v", r)
 	}
 }

@@ -34,10 +34,22 @@ func agentRoleName(node string) string {
 	return "orch_agent_" + hex.EncodeToString(h[:8])
 }
 
+// AgentRoleLimits bound what a node's agent role may claim for its node when
+// it registers (orch_register_node, 00011_agent_isolation.sql). A zero
+// capacity keeps the bound already set, or, for a new role, lets the node's
+// first registration set it.
+type AgentRoleLimits struct {
+	Capacity queue.Resources
+	// AllowPrivileged lets the node run privileged and host-network
+	// containers, when its agent also asks (--allow-privileged).
+	AllowPrivileged bool
+}
+
 // CreateAgentRole makes (or, if it exists, gives a new password to) the
-// database role for node's agent, and returns how the agent connects with
-// it. The caller's role must be allowed to create roles.
-func (s *Store) CreateAgentRole(ctx context.Context, node string) (AgentRole, error) {
+// database role for node's agent, records what it may claim for the node,
+// and returns how the agent connects with it. The caller's role must be
+// allowed to create roles.
+func (s *Store) CreateAgentRole(ctx context.Context, node string, limits AgentRoleLimits) (AgentRole, error) {
 	if node == "" {
 		return AgentRole{}, queue.Invalid("node", "a node name is required", "give the name the agent registers with (--name)")
 	}
@@ -68,8 +80,21 @@ func (s *Store) CreateAgentRole(ctx context.Context, node string) (AgentRole, er
 		if _, err := tx.Exec(ctx, fmt.Sprintf("GRANT %s TO %s", agentGroupRole, ident)); err != nil {
 			return translate(err, "granting the agent's privileges")
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO agent_roles (role_name, node_name) VALUES ($1, $2)
-ON CONFLICT (node_name) DO UPDATE SET role_name = EXCLUDED.role_name`, r.Role, node); err != nil {
+		bound := func(v int64) *int64 {
+			if v <= 0 {
+				return nil
+			}
+			return &v
+		}
+		c := limits.Capacity
+		if _, err := tx.Exec(ctx, `INSERT INTO agent_roles (role_name, node_name, max_cpu_millis, max_memory_bytes, max_disk_bytes, allow_privileged)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (node_name) DO UPDATE SET role_name = EXCLUDED.role_name,
+    max_cpu_millis = COALESCE(EXCLUDED.max_cpu_millis, agent_roles.max_cpu_millis),
+    max_memory_bytes = COALESCE(EXCLUDED.max_memory_bytes, agent_roles.max_memory_bytes),
+    max_disk_bytes = COALESCE(EXCLUDED.max_disk_bytes, agent_roles.max_disk_bytes),
+    allow_privileged = EXCLUDED.allow_privileged`,
+			r.Role, node, bound(c.CPUMillis), bound(c.MemoryBytes), bound(c.DiskBytes), limits.AllowPrivileged); err != nil {
 			return translate(err, "recording the agent's role")
 		}
 		return nil

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +17,14 @@ import (
 // agentStore connects to the test's database as the agent role of node.
 func agentStore(t *testing.T, admin *Store, node string) *Store {
 	t.Helper()
+	return agentStoreWith(t, admin, node, AgentRoleLimits{})
+}
+
+// agentStoreWith is agentStore for a role with limits.
+func agentStoreWith(t *testing.T, admin *Store, node string, limits AgentRoleLimits) *Store {
+	t.Helper()
 	ctx := context.Background()
-	role, err := admin.CreateAgentRole(ctx, node)
+	role, err := admin.CreateAgentRole(ctx, node, limits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,5 +180,173 @@ func TestAgentRoles_RequeueByAgentIsAllowed(t *testing.T) {
 	got, err := admin.GetTask(ctx, tk.ID)
 	if err != nil || got.State != queue.Pending || got.NodeID != nil {
 		t.Fatalf("after requeue: %s on %v, %v", got.State, got.NodeID, err)
+	}
+}
+
+// A compromised node's role, knowing another node's task id, tries what the
+// review found it could do: forge an event to open the task, read its env,
+// secrets and logs, rewrite or delete the logs, and advertise more room or
+// privileges than it was given. PostgreSQL refuses all of it.
+func TestAgentRoles_NoNodeReachesAnotherNodesTask(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin := newStore(t)
+	suffix := strings.ToLower(uuid.NewString()[:8])
+	nameA, nameB := "iso-a-"+suffix, "iso-b-"+suffix
+	a := agentStoreWith(t, admin, nameA, AgentRoleLimits{Capacity: queue.Resources{CPUMillis: 4000}})
+	b := agentStore(t, admin, nameB)
+	cap := queue.Resources{CPUMillis: 4000, MemoryBytes: 4 << 30, DiskBytes: 4 << 30}
+	nodeA, err := a.RegisterNode(ctx, queue.NodeRegistration{Name: nameA, Capacity: cap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeB, err := b.RegisterNode(ctx, queue.NodeRegistration{Name: nameB, Capacity: cap})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// B runs a task with an env value, a secret and some output.
+	spec := queue.TaskSpec{Image: "app:1", Env: map[string]string{"DB_HOST": "db.internal"},
+		Secrets: map[string]string{"DB_PASSWORD": "hunter2-xyz"}}
+	spec.Normalize()
+	taskB, err := admin.CreateTask(ctx, uuid.Nil, spec, CreateOpts{SealedSecrets: []byte("sealed-bytes")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass(t, admin, onNode(nodeB.ID))
+	claim, err := b.Claim(ctx, nodeB.ID, 1)
+	if err != nil || len(claim.Tasks) != 1 {
+		t.Fatalf("B claims: %v", err)
+	}
+	leaseB := claim.Tasks[0].Lease()
+	if err := b.MarkRunning(ctx, leaseB, "cB"); err != nil {
+		t.Fatal(err)
+	}
+	if sealed, err := b.TaskSecrets(ctx, leaseB); err != nil || string(sealed) != "sealed-bytes" {
+		t.Fatalf("B reads its task's sealed secrets: %q, %v", sealed, err)
+	}
+	if _, err := b.AppendLogs(ctx, leaseB, []queue.LogLine{{Attempt: 1, At: time.Now(), Stream: queue.Stdout, Text: "b says hi"}}, queue.DefaultLogLimits); err != nil {
+		t.Fatal(err)
+	}
+
+	// The forged event that opened everything before.
+	_, err = a.pool.Exec(ctx, `INSERT INTO task_events (task_id, to_state, attempt, node_id) VALUES ($1, 'running', 1, $2)`, taskB.ID, nodeA.ID)
+	if !forbidden(err) {
+		t.Errorf("A forges an event naming itself for B's task: %v, want refused", err)
+	}
+	var n int
+	if err := a.pool.QueryRow(ctx, `SELECT count(*) FROM tasks WHERE id = $1`, taskB.ID).Scan(&n); err != nil || n != 0 {
+		t.Errorf("A sees B's task (its env): %d rows, %v", n, err)
+	}
+	if err := a.pool.QueryRow(ctx, `SELECT count(*) FROM task_secrets`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("A sees sealed secrets: %d rows, %v", n, err)
+	}
+	if _, err := a.TaskSecrets(ctx, leaseB); err == nil {
+		t.Error("A read B's task's secrets")
+	}
+	if err := a.pool.QueryRow(ctx, `SELECT count(*) FROM task_logs WHERE task_id = $1`, taskB.ID).Scan(&n); err != nil || n != 0 {
+		t.Errorf("A sees B's logs: %d rows, %v", n, err)
+	}
+	if tag, err := a.pool.Exec(ctx, `DELETE FROM task_logs WHERE task_id = $1`, taskB.ID); err != nil || tag.RowsAffected() != 0 {
+		t.Errorf("A deletes B's logs: %d rows, %v", tag.RowsAffected(), err)
+	}
+	_, err = a.pool.Exec(ctx, `INSERT INTO task_logs (task_id, attempt, at, stream, line) VALUES ($1, 1, now(), 'stdout', 'forged')`, taskB.ID)
+	if !forbidden(err) {
+		t.Errorf("A forges a log line of B's task: %v, want refused", err)
+	}
+	_, err = a.pool.Exec(ctx, `INSERT INTO task_usage (task_id, attempt, node_id, at, cpu_percent, memory_used_bytes, memory_limit_bytes)
+VALUES ($1, 1, $2, now(), 99, 1, 1)`, taskB.ID, nodeA.ID)
+	if !forbidden(err) {
+		t.Errorf("A forges usage of B's task: %v, want refused", err)
+	}
+
+	// B's task is as B left it.
+	got, err := admin.GetTask(ctx, taskB.ID)
+	if err != nil || got.State != queue.Running || got.Env["DB_HOST"] != "db.internal" || len(got.SecretKeys) != 1 {
+		t.Errorf("B's task after A's attempts: %s %v %v, %v", got.State, got.Env, got.SecretKeys, err)
+	}
+	page, err := admin.ReadLogs(ctx, taskB.ID, LogQuery{})
+	if err != nil || len(page.Lines) != 1 || page.Lines[0].Text != "b says hi" {
+		t.Errorf("B's logs after A's attempts: %+v, %v", page.Lines, err)
+	}
+	if evs, _ := admin.Events(ctx, taskB.ID); len(evs) != 4 { // created, scheduled, starting, running
+		t.Errorf("B's task has %d events, want 4 (none forged)", len(evs))
+	}
+
+	// A's own node: no more room, no privileges, no reservations of its own making.
+	for _, q := range []string{
+		`UPDATE nodes SET cpu_millis = 1000000 WHERE id = $1`,
+		`UPDATE nodes SET memory_bytes = 1 << 50 WHERE id = $1`,
+		`UPDATE nodes SET labels = '{"orch.allow-privileged": "true"}' WHERE id = $1`,
+		`UPDATE nodes SET reserved_cpu_millis = 0 WHERE id = $1`,
+		`UPDATE nodes SET reserved_memory_bytes = 0, reserved_disk_bytes = 0 WHERE id = $1`,
+		`INSERT INTO nodes (id, name, cpu_millis, memory_bytes, disk_bytes) VALUES (gen_random_uuid(), 'x', 1, 1, 1)`,
+		`DELETE FROM node_ports WHERE node_id = $1`,
+	} {
+		var err error
+		if strings.Contains(q, "$1") {
+			_, err = a.pool.Exec(ctx, q, nodeA.ID)
+		} else {
+			_, err = a.pool.Exec(ctx, q)
+		}
+		if !forbidden(err) {
+			t.Errorf("A: %s: %v, want refused", q, err)
+		}
+	}
+	// Registering again with more room and a privilege label: bounded.
+	big := queue.Resources{CPUMillis: 64000, MemoryBytes: 1 << 40, DiskBytes: 1 << 40}
+	again, err := a.RegisterNode(ctx, queue.NodeRegistration{Name: nameA, Capacity: big, AllowPrivileged: true,
+		Labels: map[string]string{"zone": "eu", queue.LabelAllowPrivileged: "true", "orch.node.name": "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Capacity != cap {
+		t.Errorf("A re-registered with %+v; its role allows %+v", again.Capacity, cap)
+	}
+	if again.Labels["zone"] != "eu" || len(again.Labels) != 1 {
+		t.Errorf("A's labels %v, want only zone=eu (orch.* labels are the cluster's)", again.Labels)
+	}
+	// A finished task of A's own node is history: A cannot revive it.
+	tkA := mustTask(t, admin, queue.Resources{CPUMillis: 100})
+	pass(t, admin, onNode(nodeA.ID))
+	ca, err := a.Claim(ctx, nodeA.ID, 1)
+	if err != nil || len(ca.Tasks) != 1 {
+		t.Fatalf("A claims: %v", err)
+	}
+	if _, err := a.RecordExit(ctx, ca.Tasks[0].Lease(), ExitReport{StartFailed: true, Error: "no"}); err != nil {
+		t.Fatal(err)
+	}
+	if tag, err := a.pool.Exec(ctx, `UPDATE tasks SET state = 'scheduled' WHERE id = $1`, tkA.ID); err != nil || tag.RowsAffected() != 0 {
+		t.Errorf("A revives its finished task: %d rows, %v", tag.RowsAffected(), err)
+	}
+	if n, err := admin.GetNode(ctx, nameA); err != nil || n.Reserved != (queue.Resources{}) {
+		t.Errorf("A's reservations after its task ended: %+v, %v", n.Reserved, err)
+	}
+}
+
+// Privileges are the admin's to grant: an agent asking alone gets none.
+func TestAgentRoles_PrivilegedLabelOnlyWhenTheAdminAllows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin := newStore(t)
+	suffix := strings.ToLower(uuid.NewString()[:8])
+	cap := queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30}
+	for _, tc := range []struct {
+		admin, agent, want bool
+	}{{false, true, false}, {true, false, false}, {true, true, true}} {
+		name := fmt.Sprintf("priv-%t-%t-%s", tc.admin, tc.agent, suffix)
+		s := agentStoreWith(t, admin, name, AgentRoleLimits{AllowPrivileged: tc.admin})
+		n, err := s.RegisterNode(ctx, queue.NodeRegistration{Name: name, Capacity: cap, AllowPrivileged: tc.agent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := n.Labels[queue.LabelAllowPrivileged] == "true"; got != tc.want {
+			t.Errorf("admin allows %t, agent asks %t: privileged %t, want %t", tc.admin, tc.agent, got, tc.want)
+		}
+	}
+	// The owner (orch dev, no per-node roles) is trusted.
+	n, err := admin.RegisterNode(ctx, queue.NodeRegistration{Name: "owner-" + suffix, Capacity: cap, AllowPrivileged: true})
+	if err != nil || n.Labels[queue.LabelAllowPrivileged] != "true" {
+		t.Errorf("the owner's agent asking for privileges: %v, %v", n.Labels, err)
 	}
 }

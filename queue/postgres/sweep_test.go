@@ -228,3 +228,67 @@ func TestStore_EvacuateNode_UnhealthyOnlyAfterTheTimeout(t *testing.T) {
 		t.Errorf("task is %s", tk.State)
 	}
 }
+
+// A task a user asked to stop whose node is then lost, or that its agent
+// hands back, never goes back to the queue, where no pass would take it
+// again: it ends stopped at once, with its reservation released.
+func TestStore_StopRequested_EndsStoppedInsteadOfPending(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	n := mustNode(t, s, "n1", roomyNode)
+	cases := map[string]func(l queue.Lease){
+		"its node is lost": func(l queue.Lease) {
+			exec(t, s, `UPDATE nodes SET state = 'down' WHERE id = $1`, n.ID)
+			if moved, _, err := s.EvacuateNode(ctx, n.ID, time.Second); err != nil || moved != 1 {
+				t.Fatalf("evacuate: %d, %v", moved, err)
+			}
+			exec(t, s, `UPDATE nodes SET state = 'ready' WHERE id = $1`, n.ID)
+		},
+		"its node drains past its deadline": func(l queue.Lease) {
+			if _, err := s.DrainNode(ctx, n.ID.String(), 0); err != nil {
+				t.Fatal(err)
+			}
+			if moved, _, err := s.EvacuateNode(ctx, n.ID, time.Second); err != nil || moved != 1 {
+				t.Fatalf("evacuate after the drain's deadline: %d, %v", moved, err)
+			}
+			if _, err := s.SetCordoned(ctx, n.ID.String(), false); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"its agent hands it back": func(l queue.Lease) {
+			if err := s.Requeue(ctx, l, "lost: docker engine failed"); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"its agent loses touch with the database": func(l queue.Lease) {
+			if _, err := s.RecordExit(ctx, l, ExitReport{Disconnected: true, Error: "out of touch for 3s"}); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	for name, move := range cases {
+		l := running(t, s, n.ID, queue.TaskSpec{RestartPolicy: queue.RestartAlways})
+		if _, err := s.RequestStop(ctx, l.TaskID, "stopped by user"); err != nil {
+			t.Fatal(err)
+		}
+		move(l)
+		tk, err := s.GetTask(ctx, l.TaskID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tk.State != queue.Stopped || tk.FinishedAt == nil {
+			t.Errorf("%s: the task is %s, want stopped", name, tk.State)
+		}
+		if e := lastEvent(t, s, l.TaskID); e.To != queue.Stopped {
+			t.Errorf("%s: last event %s → %s (%s)", name, e.From, e.To, e.Reason)
+		}
+		if r := reserved(t, s, n.ID); r != (queue.Resources{}) {
+			t.Errorf("%s: node still reserves %+v", name, r)
+		}
+	}
+	// And a pass finds nothing stuck at the head of the queue.
+	if res := pass(t, s, onNode(n.ID)); res.Considered != 0 {
+		t.Errorf("a pass considered %d tasks, want none", res.Considered)
+	}
+}

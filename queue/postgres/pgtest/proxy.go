@@ -1,11 +1,14 @@
 package pgtest
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Proxy forwards TCP connections to a database until it is cut: then every
@@ -29,6 +32,10 @@ type Proxy struct {
 	conns map[net.Conn]bool
 	held  bool
 	open  *sync.Cond // signalled when held turns false
+	// loseReply, when set, is the marker of the request whose answer the
+	// proxy loses (LoseReplyTo).
+	loseReply []byte
+	lostCount int
 }
 
 // NewProxy proxies the database of dbURL and returns the proxy and the URL
@@ -82,15 +89,58 @@ func (p *Proxy) forward(c net.Conn) {
 	}
 	p.conns[c], p.conns[s] = true, true
 	p.mu.Unlock()
-	go func() { _, _ = io.Copy(gate{p, s}, c); s.Close() }()
-	_, _ = io.Copy(gate{p, c}, s)
+	var lost atomic.Bool // this connection's answers are being lost
+	go func() {
+		_, _ = io.Copy(gate{p, s, func(b []byte) { p.maybeLose(b, &lost, c, s) }, nil}, c)
+		s.Close()
+	}()
+	_, _ = io.Copy(gate{p, c, nil, &lost}, s)
 	c.Close()
 }
 
-// gate writes to w unless the proxy holds traffic: then it waits.
+// maybeLose arms the loss of the answers on a connection whose request
+// carries the marker LoseReplyTo waits for: the request goes through (and
+// commits), the answer never comes back, and the connection breaks soon
+// after, as when a server restarts or a link fails right after a commit.
+func (p *Proxy) maybeLose(b []byte, lost *atomic.Bool, c, s net.Conn) {
+	p.mu.Lock()
+	marker := p.loseReply
+	hit := marker != nil && bytes.Contains(b, marker)
+	if hit {
+		p.loseReply = nil
+		p.lostCount++
+	}
+	p.mu.Unlock()
+	if !hit {
+		return
+	}
+	lost.Store(true)
+	time.AfterFunc(300*time.Millisecond, func() { c.Close(); s.Close() })
+}
+
+// Lost is how many answers the proxy has lost (LoseReplyTo).
+func (p *Proxy) Lost() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lostCount
+}
+
+// LoseReplyTo makes the proxy lose the answer to the next request that
+// carries marker (e.g. a parameter value of the statement), once: the
+// client cannot tell whether its write committed. It did.
+func (p *Proxy) LoseReplyTo(marker []byte) {
+	p.mu.Lock()
+	p.loseReply = marker
+	p.mu.Unlock()
+}
+
+// gate writes to w unless the proxy holds traffic: then it waits. seen, if
+// set, looks at what passes; lost, if set and true, swallows it.
 type gate struct {
-	p *Proxy
-	w io.Writer
+	p    *Proxy
+	w    io.Writer
+	seen func([]byte)
+	lost *atomic.Bool
 }
 
 func (g gate) Write(b []byte) (int, error) {
@@ -99,6 +149,12 @@ func (g gate) Write(b []byte) (int, error) {
 		g.p.open.Wait()
 	}
 	g.p.mu.Unlock()
+	if g.seen != nil {
+		g.seen(b) // before the request goes on: its answer must not slip through
+	}
+	if g.lost != nil && g.lost.Load() {
+		return len(b), nil
+	}
 	return g.w.Write(b)
 }
 
