@@ -15,6 +15,7 @@ import (
 	"github.com/orchd/orch/queue/postgres"
 	"github.com/orchd/orch/queue/postgres/pgtest"
 	"github.com/orchd/orch/queue/postgres/storetest"
+	"github.com/orchd/orch/queue/secrets"
 	"github.com/orchd/orch/scheduler"
 )
 
@@ -35,6 +36,9 @@ type simCluster struct {
 	mu     sync.Mutex
 	logs   bytes.Buffer
 	agents map[string]*simAgent
+	// key, when set, is the cluster's secrets key, given to the agents it
+	// starts from then on.
+	key *secrets.Key
 }
 
 type simAgent struct {
@@ -125,7 +129,7 @@ func (c *simCluster) startWith(name string, rt Runtime, store *postgres.Store) *
 		Name: name, Capacity: queue.Resources{CPUMillis: 100_000, MemoryBytes: 1 << 40, DiskBytes: 1 << 40},
 		HeartbeatInterval: 100 * time.Millisecond, PollInterval: 100 * time.Millisecond, StopGrace: 100 * time.Millisecond,
 		RestartBackoff: queue.Backoff{Base: 200 * time.Millisecond, Max: 800 * time.Millisecond}, ReconcileInterval: time.Second,
-		ImageFailures: 2, ImageCooloff: time.Minute,
+		ImageFailures: 2, ImageCooloff: time.Minute, SecretsKey: c.key,
 		Logger: slog.New(slog.NewTextHandler(logWriter{c}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err := a.Register(c.ctx); err != nil {

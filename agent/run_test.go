@@ -2,6 +2,7 @@ package agent
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
 	"github.com/orchd/orch/queue/postgres/pgtest"
+	"github.com/orchd/orch/queue/secrets"
 )
 
 func TestContainerName_UniqueForTasksCreatedTogether(t *testing.T) {
@@ -144,6 +146,72 @@ func TestAgent_RunningWriteRepeatedAfterALostAnswer_KeepsTheContainer(t *testing
 	for _, e := range events(t, c.store, tk.ID) {
 		if strings.Contains(e.Reason, "disappeared") || e.To == queue.Failed {
 			t.Errorf("event %s → %s: %s", e.From, e.To, e.Reason)
+		}
+	}
+}
+
+// createWithSecrets stores a task whose secrets are sealed with key.
+func (c *simCluster) createWithSecrets(key *secrets.Key, spec queue.TaskSpec) queue.Task {
+	c.t.Helper()
+	spec.Image, spec.Resources.CPUMillis = "workload", 100
+	spec.Normalize()
+	if err := spec.Validate(); err != nil {
+		c.t.Fatal(err)
+	}
+	id := uuid.Must(uuid.NewV7())
+	sealed, err := key.Seal(id, spec.Secrets)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	tk, err := c.store.CreateTask(c.ctx, id, spec, postgres.CreateOpts{SealedSecrets: sealed})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return tk
+}
+
+// The agent opens a task's secrets with the cluster's key and gives them to
+// the container as environment variables; an agent without the key refuses
+// to start the task, saying why, without the value.
+func TestAgent_Secrets_GivenToTheContainerOnlyWithTheKey(t *testing.T) {
+	t.Parallel()
+	text, err := secrets.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := secrets.Parse(text)
+	var mu sync.Mutex
+	envs := map[string]map[string]string{}
+	rt := &MemRuntime{Behave: func(spec ContainerSpec) (time.Duration, int) {
+		mu.Lock()
+		envs[spec.Labels[LabelName]] = spec.Env
+		mu.Unlock()
+		return 0, 0
+	}}
+
+	c := newSimCluster(t)
+	c.start("keyless", rt)
+	noKey := c.createWithSecrets(key, queue.TaskSpec{Name: "nokey", Secrets: map[string]string{"TOKEN": "v4lue-1"}})
+	got := c.waitState(noKey.ID, 10*time.Second, queue.Failed)
+	if !strings.Contains(got.Error, "--secrets-key-file") || strings.Contains(got.Error, "v4lue-1") {
+		t.Errorf("on an agent without the key the task failed with %q", got.Error)
+	}
+
+	c2 := newSimCluster(t)
+	c2.key = key
+	c2.start("keyed", rt)
+	tk := c2.createWithSecrets(key, queue.TaskSpec{Name: "withkey", Env: map[string]string{"MODE": "prod"},
+		Secrets: map[string]string{"TOKEN": "v4lue-2"}})
+	c2.waitState(tk.ID, 10*time.Second, queue.Running)
+	mu.Lock()
+	env := envs["withkey"]
+	mu.Unlock()
+	if env["TOKEN"] != "v4lue-2" || env["MODE"] != "prod" {
+		t.Errorf("the container's environment has TOKEN=%q MODE=%q", env["TOKEN"], env["MODE"])
+	}
+	for _, e := range events(t, c2.store, tk.ID) {
+		if strings.Contains(e.Reason, "v4lue") {
+			t.Errorf("an event shows the secret: %s", e.Reason)
 		}
 	}
 }
