@@ -12,6 +12,14 @@ import (
 	"github.com/orchd/orch/queue/postgres"
 )
 
+// GET /tasks answers the newest DefaultListLimit tasks unless limit= says
+// otherwise, and never more than MaxListLimit: one request of a read token
+// must not dump a whole history.
+const (
+	DefaultListLimit = 1000
+	MaxListLimit     = 10000
+)
+
 // TaskDetail is GET /tasks/{id}: the task and its history.
 type TaskDetail struct {
 	queue.Task
@@ -102,10 +110,11 @@ func (c *Coordinator) listTasks(w http.ResponseWriter, r *http.Request) {
 		}
 		f.NodeID = &n.ID
 	}
+	f.Limit = DefaultListLimit
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			c.writeError(w, r, queue.Invalid("limit", fmt.Sprintf("limit %q is not a positive number", s), "use e.g. limit=100"))
+		if err != nil || n < 1 || n > MaxListLimit {
+			c.writeError(w, r, queue.Invalid("limit", fmt.Sprintf("limit %q is not a number in 1..%d", s, MaxListLimit), "use e.g. limit=100, with state= or node= to narrow the list"))
 			return
 		}
 		f.Limit = n

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -142,13 +143,25 @@ func (c *Client) CreateTask(ctx context.Context, req TaskRequest) (queue.Task, e
 }
 
 // ListTasks lists tasks; states may be empty.
-func (c *Client) ListTasks(ctx context.Context, states []string, node string) ([]queue.Task, error) {
+// TaskQuery narrows ListTasks; zero values mean any (and the API's default
+// limit).
+type TaskQuery struct {
+	States []string
+	Node   string
+	Limit  int
+}
+
+// ListTasks lists tasks, newest first.
+func (c *Client) ListTasks(ctx context.Context, tq TaskQuery) ([]queue.Task, error) {
 	q := url.Values{}
-	if len(states) > 0 {
-		q.Set("state", strings.Join(states, ","))
+	if len(tq.States) > 0 {
+		q.Set("state", strings.Join(tq.States, ","))
 	}
-	if node != "" {
-		q.Set("node", node)
+	if tq.Node != "" {
+		q.Set("node", tq.Node)
+	}
+	if tq.Limit > 0 {
+		q.Set("limit", strconv.Itoa(tq.Limit))
 	}
 	path := "/tasks"
 	if len(q) > 0 {

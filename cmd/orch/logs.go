@@ -14,8 +14,8 @@ import (
 
 func newTaskLogsCmd() *cobra.Command {
 	var (
-		follow, timestamps bool
-		tail               int
+		follow, timestamps, raw bool
+		tail                    int
 	)
 	cmd := &cobra.Command{
 		Use:   "logs ID",
@@ -48,7 +48,7 @@ were dropped, a note on stderr says how many.`,
 					return printJSON(out, page)
 				}
 				noteDropped(errOut, page.DroppedLines)
-				printLogLines(out, errOut, page.Lines, timestamps)
+				printLogLines(out, errOut, page.Lines, timestamps, raw)
 				return nil
 			}
 			enc := json.NewEncoder(out)
@@ -66,7 +66,7 @@ were dropped, a note on stderr says how many.`,
 					}
 					return nil
 				}
-				printLogLines(out, errOut, f.Lines, timestamps)
+				printLogLines(out, errOut, f.Lines, timestamps, raw)
 				return nil
 			})
 			if cmd.Context().Err() != nil {
@@ -79,6 +79,7 @@ were dropped, a note on stderr says how many.`,
 	f.BoolVarP(&follow, "follow", "f", false, "keep printing new lines as they arrive, until the task ends")
 	f.IntVar(&tail, "tail", 0, "only the last N lines (0: all that is kept)")
 	f.BoolVarP(&timestamps, "timestamps", "t", false, "prefix each line with the time the container wrote it")
+	f.BoolVar(&raw, "raw", false, "print the output byte for byte, terminal escape sequences included (for a file or a pipe)")
 	return cmd
 }
 
@@ -88,16 +89,23 @@ func noteDropped(w io.Writer, n int64) {
 	}
 }
 
-func printLogLines(out, errOut io.Writer, lines []queue.LogLine, timestamps bool) {
+// printLogLines prints lines as the container wrote them, but for control
+// characters, which printable shows instead of letting them act on the
+// terminal; raw prints them as they are (for a file or a pipe).
+func printLogLines(out, errOut io.Writer, lines []queue.LogLine, timestamps, raw bool) {
 	for _, l := range lines {
 		w := out
 		if l.Stream == queue.Stderr {
 			w = errOut
 		}
+		text := l.Text
+		if !raw {
+			text = printable(text)
+		}
 		if timestamps {
-			fmt.Fprintf(w, "%s %s\n", l.At.UTC().Format(time.RFC3339Nano), l.Text)
+			fmt.Fprintf(w, "%s %s\n", l.At.UTC().Format(time.RFC3339Nano), text)
 		} else {
-			fmt.Fprintln(w, l.Text)
+			fmt.Fprintln(w, text)
 		}
 	}
 }

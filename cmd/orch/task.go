@@ -221,6 +221,7 @@ func parsePortFlag(s string) (queue.Port, error) {
 func newTaskListCmd() *cobra.Command {
 	var states []string
 	var node string
+	var limit int
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List tasks, newest first",
@@ -230,7 +231,7 @@ func newTaskListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tasks, err := client.ListTasks(cmd.Context(), states, node)
+			tasks, err := client.ListTasks(cmd.Context(), coordinator.TaskQuery{States: states, Node: node, Limit: limit})
 			if err != nil {
 				return err
 			}
@@ -250,6 +251,7 @@ func newTaskListCmd() *cobra.Command {
 	}
 	cmd.Flags().StringSliceVar(&states, "state", nil, "only tasks in these states (comma-separated)")
 	cmd.Flags().StringVar(&node, "node", "", "only tasks on this node")
+	cmd.Flags().IntVar(&limit, "limit", 0, fmt.Sprintf("at most this many (default %d, at most %d)", coordinator.DefaultListLimit, coordinator.MaxListLimit))
 	return cmd
 }
 
