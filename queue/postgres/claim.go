@@ -48,6 +48,8 @@ type Claim struct {
 // and returns them (the caller now owns starting their containers) with the
 // count of those it left, in one round trip.
 func (s *Store) Claim(ctx context.Context, node uuid.UUID, limit int) (Claim, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var c Claim
 	b := &pgx.Batch{}
 	b.Queue(claimSQL, node, limit).Query(func(rows pgx.Rows) error {

@@ -20,6 +20,8 @@ import (
 // containers removed by the agent). A deadline of 0 moves everything at once.
 // Draining again sets a new deadline; uncordoning ends the drain.
 func (s *Store) DrainNode(ctx context.Context, idOrName string, deadline time.Duration) (queue.Node, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	n, err := s.GetNode(ctx, idOrName)
 	if err != nil {
 		return queue.Node{}, err

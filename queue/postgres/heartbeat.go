@@ -73,6 +73,8 @@ type NodeHealth struct {
 // problem as the reason, and gets no new work). every is the agent's own
 // heartbeat interval; the result says when to beat next.
 func (s *Store) Beat(ctx context.Context, node uuid.UUID, h NodeHealth, every time.Duration) (BeatResult, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	state := queue.NodeReady
 	if h.Problem != "" {
 		state = queue.NodeUnhealthy
@@ -119,6 +121,8 @@ RETURNING p.interval_ms, p.live_nodes, p.updated_at`
 // their own intervals). It reports whether the interval changed, and the
 // policy as it is now.
 func (s *Store) UpdateHeartbeatPolicy(ctx context.Context, perSecond float64) (HeartbeatPolicy, bool, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var p HeartbeatPolicy
 	var ms int32
 	before, err := s.heartbeatPolicy(ctx)
@@ -138,6 +142,8 @@ func (s *Store) UpdateHeartbeatPolicy(ctx context.Context, perSecond float64) (H
 
 // heartbeatPolicy reads the cluster's heartbeat policy.
 func (s *Store) heartbeatPolicy(ctx context.Context) (HeartbeatPolicy, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var p HeartbeatPolicy
 	var ms int32
 	err := s.pool.QueryRow(ctx, `SELECT interval_ms, live_nodes, updated_at FROM heartbeat_policy`).

@@ -17,6 +17,8 @@ import (
 
 // NodeTasks returns the tasks an agent holds on node: starting or running.
 func (s *Store) NodeTasks(ctx context.Context, node uuid.UUID) ([]queue.Task, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	rows, err := s.pool.Query(ctx, `SELECT `+taskCols+` FROM tasks t
 WHERE t.node_id = $1 AND t.state IN ('starting', 'running') ORDER BY t.id`, node)
 	if err != nil {
@@ -31,6 +33,8 @@ WHERE t.node_id = $1 AND t.state IN ('starting', 'running') ORDER BY t.id`, node
 
 // StopRequests returns the tasks on node that an agent runs and a user asked to stop.
 func (s *Store) StopRequests(ctx context.Context, node uuid.UUID) ([]queue.Task, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	rows, err := s.pool.Query(ctx, `SELECT `+taskCols+` FROM tasks t
 WHERE t.node_id = $1 AND t.state IN ('starting', 'running') AND t.desired_state = 'stopped' ORDER BY t.id`, node)
 	if err != nil {
@@ -45,6 +49,8 @@ WHERE t.node_id = $1 AND t.state IN ('starting', 'running') AND t.desired_state 
 
 // MarkRunning records that the lease's container is running.
 func (s *Store) MarkRunning(ctx context.Context, l queue.Lease, containerID string) error {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	_, _, err := transition(ctx, s.pool, stateChange{TaskID: l.TaskID, To: queue.Running, Lease: &l,
 		ContainerID: &containerID, Reason: "container started"})
 	return err
@@ -55,6 +61,8 @@ func (s *Store) MarkRunning(ctx context.Context, l queue.Lease, containerID stri
 // Only the agent of the node holding the task may read them; a stale lease
 // reads nothing and wraps queue.ErrNotOwner.
 func (s *Store) TaskSecrets(ctx context.Context, l queue.Lease) ([]byte, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var sealed []byte
 	var owned bool
 	err := s.pool.QueryRow(ctx, `SELECT t.attempt = $2 AND t.node_id IS NOT DISTINCT FROM $3,
@@ -120,6 +128,8 @@ func (r ExitReport) why() string {
 // or it ends completed or failed. It returns the state the task is in now.
 // A stale lease changes nothing and wraps queue.ErrNotOwner.
 func (s *Store) RecordExit(ctx context.Context, l queue.Lease, r ExitReport) (queue.State, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var to queue.State
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		// ranLong: the attempt ran for the backoff's reset time, by the
@@ -184,6 +194,8 @@ FROM tasks t WHERE t.id = $1 FOR UPDATE`, l.TaskID, r.Backoff.ResetAfter().Secon
 // 0, failed otherwise, or stopped when the user asked for it — unless the
 // task's restart policy restarts it (see RecordExit, with the default backoff).
 func (s *Store) MarkExited(ctx context.Context, l queue.Lease, code int, errText string, stopped bool) (queue.State, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	return s.RecordExit(ctx, l, ExitReport{Code: code, Error: errText, Stopped: stopped, Backoff: queue.DefaultBackoff})
 }
 
@@ -191,6 +203,8 @@ func (s *Store) MarkExited(ctx context.Context, l queue.Lease, code int, errText
 // again at once (on another node, if its own is unhealthy): the engine
 // failed before the container started. It is not a restart of the task.
 func (s *Store) Requeue(ctx context.Context, l queue.Lease, reason string) error {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	_, _, err := transition(ctx, s.pool, stateChange{TaskID: l.TaskID, To: queue.Pending, Lease: &l, Reason: reason})
 	return err
 }
@@ -200,6 +214,8 @@ func (s *Store) Requeue(ctx context.Context, l queue.Lease, reason string) error
 // state change, so it writes no event (what the health check does to the
 // task — a restart — is one).
 func (s *Store) SetTaskHealth(ctx context.Context, l queue.Lease, h queue.TaskHealth, detail string) error {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	tag, err := s.pool.Exec(ctx, `UPDATE tasks SET health = $4, health_detail = $5,
     health_at = CASE WHEN health <> $4 THEN now() ELSE health_at END, updated_at = now()
 WHERE id = $1 AND attempt = $2 AND node_id = $3 AND state = 'running'`, l.TaskID, l.Attempt, l.NodeID, string(h), detail)

@@ -90,6 +90,8 @@ func cleanLine(s string) string {
 // current one on its node is refused with queue.ErrNotOwner, and nothing is
 // written.
 func (s *Store) AppendLogs(ctx context.Context, l queue.Lease, lines []queue.LogLine, limits queue.LogLimits) (LogAppend, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	if limits.MaxLines <= 0 {
 		limits.MaxLines = queue.DefaultLogLimits.MaxLines
 	}
@@ -187,6 +189,8 @@ func logRefusal(ctx context.Context, tx pgx.Tx, l queue.Lease) error {
 // LogPosition is the time of the last line shipped of the lease's attempt,
 // zero when none was: a restarted agent resumes shipping after it.
 func (s *Store) LogPosition(ctx context.Context, l queue.Lease) (time.Time, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var at *time.Time
 	err := s.pool.QueryRow(ctx, `SELECT shipped_at FROM task_log_totals WHERE task_id = $1 AND shipped_attempt = $2`,
 		l.TaskID, l.Attempt).Scan(&at)
@@ -212,6 +216,8 @@ type LogQuery struct {
 // reader that sees a terminal state in the page has every line the agent
 // shipped before it recorded the end.
 func (s *Store) ReadLogs(ctx context.Context, task uuid.UUID, q LogQuery) (queue.LogPage, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	if q.Limit <= 0 || q.Limit > 10000 {
 		q.Limit = 10000
 	}

@@ -52,6 +52,8 @@ WHERE schemaname = current_schema() AND relname NOT LIKE 'pgbench\_%'`
 
 // Activity reads the database's write counters.
 func (s *Store) Activity(ctx context.Context) (Activity, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var a Activity
 	err := s.pool.QueryRow(ctx, activitySQL).Scan(&a.NextXID, &a.WALBytes, &a.Commits, &a.WALSyncs, &a.RowsWritten, &a.Updates, &a.HOTUpdates)
 	if err != nil {
@@ -83,6 +85,8 @@ type ServerInfo struct {
 // ServerInfo reads the server's version, a backend pid and the settings
 // that matter for benchmarks.
 func (s *Store) ServerInfo(ctx context.Context) (ServerInfo, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	info := ServerInfo{Settings: map[string]string{}}
 	if err := s.pool.QueryRow(ctx, `SELECT current_setting('server_version'), pg_backend_pid()`).Scan(&info.Version, &info.BackendPID); err != nil {
 		return ServerInfo{}, translate(err, "reading server version")
@@ -107,6 +111,8 @@ func (s *Store) ServerInfo(ctx context.Context) (ServerInfo, error) {
 // to, the time from its creation to its first event into that state, by the
 // database's clock (both are transaction start times).
 func (s *Store) StateLatencies(ctx context.Context, ids []uuid.UUID, to queue.State) ([]time.Duration, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	rows, err := s.pool.Query(ctx, `
 SELECT extract(epoch FROM min(e.at) - t.created_at)::float8
 FROM tasks t JOIN task_events e ON e.task_id = t.id AND e.to_state = $2
@@ -129,6 +135,8 @@ GROUP BY t.id, t.created_at`, ids, string(to))
 // TaskSpan says when the first of the tasks ids was created and the last of
 // them finished (the database's clock), and how many have finished.
 func (s *Store) TaskSpan(ctx context.Context, ids []uuid.UUID) (first, last time.Time, finished int, err error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var lastp *time.Time
 	err = s.pool.QueryRow(ctx, `SELECT min(created_at), max(finished_at), count(finished_at) FROM tasks WHERE id = ANY($1)`,
 		ids).Scan(&first, &lastp, &finished)
@@ -153,6 +161,8 @@ const liveAtMostSQL = `SELECT count(*) FROM (
 // LiveTasks returns how many tasks are pending, scheduled, starting or
 // running, counting no further than atMost.
 func (s *Store) LiveTasks(ctx context.Context, atMost int) (int, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var n int
 	if err := s.pool.QueryRow(ctx, liveAtMostSQL, atMost).Scan(&n); err != nil {
 		return 0, translate(err, "counting live tasks")
@@ -164,6 +174,8 @@ func (s *Store) LiveTasks(ctx context.Context, atMost int) (int, error) {
 // right now ("CPU" when they wait for nothing): sampled often, it shows
 // where a workload spends its time (lock, WAL flush, I/O or CPU).
 func (s *Store) WaitEvents(ctx context.Context) (map[string]int, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	rows, err := s.pool.Query(ctx, `
 SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU'), count(*)
 FROM pg_stat_activity
@@ -198,6 +210,8 @@ type StatementStat struct {
 // clears its counts. It fails when the server did not preload the library
 // (shared_preload_libraries).
 func (s *Store) ResetStatements(ctx context.Context) error {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	if _, err := s.pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
 		return translate(err, "enabling pg_stat_statements")
 	}
@@ -210,6 +224,8 @@ func (s *Store) ResetStatements(ctx context.Context) error {
 // TopStatements returns the n statements of this database that took the
 // most execution time since ResetStatements.
 func (s *Store) TopStatements(ctx context.Context, n int) ([]StatementStat, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	rows, err := s.pool.Query(ctx, `
 SELECT regexp_replace(query, '\s+', ' ', 'g'), calls, total_exec_time, mean_exec_time, rows
 FROM pg_stat_statements
@@ -233,6 +249,8 @@ ORDER BY total_exec_time DESC LIMIT $1`, n)
 // Notify sends one notification on channel, in a transaction of its own.
 // Benchmarks use it to measure what a notification costs the server.
 func (s *Store) Notify(ctx context.Context, channel string) error {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	_, err := s.pool.Exec(ctx, `SELECT pg_notify($1, '')`, channel)
 	return translate(err, "notifying")
 }

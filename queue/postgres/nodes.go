@@ -17,6 +17,8 @@ import (
 // own database role to its node, to the capacity it is allowed, and out of
 // the labels that grant privileges.
 func (s *Store) RegisterNode(ctx context.Context, reg queue.NodeRegistration) (queue.Node, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	labels := reg.Labels
 	if labels == nil {
 		labels = map[string]string{}
@@ -36,6 +38,8 @@ FROM nodes n`
 
 // ListNodes returns every node, by name.
 func (s *Store) ListNodes(ctx context.Context) ([]queue.Node, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	rows, err := s.pool.Query(ctx, nodeListSQL+` ORDER BY n.name`)
 	if err != nil {
 		return nil, translate(err, "listing nodes")
@@ -54,6 +58,8 @@ func (s *Store) ListNodes(ctx context.Context) ([]queue.Node, error) {
 
 // GetNode finds a node by id or by name.
 func (s *Store) GetNode(ctx context.Context, idOrName string) (queue.Node, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var live int
 	var n queue.Node
 	var err error
@@ -71,6 +77,8 @@ func (s *Store) GetNode(ctx context.Context, idOrName string) (queue.Node, error
 
 // SetCordoned marks a node as taking no new work (true) or taking it again.
 func (s *Store) SetCordoned(ctx context.Context, idOrName string, cordoned bool) (queue.Node, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	n, err := s.GetNode(ctx, idOrName)
 	if err != nil {
 		return queue.Node{}, err

@@ -26,6 +26,8 @@ SELECT s.state, s.n FROM task_counts c,
 // present, with 0 when no task is in it. It stays fast however many
 // finished tasks the database holds.
 func (s *Store) TaskCounts(ctx context.Context) (map[queue.State]int64, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	out := make(map[queue.State]int64, len(queue.AllStates))
 	for _, st := range queue.AllStates {
 		out[st] = 0
@@ -57,6 +59,8 @@ type NodeCounts struct {
 
 // CountNodes counts the nodes by state.
 func (s *Store) CountNodes(ctx context.Context) (NodeCounts, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var c NodeCounts
 	err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state = 'ready'), count(*) FILTER (WHERE state = 'down'),
     count(*) FILTER (WHERE cordoned) FROM nodes`).Scan(&c.Ready, &c.Down, &c.Cordoned)

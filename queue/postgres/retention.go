@@ -57,6 +57,8 @@ SELECT count(*) FROM del`
 // ago, with everything recorded about them, in one transaction, and returns
 // how many it deleted. Call it again while it returns batch.
 func (s *Store) ExpireTasks(ctx context.Context, olderThan time.Duration, batch int) (int, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var n int
 	err := s.pool.QueryRow(ctx, expireSQL, time.Now().Add(-olderThan), batch, nil).Scan(&n)
 	if err != nil {
@@ -68,6 +70,8 @@ func (s *Store) ExpireTasks(ctx context.Context, olderThan time.Duration, batch 
 // PurgeTask deletes a finished task and everything recorded about it at
 // once. A task that has not finished is a conflict: stop it first.
 func (s *Store) PurgeTask(ctx context.Context, id uuid.UUID) error {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var n int
 	err := s.pool.QueryRow(ctx, expireSQL, "infinity", 1, id).Scan(&n)
 	if err != nil {
@@ -88,6 +92,8 @@ func (s *Store) PurgeTask(ctx context.Context, id uuid.UUID) error {
 // those that no longer report, whose agents prune nothing), and returns how
 // many it deleted.
 func (s *Store) PruneStats(ctx context.Context, olderThan time.Duration, batch int) (int, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var n int
 	err := s.pool.QueryRow(ctx, `
 WITH n AS (
@@ -131,6 +137,8 @@ RETURNING true`
 // RefreshTaskCounts moves task_counts forward, unless another coordinator
 // did so within every; it reports whether it did.
 func (s *Store) RefreshTaskCounts(ctx context.Context, every time.Duration) (bool, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var done bool
 	err := s.pool.QueryRow(ctx, refreshCountsSQL, every.Seconds(), countLag.Seconds()).Scan(&done)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -50,6 +50,8 @@ type AgentRoleLimits struct {
 // and returns how the agent connects with it. The caller's role must be
 // allowed to create roles.
 func (s *Store) CreateAgentRole(ctx context.Context, node string, limits AgentRoleLimits) (AgentRole, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	if node == "" {
 		return AgentRole{}, queue.Invalid("node", "a node name is required", "give the name the agent registers with (--name)")
 	}
@@ -108,6 +110,8 @@ ON CONFLICT (node_name) DO UPDATE SET role_name = EXCLUDED.role_name,
 
 // DropAgentRole removes node's agent role: its agent can no longer connect.
 func (s *Store) DropAgentRole(ctx context.Context, node string) error {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	role := agentRoleName(node)
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM agent_roles WHERE node_name = $1`, node); err != nil {

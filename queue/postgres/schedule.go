@@ -212,6 +212,8 @@ const maxRounds = 4
 // BEGIN, the batch, the snapshot (one pipelined batch of queries), the node
 // locks, the placements (one pipelined batch) and COMMIT.
 func (s *Store) SchedulePass(ctx context.Context, opts PassOpts, plan PlanFunc) (PassResult, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	if opts.Batch <= 0 {
 		opts.Batch = 500
 	}

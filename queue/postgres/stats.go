@@ -68,6 +68,8 @@ SELECT count(*) FROM upd, async_commit`
 // from which rows older than the retention are dropped. The sample is
 // stamped with the database's clock (u.At is ignored).
 func (s *Store) ReportUsage(ctx context.Context, node uuid.UUID, u queue.Usage) error {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var n int
 	err := s.pool.QueryRow(ctx, reportUsageSQL, node, u.CPUPercent, u.Load1, u.MemoryUsedBytes, u.DiskUsedBytes,
 		u.MemoryTotalBytes, u.DiskTotalBytes, s.statsRetention().Seconds()).Scan(&n)
@@ -110,6 +112,8 @@ SELECT count(*) FROM ok, async_commit`
 // containers, in one statement for all of them. A sample whose attempt is
 // not running on node any more is ignored; it returns how many counted.
 func (s *Store) ReportTaskUsage(ctx context.Context, node uuid.UUID, samples []queue.TaskUsage) (int, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	seen := make(map[uuid.UUID]bool, len(samples))
 	var ids []uuid.UUID
 	var attempts []int32
@@ -140,6 +144,8 @@ func (s *Store) ReportTaskUsage(ctx context.Context, node uuid.UUID, samples []q
 
 // NodeStats returns a node's usage history, newest first, at most limit rows.
 func (s *Store) NodeStats(ctx context.Context, node uuid.UUID, limit int) ([]queue.NodeSample, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	if limit <= 0 || limit > 10000 {
 		limit = 10000
 	}
@@ -171,6 +177,8 @@ func scanTaskUsage(r pgx.Row) (queue.TaskUsage, error) {
 // TaskUsage returns the latest measured usage of a task, or nil when none
 // was measured.
 func (s *Store) TaskUsage(ctx context.Context, task uuid.UUID) (*queue.TaskUsage, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	u, err := scanTaskUsage(s.pool.QueryRow(ctx, `SELECT `+taskUsageCols+` FROM task_usage WHERE task_id = $1`, task))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
@@ -183,6 +191,8 @@ func (s *Store) TaskUsage(ctx context.Context, task uuid.UUID) (*queue.TaskUsage
 
 // TaskStats returns a task's usage history, newest first, at most limit rows.
 func (s *Store) TaskStats(ctx context.Context, task uuid.UUID, limit int) ([]queue.TaskUsage, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	if limit <= 0 || limit > 10000 {
 		limit = 10000
 	}
@@ -201,6 +211,8 @@ ORDER BY at DESC, id DESC LIMIT $2`, task, limit)
 // LatestNodeSamples returns each node's newest sample, by node id; nodes
 // that never reported are missing.
 func (s *Store) LatestNodeSamples(ctx context.Context) (map[uuid.UUID]queue.NodeSample, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	rows, err := s.pool.Query(ctx, `
 SELECT n.id, x.at, x.cpu_percent, x.load1, x.memory_used_bytes, x.memory_total_bytes, x.disk_used_bytes, x.disk_total_bytes
 FROM nodes n CROSS JOIN LATERAL (

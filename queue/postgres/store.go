@@ -32,6 +32,7 @@ func OpenConfig(ctx context.Context, cfg *pgxpool.Config) (*Store, error) {
 	if cfg.ShouldPing == nil {
 		cfg.ShouldPing = pingAfterIdle
 	}
+	cfg.ConnConfig.DialFunc = dialer().DialContext
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to postgres: %w", err)
@@ -85,6 +86,8 @@ func retryable(err error) bool {
 // inTx runs fn in a transaction, retrying when Postgres aborted it only
 // because of a race (serialization failure or deadlock).
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	for attempt := 0; ; attempt++ {
 		err := pgx.BeginFunc(ctx, s.pool, fn)
 		if err == nil || !retryable(err) || attempt >= 5 {

@@ -30,6 +30,8 @@ RETURNING ` + nodeCols
 // MarkSilentNodesDown marks down every node not heard from within timeout
 // and returns the nodes it marked. Their tasks are moved by EvacuateNode.
 func (s *Store) MarkSilentNodesDown(ctx context.Context, timeout time.Duration) ([]queue.Node, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	rows, err := s.pool.Query(ctx, markDownSQL, timeout.Seconds())
 	if err != nil {
 		return nil, translate(err, "marking silent nodes down")
@@ -54,6 +56,8 @@ var liveStates = []string{string(queue.Scheduled), string(queue.Starting), strin
 // NodesToEvacuate lists the nodes that hold live tasks which must move:
 // see EvacuateNode.
 func (s *Store) NodesToEvacuate(ctx context.Context, timeout time.Duration) ([]uuid.UUID, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	rows, err := s.pool.Query(ctx, `SELECT n.id FROM nodes n WHERE `+evacuateCond+`
   AND EXISTS (SELECT 1 FROM tasks t WHERE t.node_id = n.id AND t.state = ANY($2::text[]))
 ORDER BY n.id`, timeout.Seconds(), liveStates)
@@ -76,6 +80,8 @@ ORDER BY n.id`, timeout.Seconds(), liveStates)
 // reservation is released. It returns how many tasks moved and why.
 // Running it twice, or from two replicas at once, moves each task once.
 func (s *Store) EvacuateNode(ctx context.Context, node uuid.UUID, timeout time.Duration) (int, string, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var moved int
 	var why string
 	err := s.inTx(ctx, func(tx pgx.Tx) error {

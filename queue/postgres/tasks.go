@@ -38,6 +38,8 @@ type CreateOpts struct {
 // clients choose it) or uuid.Nil for a fresh one. opts may be left out, which
 // is what most callers do.
 func (s *Store) CreateTask(ctx context.Context, id uuid.UUID, spec queue.TaskSpec, opts ...CreateOpts) (queue.Task, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	if id == uuid.Nil {
 		id = uuid.Must(uuid.NewV7())
 	}
@@ -109,6 +111,8 @@ SELECT ` + taskCols + ` FROM ins t`
 
 // GetTask returns one task with its node's name.
 func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (queue.Task, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	q := `SELECT ` + taskCols + `, COALESCE(n.name, '') FROM tasks t LEFT JOIN nodes n ON n.id = t.node_id WHERE t.id = $1`
 	t, err := scanTaskWithNode(s.pool.QueryRow(ctx, q, id))
 	if err != nil {
@@ -126,6 +130,8 @@ type TaskFilter struct {
 
 // ListTasks returns tasks, newest first.
 func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]queue.Task, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var where []string
 	var args []any
 	if len(f.States) > 0 {
@@ -163,6 +169,8 @@ func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]queue.Task, erro
 
 // Events returns a task's history, oldest first.
 func (s *Store) Events(ctx context.Context, id uuid.UUID) ([]queue.Event, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	rows, err := s.pool.Query(ctx, `
 SELECT id, task_id, at, COALESCE(from_state, ''), to_state, attempt, node_id, exit_code, reason
 FROM task_events WHERE task_id = $1 ORDER BY id`, id)
@@ -185,6 +193,8 @@ FROM task_events WHERE task_id = $1 ORDER BY id`, id)
 // one that an agent holds is left for that agent, which is woken up. It
 // returns the task as it stands after the request.
 func (s *Store) RequestStop(ctx context.Context, id uuid.UUID, reason string) (queue.Task, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	var out queue.Task
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var state queue.State
