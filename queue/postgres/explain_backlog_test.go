@@ -3,7 +3,11 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/orchd/orch/queue"
 )
 
 // With a deep backlog the scheduling pass must still read only the batch it
@@ -55,4 +59,71 @@ func hasNode(plan any, nodeType string) bool {
 		}
 	}
 	return false
+}
+
+// Restarts waiting out their backoff join the queue where their wait ends,
+// so a pass never wades through them: with 20,000 of them ahead of 10 tasks
+// it may place, the pass's scan reads those 10 and stops.
+func TestLockPending_RestartsInBackoffAreNotRead(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	// One through the real path: a crash whose restart waits a minute.
+	n := mustNode(t, s, "n1", roomyNode)
+	l := running(t, s, n.ID, queue.TaskSpec{RestartPolicy: queue.RestartAlways})
+	if _, err := s.RecordExit(ctx, l, ExitReport{Code: 1, Backoff: queue.Backoff{Base: time.Minute, Max: time.Minute}}); err != nil {
+		t.Fatal(err)
+	}
+	var queued, notBefore time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT queued_at, not_before FROM tasks WHERE id = $1`, l.TaskID).Scan(&queued, &notBefore); err != nil {
+		t.Fatal(err)
+	}
+	if !queued.Equal(notBefore) || time.Until(queued) < 50*time.Second {
+		t.Fatalf("a restart in backoff is queued at %v, its wait ends at %v", queued, notBefore)
+	}
+	// 20,000 more like it, created before the 10 that may go now.
+	_, err := s.pool.Exec(ctx, `
+INSERT INTO tasks (id, name, image, created_at, queued_at, not_before, restarts)
+SELECT gen_random_uuid(), 'waiting-' || i, 'alpine', now() - interval '1 hour', now() + interval '1 minute', now() + interval '1 minute', 1
+FROM generate_series(1, 20000) i;
+INSERT INTO tasks (id, name, image) SELECT gen_random_uuid(), 'ready-' || i, 'alpine' FROM generate_series(1, 10) i;
+ANALYZE tasks;`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw []byte
+	if err := s.pool.QueryRow(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+lockPendingSQL, 500).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	var plan any
+	if err := json.Unmarshal(raw, &plan); err != nil {
+		t.Fatal(err)
+	}
+	if read := rowsRead(plan); read > 50 {
+		t.Errorf("the pass read %d rows to take 10 it may place:\n%s", read, raw)
+	}
+}
+
+// rowsRead adds up, over a plan's scans, the rows they returned and those
+// they read and filtered out.
+func rowsRead(plan any) int {
+	total := 0
+	switch p := plan.(type) {
+	case map[string]any:
+		if t, _ := p["Node Type"].(string); strings.Contains(t, "Scan") {
+			for _, k := range []string{"Actual Rows", "Rows Removed by Filter"} {
+				if v, ok := p[k].(float64); ok {
+					total += int(v)
+				}
+			}
+		}
+		for _, v := range p {
+			total += rowsRead(v)
+		}
+	case []any:
+		for _, v := range p {
+			total += rowsRead(v)
+		}
+	}
+	return total
 }
