@@ -107,6 +107,9 @@ func benchFlags(f *pflag.FlagSet, o *bench.Options, l *benchLists) {
 	f.IntVar(&o.ProcessHeld, "process-held", o.ProcessHeld, "containers the agent process holds meanwhile")
 	f.IntVar(&o.DockerRuns, "docker-runs", o.DockerRuns, "container starts measured each way in the docker phase")
 	f.StringVar(&o.Image, "image", o.Image, "image for the docker phase (default: build testdata/workload)")
+	f.IntVar(&o.RetentionTasks, "retention-tasks", o.RetentionTasks, "finished tasks the retention phase stores and deletes")
+	f.IntVar(&o.RetentionWaiting, "retention-waiting", o.RetentionWaiting, "restarts in backoff a pass is timed behind")
+	f.IntVar(&o.RetentionPasses, "retention-passes", o.RetentionPasses, "passes timed before the retention deletes")
 }
 
 // quickDefaults gives every flag the user did not set its --quick default:

@@ -34,7 +34,7 @@ func (t *table) row(cols ...string) {
 	}
 	fmt.Fprintln(t.tw, strings.Join(cols, "\t"))
 }
-func (t *table) flush() error       { return t.tw.Flush() }
+func (t *table) flush() error { return t.tw.Flush() }
 
 // age renders how long ago t was, the way kubectl does.
 func age(t time.Time) string { return queue.FormatAge(time.Since(t)) }

@@ -254,3 +254,62 @@ func (s *Store) Notify(ctx context.Context, channel string) error {
 	_, err := s.pool.Exec(ctx, `SELECT pg_notify($1, '')`, channel)
 	return translate(err, "notifying")
 }
+
+// SeedFinishedTasks inserts n tasks of image that ended ago, each with the
+// two events of its life that matter here (created, completed), in chunks:
+// the history a cluster accumulates, for the retention benchmark.
+func (s *Store) SeedFinishedTasks(ctx context.Context, image string, n int, ago time.Duration, progress func(done int)) error {
+	const chunk = 50_000
+	for done := 0; done < n; done += chunk {
+		k := min(chunk, n-done)
+		cctx, cancel := s.deadline(ctx)
+		_, err := s.pool.Exec(cctx, `
+WITH ins AS (
+    INSERT INTO tasks (id, name, image, state, attempt, exit_code, created_at, updated_at, started_at, finished_at)
+    SELECT gen_random_uuid(), 'seed-' || i, $1, 'completed', 1, 0, f - interval '1 minute', f, f - interval '50 seconds', f
+    FROM generate_series(1, $2::int) i, LATERAL (SELECT now() - make_interval(secs => $3::float8) - make_interval(secs => i / 1000.0) AS f) t
+    RETURNING id, created_at, finished_at
+)
+INSERT INTO task_events (task_id, at, from_state, to_state, attempt, reason)
+SELECT id, created_at, NULL, 'pending', 0, 'created' FROM ins
+UNION ALL
+SELECT id, finished_at, 'running', 'completed', 1, 'exited with code 0' FROM ins`, image, k, ago.Seconds())
+		cancel()
+		if err != nil {
+			return translate(err, "seeding finished tasks")
+		}
+		if progress != nil {
+			progress(done + k)
+		}
+	}
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	_, err := s.pool.Exec(ctx, `ANALYZE tasks; ANALYZE task_events`)
+	return translate(err, "analyzing")
+}
+
+// SeedWaitingRestarts inserts n pending tasks of image that wait out a
+// restart's backoff for another wait, as a crash-looping fleet leaves them,
+// for the retention benchmark.
+func (s *Store) SeedWaitingRestarts(ctx context.Context, image string, n int, wait time.Duration) error {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	_, err := s.pool.Exec(ctx, `
+INSERT INTO tasks (id, name, image, cpu_millis, restarts, created_at, queued_at, not_before)
+SELECT gen_random_uuid(), 'waiting-' || i, $1, 100, 1, now() - interval '1 hour',
+       now() + make_interval(secs => $3::float8), now() + make_interval(secs => $3::float8)
+FROM generate_series(1, $2::int) i`, image, n, wait.Seconds())
+	return translate(err, "seeding restarts in backoff")
+}
+
+// DeletePendingTasks deletes the pending tasks of image (and their
+// events), to leave no benchmark's backlog behind.
+func (s *Store) DeletePendingTasks(ctx context.Context, image string) error {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	_, err := s.pool.Exec(ctx, `
+WITH doomed AS (SELECT id FROM tasks WHERE image = $1 AND state = 'pending'),
+ev AS (DELETE FROM task_events e USING doomed d WHERE e.task_id = d.id)
+DELETE FROM tasks t USING doomed d WHERE t.id = d.id`, image)
+	return translate(err, "deleting pending tasks")
+}

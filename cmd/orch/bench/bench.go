@@ -61,6 +61,13 @@ type Options struct {
 	ProcessTasks int // short tasks run through the coordinator and agent processes
 	ProcessHeld  int // containers the agent process holds meanwhile
 
+	// RetentionTasks finished tasks are stored, then deleted by the
+	// retention, while placements are timed (and RetentionPasses before
+	// it); a pass is then timed behind RetentionWaiting restarts in backoff.
+	RetentionTasks   int
+	RetentionWaiting int
+	RetentionPasses  int
+
 	DockerRuns int    // container starts measured each way in the docker phase
 	Image      string // image for the docker phase (default: build testdata/workload)
 
@@ -82,12 +89,13 @@ const (
 	phaseProcesses = "processes"
 	phaseLatency   = "latency"
 	phaseDocker    = "docker"
+	phaseRetention = "retention"
 )
 
 // Phases are the bench's phases in the order they run. The idle phase comes
 // last: its thousand agents leave a thousand (cordoned) nodes behind, which
 // every later scheduling pass would read.
-var Phases = []string{phasePgbench, phasePlacement, phasePipeline, phaseProcesses, phaseLatency, phaseDocker, phaseIdle}
+var Phases = []string{phasePgbench, phasePlacement, phasePipeline, phaseProcesses, phaseLatency, phaseDocker, phaseRetention, phaseIdle}
 
 // Defaults are the options of a full run, or with quick of a small one that
 // runs in about a minute.
@@ -105,6 +113,7 @@ func Defaults(quick bool) Options {
 		o.IdleAgents, o.IdleWindow = []int{0, 50}, 3*time.Second
 		o.ProcessTasks, o.ProcessHeld = 300, 20
 		o.DockerRuns = 3
+		o.RetentionTasks, o.RetentionWaiting, o.RetentionPasses = 20_000, 2_000, 10
 		return o
 	}
 	o.PGBenchScale, o.PGBenchClients, o.PGBenchTime = 10, 8, 10*time.Second
@@ -113,13 +122,15 @@ func Defaults(quick bool) Options {
 	o.IdleAgents, o.IdleWindow = []int{0, 100, 1000}, 30*time.Second
 	o.ProcessTasks, o.ProcessHeld = 5000, 250
 	o.DockerRuns = 20
+	o.RetentionTasks, o.RetentionWaiting, o.RetentionPasses = 1_000_000, 20_000, 30
 	return o
 }
 
 // check refuses options no run can use, naming the flag.
 func (o *Options) check() error {
 	for name, v := range map[string]int{"agents": o.Agents, "tasks": o.Tasks, "latency-tasks": o.LatencyTasks,
-		"process-tasks": o.ProcessTasks, "process-held": o.ProcessHeld, "docker-runs": o.DockerRuns, "pgbench-scale": o.PGBenchScale, "pgbench-clients": o.PGBenchClients} {
+		"process-tasks": o.ProcessTasks, "process-held": o.ProcessHeld, "docker-runs": o.DockerRuns, "pgbench-scale": o.PGBenchScale, "pgbench-clients": o.PGBenchClients,
+		"retention-tasks": o.RetentionTasks, "retention-waiting": o.RetentionWaiting, "retention-passes": o.RetentionPasses} {
 		if v < 1 {
 			return queue.Invalid(name, fmt.Sprintf("--%s must be at least 1", name), "")
 		}
@@ -218,6 +229,7 @@ func (b *bench) run(ctx context.Context) {
 		{phaseProcesses, b.processes},
 		{phaseLatency, b.latency},
 		{phaseDocker, b.docker},
+		{phaseRetention, b.retention},
 		{phaseIdle, b.idle},
 	}
 	want := map[string]bool{}

@@ -37,6 +37,7 @@ type Report struct {
 	Processes              *ProcessesResult         `json:"processes,omitempty"`
 	Latency                []LatencyResult          `json:"latency,omitempty"`
 	Docker                 *DockerResult            `json:"docker,omitempty"`
+	Retention              *RetentionResult         `json:"retention,omitempty"`
 	Targets                []Target                 `json:"targets"`
 	Statements             []postgres.StatementStat `json:"top_statements,omitempty"`
 	Waits                  []PhaseWaits             `json:"wait_events,omitempty"`
@@ -229,6 +230,16 @@ func (r *Report) checkTargets() []Target {
 	} else {
 		add("1000 idle agents, Postgres CPU", "≤ 10% of a core", "", false, false)
 	}
+	if rt := r.Retention; rt != nil {
+		add(fmt.Sprintf("/metrics scrape over %d finished tasks (max of 20)", rt.FinishedTasks), "≤ 50 ms",
+			fmt.Sprintf("%.1f ms", rt.ScrapeMaxMS), true, rt.ScrapeMaxMS <= 50)
+		ratio := rt.PassP99DuringMS / rt.PassP99BeforeMS
+		add("pass p99 while the retention deletes ÷ before", "≤ 2×", fmt.Sprintf("%.2f×", ratio), true, ratio <= 2)
+		w := rt.PassWithWaitingMS / rt.PassWithoutWaitingMS
+		add(fmt.Sprintf("pass behind %d restarts in backoff ÷ without", rt.Waiting), "≤ 1.2×", fmt.Sprintf("%.2f×", w), true, w <= 1.2)
+	} else {
+		add("/metrics scrape over 1M finished tasks", "≤ 50 ms", "", false, false)
+	}
 	const mb = 1_000_000
 	if p := r.Processes; p != nil {
 		add("agent peak RSS (memory runtime)", "≤ 30 MB", fmtMB(p.AgentPeakRSS), true, p.AgentPeakRSS <= 30*mb)
@@ -333,6 +344,16 @@ func (r *Report) Print(w io.Writer) error {
 		row(fmt.Sprintf("engine API create+start, median of %d", d.Runs), fmt.Sprintf("%.0f ms", d.EngineAPIMedianMS))
 		row("  ratio orch ÷ docker run", fmt.Sprintf("%.2f", d.Ratio))
 		row("  agent peak RSS (Docker runtime)", fmtMB(d.AgentPeakRSS))
+	}
+	if rt := r.Retention; rt != nil {
+		row(fmt.Sprintf("retention: %d finished tasks stored", rt.FinishedTasks), fmt.Sprintf("%.0f tasks/s", rt.SeedPerSec))
+		row("  /metrics scrape: the first (counts everything once); then p50 / max of 20",
+			fmt.Sprintf("%.1f ms; %.1f / %.1f ms", rt.ScrapeFirstMS, rt.ScrapeP50MS, rt.ScrapeMaxMS))
+		row(fmt.Sprintf("  deleted by the retention, in batches of 500, while placing"), fmt.Sprintf("%d at %.0f tasks/s", rt.Deleted, rt.DeletedPerSec))
+		row(fmt.Sprintf("  pass of 50: p50 / p99 before (%d passes); while deleting (%d)", rt.PassesBefore, rt.PassesDuring),
+			fmt.Sprintf("%.1f / %.1f ms; %.1f / %.1f ms", rt.PassP50BeforeMS, rt.PassP99BeforeMS, rt.PassP50DuringMS, rt.PassP99DuringMS))
+		row(fmt.Sprintf("  pass of %d behind %d restarts in backoff; behind none", rt.Ready, rt.Waiting),
+			fmt.Sprintf("%.1f ms; %.1f ms", rt.PassWithWaitingMS, rt.PassWithoutWaitingMS))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
