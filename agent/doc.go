@@ -74,13 +74,21 @@
 // agent to stop it once the agent has gone that long without a successful
 // heartbeat: orch task create --stop-after-disconnect 3s, or
 // "stop_after_disconnect": "3s" in the API; off by default, as Nomad's
-// disconnect.stop_on_client_after. The silence is counted from the last beat
-// that went through and checked at every heartbeat attempt (the first that
-// fails, then every --heartbeat-interval); in a cluster that beats every 20 s
-// the first check may come 20 s after the last beat, still before the node
-// may be declared down, at 25 s. Set below the coordinators'
-// --node-down-timeout less the task's stop time, the old container is gone
-// before the cluster can have moved the task.
+// disconnect.stop_on_client_after. The silence is counted from the last
+// heartbeat that went through, on the monotonic clock, as soon as a later
+// one has been sent and not answered: the fence runs on a timer of its own,
+// set for the moment the first such task is due, and does not wait for the
+// heartbeat to fail. In a silent partition (packets dropped, not refused) a
+// heartbeat only fails at its deadline (the heartbeat interval, at least
+// 2 s), and every other database call has one too (see queue/postgres), while
+// the connections' TCP keepalives and user timeout end a dead connection
+// within about 30 s; the task is stopped at its stop_after_disconnect all the
+// same, within one heartbeat interval of the partition (tested with a proxy
+// that keeps the connections open and forwards nothing). Between heartbeats
+// nothing is asked, so nothing counts: in a cluster that beats every 20 s the
+// first check comes with the first beat after the partition. Set below the
+// coordinators' --node-down-timeout less the task's stop time, the old
+// container is gone before the cluster can have moved the task.
 //
 // When the database answers again the stop is recorded as a move, not a
 // restart ("moved: stopped because its agent lost touch with the database for
@@ -195,8 +203,29 @@
 // locally built image needs no registry. The task's command becomes the
 // container's arguments (Docker's Cmd; the image's entrypoint is kept). CPU is
 // limited as NanoCPUs, memory in bytes with no swap on top (so a task that
-// outgrows it is OOM-killed instead of swapping); disk is reserved on the
-// node, not limited.
+// outgrows it is OOM-killed instead of swapping). Disk (--disk) is a
+// scheduling figure only: it is reserved on the node so that placement does
+// not overcommit a node's disk, but the container's writes are not limited
+// by it (the engine can enforce a size only on a few storage drivers, such as
+// overlay2 on XFS with project quotas; orch does not claim what most engines
+// cannot do).
+//
+// Every task container is also limited so that one task cannot take its
+// node down: a process limit (agent --pids-limit, 2048 by default, threads
+// included; a task may ask for fewer with --pids-limit, never for more), so
+// a fork bomb stops at it; no-new-privileges for every unprivileged
+// container, so that setuid programs inside gain nothing; and, where the
+// engine keeps logs in files of its own (the json-file and local drivers),
+// those files are bounded (--container-log-max-size 10MiB,
+// --container-log-max-files 3): the agent ships the output to the database,
+// and the engine's copy would otherwise grow until the disk is full. Another
+// log driver is the operator's choice and left alone.
+//
+// A task's secrets (--secret K=V, --secret-file K=PATH) are opened by the
+// agent of the node it is placed on, just before the container starts, with
+// the cluster's key (--secrets-key-file, the coordinators' key), and given to
+// the container as environment variables. An agent without the key fails
+// such a task, saying so; the values are in no event, log line or error.
 //
 // A privileged container, or one on the host's network, runs only when an
 // admin-scoped request asked for it and the agent was started with
@@ -216,6 +245,11 @@
 // and memory without the page cache). The latest figures go on the node row
 // and into task_usage; the history into node_stats and task_stats, from which
 // each write deletes that node's rows older than --stats-retention (24 h).
+// Samples are stamped with the database's clock, not the agent's, since the
+// history is pruned and compared by the database's. Likewise the agent reads
+// the database's clock with every heartbeat, and compares a time the
+// database stamped (a task's start, for a health check's start period) with
+// its own clock only through that.
 //
 // # Logs
 //

@@ -78,9 +78,11 @@
 //
 //	POST   /tasks                          create a task → 201 with the stored task
 //	GET    /tasks?state=running&node=NAME&limit=N
-//	                                       list tasks, newest first (state may list several, comma-separated)
+//	                                       list tasks, newest first (state may list several, comma-separated;
+//	                                       1000 unless limit= says otherwise, at most 10000)
 //	GET    /tasks/{id}                     a task with its events
 //	DELETE /tasks/{id}                     request a stop → 202 (an agent will stop it) or 200 (already stopped)
+//	DELETE /tasks/{id}?purge=true          delete a finished task and all its records → 204 (409 if it runs)
 //	GET    /tasks/{id}/logs?tail=N&after=ID&format=text&follow=true
 //	                                       the task's output (below)
 //	GET    /tasks/{id}/stats?limit=N       usage history, newest first
@@ -95,9 +97,10 @@
 //	GET    /                               the status page (HTML)
 //
 // Errors are {"error": "...", "field": "...", "hint": "..."} with status 400
-// (bad input), 401 (no valid token), 403 (a token whose scope is too weak),
-// 404, 409 (a conflict, e.g. a duplicate id, or a change the task's state
-// does not allow), 413 (a body over 1 MiB) or 500. The sentinels of package
+// (bad input), 401 (no valid token), 403 (a token whose scope is too weak, or
+// a forged request, below), 404, 409 (a conflict, e.g. a duplicate id, or a
+// change the task's state does not allow), 413 (a body over 1 MiB), 415 (a
+// change whose body is not declared JSON) or 500. The sentinels of package
 // queue are mapped to these statuses in one place.
 //
 // A task:
@@ -113,8 +116,25 @@
 // "strategy": "spread" (overriding the coordinator's), "constraints":
 // ["zone=eu", "gpu!=none"] (each also as {"key": "zone", "op": "=", "value":
 // "eu"}; see package scheduler), "health_check" (see package agent),
-// "stop_after_disconnect": "3s", "network" ("bridge", "none", or "host",
-// which needs an admin token, as "privileged": true does).
+// "stop_after_disconnect": "3s", "pids_limit" (below the node's process
+// limit), "network" ("bridge", "none", or "host", which needs an admin
+// token, as "privileged": true does), and "secrets" (below).
+//
+// # Secrets
+//
+// "secrets": {"DB_PASSWORD": "..."} (orch task create --secret K=V, or
+// --secret-file K=PATH) are given to the container as environment
+// variables, like env, but they are write-only: no answer, CLI output,
+// event, log line, report view or error message ever holds a value — a task
+// shows only their names, as "secret_keys". The coordinator seals them with
+// the cluster's key (AES-256-GCM, the task's id as additional data; package
+// queue/secrets) before they reach the database, so a dump of it or a
+// report user sees ciphertext, and only the agent of the node the task is
+// placed on may read the sealed row (row-level security) and open it. The
+// key is a file shared by coordinators and agents (--secrets-key-file; orch
+// token secrets-key FILE makes one, orch dev makes its own); a coordinator
+// without one refuses tasks with secrets (400, naming the field). Plain env
+// stays visible to read tokens, as in Nomad and Kubernetes.
 //
 // POST /tasks also takes the seed orchestrator's body (the orchestrator of
 // the book Build an Orchestrator in Go), a task event wrapping a task, with
@@ -161,6 +181,18 @@
 // honours https:// addresses and trusts an extra CA with --ca-cert /
 // ORCH_CA_CERT.
 //
+// Forged requests. A browser sends cached Basic credentials with every
+// request to the coordinator, also when a page of another site makes it, so
+// state-changing requests are defended three ways: they must declare a JSON
+// body (Content-Type: application/json, else 415), which a form cannot send
+// and a script on another origin can only after a CORS preflight, which the
+// API never grants; Basic credentials only ever grant reading (a change
+// needs Authorization: Bearer, which a browser never adds by itself); and
+// cross-origin browser requests that change state are refused outright by
+// Go's http.CrossOriginProtection (the Sec-Fetch-Site header, else Origin
+// against Host). The status page only reads, so a browser's login keeps
+// working for it.
+//
 // Agents never talk to the coordinator; how they are kept to their own node
 // in the database (per-node roles and row-level security) is described in
 // package queue/postgres.
@@ -170,14 +202,30 @@
 // Every task, from the API or the CLI, goes through one validator (package
 // queue): image reference syntax, name charset and length, CPU and sizes with
 // units, environment variable names, ports, command length, restart policy,
-// labels. Unknown JSON fields, trailing data and non-JSON content types are
-// refused; bodies over 1 MiB get 413. The decoder and the size and CPU
+// labels, secrets. Unknown JSON fields, trailing data and non-JSON content
+// types are refused; bodies over 1 MiB get 413. The decoder and the size and CPU
 // parsers have fuzz targets (go test -fuzz FuzzDecodeTask ./coordinator;
 // FuzzParseBytes and FuzzParseCPU in ./queue) with seed corpora in
 // testdata/fuzz; after the tests, CI runs each on a fixed number of generated
 // inputs (a count rather than -fuzztime, because Go up to 1.26 can fail a
 // clean duration-bounded run with "context deadline exceeded",
 // golang/go#75804).
+//
+// # Retention
+//
+// Finished tasks (completed, failed, stopped) are deleted with everything
+// recorded about them (events, logs, usage, stats, secrets) once they
+// finished longer ago than --retention (7 days by default; 0 keeps
+// everything), by every coordinator replica, in batches of 500 that skip what
+// another replica holds and never touch a live task; orch task delete
+// --purge ID deletes one finished task's records at once. The coordinators
+// also prune node and task stats older than --stats-retention for every node
+// (agents prune their own as they write, but a node that stopped reporting
+// prunes nothing), by the database's clock. The counts of finished tasks
+// that /metrics serves are kept in a small table, brought up to date every
+// 5 s by one replica and corrected by every deletion, so that a scrape reads
+// a few index entries, not the whole history (orch bench's retention phase
+// times it over a million finished tasks).
 //
 // # Status page
 //

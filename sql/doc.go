@@ -39,14 +39,20 @@
 //	    what to run
 //	cpu_millis, memory_bytes, disk_bytes
 //	    the requests: reserved on the node; CPU and memory are also the
-//	    container's limits
+//	    container's limits (disk is a scheduling figure only)
+//	pids_limit
+//	    lowers the node's process limit for the container (0: the node's)
+//	secret_keys text[]
+//	    the names of the task's secrets; their sealed values are in
+//	    task_secrets
 //	privileged, network ('', bridge, host, none)
 //	    containers with privileges or on the host's network (admin only)
 //	restart_policy (never, on-failure, always), max_restarts, restarts, backoff_step
 //	    the restart policy, the restarts so far, and the next restart's
 //	    backoff exponent (it starts over after a long enough run)
 //	not_before
-//	    a pending restart waits out its backoff until then
+//	    a pending restart waits out its backoff until then (and is queued
+//	    then: queued_at)
 //	stop_after_disconnect_ms
 //	    its agent stops it after this long out of touch with the database
 //	    (0: never)
@@ -64,18 +70,23 @@
 //	    label constraints, each {"key", "op" ("=" or "!="), "value"}
 //	queued_at
 //	    a pending task's place in the scheduling queue, moved back each time
-//	    no node fits it
+//	    no node fits it; a restart in backoff is queued where its wait ends
 //	created_at, updated_at, scheduled_at, started_at, finished_at
 //
 // task_events: append-only history, one row per state change, written in the
 // same transaction as the change: id bigserial, task_id, at, from_state,
 // to_state, attempt, node_id, exit_code, reason.
 //
+// task_secrets: task_id, sealed: a task's secrets sealed with the cluster's
+// key (AES-256-GCM; package queue/secrets). Only the agent of the node the
+// task is live on may read its row.
+//
 // node_ports: the host ports live tasks hold, one row per published port:
 // (node_id, protocol, host_port) primary key, task_id. Rows are inserted by
-// the statement that places the task and deleted by the one that moves it out
-// of its live states, exactly like the reserved counters; the primary key is
-// what makes a port impossible to hand out twice on one node.
+// the statement that places the task and deleted, with the release of the
+// reserved counters, by the trigger that fires when a task leaves its live
+// states; the primary key is what makes a port impossible to hand out twice
+// on one node.
 //
 // scheduler_cursor: where the round-robin walk over the nodes (in id order)
 // stopped (name, node_id), so that every coordinator replica continues the
@@ -90,8 +101,10 @@
 //
 // node_stats: the history of what each node's agent measured, one row per
 // sample: id, node_id, at, cpu_percent, load1, memory_used_bytes,
-// memory_total_bytes, disk_used_bytes, disk_total_bytes. Each write deletes
-// the node's rows older than the agent's --stats-retention.
+// memory_total_bytes, disk_used_bytes, disk_total_bytes, stamped with the
+// database's clock. Each write deletes the node's rows older than the
+// agent's --stats-retention, and the coordinators prune every node's older
+// than theirs.
 //
 // task_usage: the latest measured usage of each task's current (or last)
 // attempt, kept out of tasks so that sampling does not rewrite the queue's
@@ -109,8 +122,18 @@
 // logs.
 //
 // agent_roles: role_name, node_name, created_at: which per-node agent role
-// may act as which node (see package queue/postgres for the row-level
-// security it drives).
+// may act as which node, and what it may claim for it: max_cpu_millis,
+// max_memory_bytes, max_disk_bytes (NULL until the node first registers),
+// allow_privileged (see package queue/postgres for the row-level security
+// it drives).
+//
+// task_counts: one row: how many finished tasks there are in each state
+// (completed, failed, stopped) up to counted_until, half a minute behind the
+// clock, and when it was brought forward (counted_at); a count adds the
+// tasks finished since. /metrics reads it instead of the whole table.
+//
+// Finished tasks are deleted, with their events, logs, usage, stats and
+// secrets, once they are older than the coordinators' --retention (7 days).
 //
 // Partial indexes on the live states keep terminal history, however large,
 // out of the hot paths (the pending queue, a node's live tasks).

@@ -124,19 +124,39 @@
 // --revoke drops it. Row-level security, enforced by Postgres, then lets that
 // role read and change only:
 //
-//	nodes        register, heartbeat and report usage for the row named NODE;
-//	             never cordon, uncordon or drain it
-//	tasks        read the tasks placed on NODE (and those it ran before); update
-//	             their state, container, exit code, error, health; give one back
-//	             to the queue; never move one to another node, change what a task
-//	             runs (column privileges) or create one
-//	task_events  read and append events that name NODE
-//	node_ports, node_stats, task_usage, task_stats
-//	             rows of NODE
+//	nodes        register through orch_register_node (below), heartbeat and
+//	             report usage for the row named NODE; never write its capacity,
+//	             labels or reservations directly, never cordon, uncordon or
+//	             drain it
+//	tasks        read the tasks placed on NODE (and those it ran before); while
+//	             one is live there, update its state, container, exit code,
+//	             error, health, or give it back to the queue; never move one to
+//	             another node, revive a finished one, change what a task runs
+//	             (column privileges) or create one
+//	task_secrets read the sealed secrets of a task live on NODE, nothing else
+//	task_events  read the events that name NODE; append only about a task on
+//	             NODE now
 //	task_logs, task_log_totals
-//	             logs of tasks NODE ran
-//	agent_roles, scheduler_cursor, the views
+//	             read the logs of tasks NODE ran; write only those of a task on
+//	             NODE now
+//	node_stats, task_usage, task_stats
+//	             rows of NODE (about a task on NODE now)
+//	node_ports   read those of NODE
+//	agent_roles, scheduler_cursor, task_counts, the views
 //	             nothing
+//
+// Capacity and privileges are the admin's to bound. orch_register_node, a
+// function that runs as the schema's owner, registers an agent role's own
+// node only, with at most the capacity its role allows (orch node token NODE
+// --max-cpu/--max-memory/--max-disk; by default what the node first
+// registered with), without any label of the reserved orch.* space, and with
+// orch.allow-privileged only when both the admin (orch node token
+// --allow-privileged) and the agent (--allow-privileged) say so. A node's
+// reservations and host ports are released by a trigger when a task leaves
+// its live states, whoever moves it, so no role writes them but the
+// coordinators' placement. Checks that must look at another table run
+// through small functions that run as the owner (orch_agent_holds), because
+// policies on tasks and task_events that read each other would recurse.
 //
 // Every agent role belongs to the group role orch_agent, which holds the
 // privileges. The coordinators and orch migrate connect as the owner of the
