@@ -3,8 +3,10 @@ package coordinator
 import (
 	"bytes"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/orchd/orch/queue"
@@ -39,6 +41,37 @@ func FuzzDecodeTask(f *testing.F) {
 		}
 		if verr := spec.Validate(); verr != nil {
 			t.Fatalf("accepted a spec that does not validate: %v", verr)
+		}
+	})
+}
+
+// The Authorization header is the first thing an attacker controls.
+func FuzzPresentedToken(f *testing.F) {
+	for _, s := range []string{"Bearer abc", "Basic dXNlcjpwYXNz", "Basic !!!", "Basic " + "Og==", "", "bearer x", "Basic dXNlcg=="} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.Header.Set("Authorization", h)
+		tok, basic := presentedToken(r)
+		if basic && !strings.HasPrefix(h, "Basic ") {
+			t.Fatalf("%q read as Basic", h)
+		}
+		if tok != "" && !strings.HasPrefix(h, "Bearer ") && !basic {
+			t.Fatalf("%q gave token %q", h, tok)
+		}
+	})
+}
+
+// A drain's body is parsed strictly.
+func FuzzDecodeDrain(f *testing.F) {
+	for _, s := range []string{`{}`, `{"deadline":"1m"}`, `{"deadline":5}`, `{"deadline":"x"}`, `{"x":1}`, `[`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		var req DrainRequest
+		if err := strict([]byte(body), &req); err == nil && req.Deadline != nil && *req.Deadline < 0 {
+			return // a negative deadline is the handler's to refuse
 		}
 	})
 }
