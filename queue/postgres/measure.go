@@ -299,7 +299,11 @@ INSERT INTO tasks (id, name, image, cpu_millis, restarts, created_at, queued_at,
 SELECT gen_random_uuid(), 'waiting-' || i, $1, 100, 1, now() - interval '1 hour',
        now() + make_interval(secs => $3::float8), now() + make_interval(secs => $3::float8)
 FROM generate_series(1, $2::int) i`, image, n, wait.Seconds())
-	return translate(err, "seeding restarts in backoff")
+	if err != nil {
+		return translate(err, "seeding restarts in backoff")
+	}
+	_, err = s.pool.Exec(ctx, `ANALYZE tasks`)
+	return translate(err, "analyzing")
 }
 
 // DeletePendingTasks deletes the pending tasks of image (and their
