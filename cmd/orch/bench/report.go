@@ -349,7 +349,7 @@ func (r *Report) Print(w io.Writer) error {
 		row(fmt.Sprintf("retention: %d finished tasks stored", rt.FinishedTasks), fmt.Sprintf("%.0f tasks/s", rt.SeedPerSec))
 		row("  /metrics scrape: the first (counts everything once); then p50 / max of 20",
 			fmt.Sprintf("%.1f ms; %.1f / %.1f ms", rt.ScrapeFirstMS, rt.ScrapeP50MS, rt.ScrapeMaxMS))
-		row(fmt.Sprintf("  deleted by the retention, in batches of 500, while placing"), fmt.Sprintf("%d at %.0f tasks/s", rt.Deleted, rt.DeletedPerSec))
+		row("  deleted by the retention, in batches of 500, while placing", fmt.Sprintf("%d at %.0f tasks/s", rt.Deleted, rt.DeletedPerSec))
 		row(fmt.Sprintf("  pass of 50: p50 / p99 before (%d passes); while deleting (%d)", rt.PassesBefore, rt.PassesDuring),
 			fmt.Sprintf("%.1f / %.1f ms; %.1f / %.1f ms", rt.PassP50BeforeMS, rt.PassP99BeforeMS, rt.PassP50DuringMS, rt.PassP99DuringMS))
 		row(fmt.Sprintf("  pass of %d behind %d restarts in backoff; behind none", rt.Ready, rt.Waiting),
