@@ -150,6 +150,7 @@ type watch struct {
 	stopping    bool   // a user asked: the task ends stopped
 	evicting    bool   // the node is draining: the task moves elsewhere
 	lost        bool   // the lease is gone: remove the container, write nothing
+	ended       bool   // its exit is recorded: the lease is over, by the agent's own doing
 	unhealthy   string // the health check failed, and why: a failure
 	// disconnected says why the agent stopped the container after it lost
 	// touch with the database for stopAfterDisconnect: the task moves on.

@@ -27,7 +27,7 @@ func (a *Agent) checkLeases(ctx context.Context) error {
 	var lost []*watch
 	a.mu.Lock()
 	for l, w := range a.watched {
-		if !own[l] && !w.lost {
+		if !own[l] && !w.lost && !w.ended {
 			w.lost = true
 			lost = append(lost, w)
 		}

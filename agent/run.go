@@ -276,6 +276,14 @@ func (a *Agent) recordExit(ctx context.Context, lease queue.Lease, containerID s
 			r.Disconnected, r.Error = true, w.disconnected
 		}
 	}
+	// The container has ended: the lease ends with the write below, by the
+	// agent's own doing, and a lease check meanwhile must not take the task
+	// for moved away (if it was, the write is refused all the same).
+	a.mu.Lock()
+	if cur, ok := a.watched[lease]; ok {
+		cur.ended = true
+	}
+	a.mu.Unlock()
 	// The last lines go in before the end is recorded: a reader that sees
 	// the task ended has all of its output, and the lease still holds.
 	a.flushLogs(ctx, lease, containerID)

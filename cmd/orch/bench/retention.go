@@ -49,6 +49,9 @@ type RetentionResult struct {
 // of tasks, and times a scheduling pass behind a crowd of restarts waiting
 // out their backoff.
 func (b *bench) retention(ctx context.Context) error {
+	// The coordinator process of the earlier phases would place the
+	// phase's tasks with its own passes, under the ones being timed.
+	b.stopCoordinator()
 	n := b.opts.RetentionTasks
 	res := &RetentionResult{FinishedTasks: n}
 	img := "orch-bench-retention-" + b.id
