@@ -160,48 +160,24 @@ type watch struct {
 
 // New builds an agent over a store and a container runtime.
 func New(store *postgres.Store, rt Runtime, opts Options) *Agent {
-	if opts.HeartbeatInterval <= 0 {
-		opts.HeartbeatInterval = DefaultHeartbeatInterval
-	}
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = DefaultPollInterval
-	}
-	if opts.IdlePollInterval <= 0 {
-		opts.IdlePollInterval = DefaultIdlePollInterval
-	}
-	if opts.StopGrace <= 0 {
-		opts.StopGrace = DefaultStopGrace
-	}
-	if opts.MaxParallelStarts <= 0 {
-		opts.MaxParallelStarts = DefaultMaxParallelStarts
-	}
+	orDefault(&opts.HeartbeatInterval, DefaultHeartbeatInterval)
+	orDefault(&opts.PollInterval, DefaultPollInterval)
+	orDefault(&opts.IdlePollInterval, DefaultIdlePollInterval)
+	orDefault(&opts.StopGrace, DefaultStopGrace)
+	orDefault(&opts.MaxParallelStarts, DefaultMaxParallelStarts)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	if opts.RestartBackoff == (queue.Backoff{}) {
 		opts.RestartBackoff = queue.DefaultBackoff
 	}
-	if opts.ReconcileInterval <= 0 {
-		opts.ReconcileInterval = DefaultReconcileInterval
-	}
-	if opts.ImageFailures <= 0 {
-		opts.ImageFailures = 3
-	}
-	if opts.ImageCooloff <= 0 {
-		opts.ImageCooloff = 30 * time.Second
-	}
-	if opts.StatsInterval <= 0 {
-		opts.StatsInterval = DefaultStatsInterval
-	}
-	if opts.LogLimits.MaxLines <= 0 {
-		opts.LogLimits.MaxLines = queue.DefaultLogLimits.MaxLines
-	}
-	if opts.LogLimits.MaxBytes <= 0 {
-		opts.LogLimits.MaxBytes = queue.DefaultLogLimits.MaxBytes
-	}
-	if opts.LogFlushTimeout <= 0 {
-		opts.LogFlushTimeout = 5 * time.Second
-	}
+	orDefault(&opts.ReconcileInterval, DefaultReconcileInterval)
+	orDefault(&opts.ImageFailures, 3)
+	orDefault(&opts.ImageCooloff, 30*time.Second)
+	orDefault(&opts.StatsInterval, DefaultStatsInterval)
+	orDefault(&opts.LogLimits.MaxLines, queue.DefaultLogLimits.MaxLines)
+	orDefault(&opts.LogLimits.MaxBytes, queue.DefaultLogLimits.MaxBytes)
+	orDefault(&opts.LogFlushTimeout, 5*time.Second)
 	a := &Agent{store: store, rt: rt, opts: opts, log: opts.Logger.With("node", opts.Name),
 		wake: make(chan struct{}, 1), watched: map[queue.Lease]*watch{}, inflight: map[uuid.UUID]bool{},
 		removals: make(chan struct{}, 8), removing: map[string]bool{},

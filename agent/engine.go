@@ -119,20 +119,15 @@ func (e *engineHealth) health(o Options) postgres.NodeHealth {
 // after failing, the agent reconciles: watches broke while it was away, and
 // containers of tasks moved meanwhile are to be removed.
 func (a *Agent) engineLoop(ctx context.Context) {
-	t := time.NewTicker(a.opts.HeartbeatInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every := a.opts.HeartbeatInterval
+	repeat(ctx, every, func() time.Duration {
 		if a.engine.check(ctx, a.rt) {
 			a.log.Info("docker engine answers again; reconciling")
 			a.reconcileNeeded.Store(true)
 			a.poke()
 		}
-	}
+		return every
+	})
 }
 
 // engineDown tells whether a failed start was the engine's fault: it pings

@@ -20,16 +20,7 @@ const beatMinTimeout = 2 * time.Second
 // meanwhile, its containers keep running, and once the database is back the
 // node must be heard from before it is taken for dead.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		t.Reset(a.beat(ctx))
-	}
+	repeat(ctx, 0, func() time.Duration { return a.beat(ctx) })
 }
 
 // beat sends one heartbeat, acts on what it learns and returns when to beat

@@ -26,15 +26,7 @@ func (a *Agent) statsLoop(ctx context.Context) {
 		ns = nil
 	}
 	a.sampleTasks(ctx, sr, prev)
-	t := time.NewTimer(a.statsEvery())
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		t.Reset(a.statsEvery())
+	repeat(ctx, a.statsEvery(), func() time.Duration {
 		if ns != nil {
 			if u, ok, err := ns.sample(); err != nil {
 				a.log.Warn("measuring the machine", "err", err)
@@ -59,7 +51,8 @@ func (a *Agent) statsLoop(ctx context.Context) {
 				a.obs.metrics.statsReports.Inc()
 			}
 		}
-	}
+		return a.statsEvery()
+	})
 }
 
 // statsEvery is StatsInterval, or the heartbeat interval when the cluster

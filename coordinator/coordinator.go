@@ -81,15 +81,9 @@ func New(store *postgres.Store, opts Options) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.PassInterval <= 0 {
-		opts.PassInterval = DefaultPassInterval
-	}
-	if opts.Batch <= 0 {
-		opts.Batch = DefaultBatch
-	}
-	if opts.NodeDownTimeout <= 0 {
-		opts.NodeDownTimeout = DefaultNodeDownTimeout
-	}
+	orDefault(&opts.PassInterval, DefaultPassInterval)
+	orDefault(&opts.Batch, DefaultBatch)
+	orDefault(&opts.NodeDownTimeout, DefaultNodeDownTimeout)
 	if opts.Name == "" {
 		host, _ := os.Hostname()
 		opts.Name = fmt.Sprintf("coordinator %s/%d", host, os.Getpid())
