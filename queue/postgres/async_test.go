@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"testing"
 )
 
@@ -9,9 +8,7 @@ import (
 // to nothing after it on the same connection: every other write still waits
 // for its flush.
 func TestAsyncCommit_OnlyForItsOwnTransaction(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)

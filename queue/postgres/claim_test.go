@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"sync"
 	"testing"
 
@@ -12,9 +11,7 @@ import (
 
 // A claim skips a task another transaction holds, and says it left one.
 func TestClaim_SkipsAHeldTaskAndCountsIt(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	n := mustNode(t, s, "n1", roomyNode)
 	held := mustTask(t, s, queue.Resources{CPUMillis: 100})
 	free := mustTask(t, s, queue.Resources{CPUMillis: 100})
@@ -46,9 +43,7 @@ func TestClaim_SkipsAHeldTaskAndCountsIt(t *testing.T) {
 }
 
 func TestStore_Claim_ConcurrentClaimersNeverShareATask(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	node := mustNode(t, s, "n1", queue.Resources{CPUMillis: 1_000_000, MemoryBytes: 1 << 40, DiskBytes: 1 << 40})
 	const n = 200
 	for i := 0; i < n; i++ {

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -10,9 +9,7 @@ import (
 )
 
 func TestStore_DrainNode(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	n := mustNode(t, s, "drained", roomyNode)
 	run := running(t, s, n.ID, queue.TaskSpec{Resources: queue.Resources{CPUMillis: 100}})
 	sched := mustTask(t, s, queue.Resources{CPUMillis: 100})

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -15,9 +14,7 @@ import (
 // read and sorted on every pass (39 ms per pass of 500 at 20,000 pending,
 // against under a millisecond).
 func TestLockPending_DeepBacklogReadsOnlyTheBatch(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	_, err := s.pool.Exec(ctx, `
 INSERT INTO tasks (id, name, image, created_at)
 SELECT gen_random_uuid(), 'task-' || i, 'alpine', now() - make_interval(secs => 30000 - i)
@@ -65,9 +62,7 @@ func hasNode(plan any, nodeType string) bool {
 // so a pass never wades through them: with 20,000 of them ahead of 10 tasks
 // it may place, the pass's scan reads those 10 and stops.
 func TestLockPending_RestartsInBackoffAreNotRead(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	// One through the real path: a crash whose restart waits a minute.
 	n := mustNode(t, s, "n1", roomyNode)
 	l := running(t, s, n.ID, queue.TaskSpec{RestartPolicy: queue.RestartAlways})

@@ -57,9 +57,7 @@ func seqScans(plan any) []string {
 }
 
 func TestHotQueries_UseIndexesAt100kTasks(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	node := seedScale(t, s)
 	var someTask uuid.UUID
 	if err := s.pool.QueryRow(ctx, `SELECT id FROM tasks WHERE node_id = $1 LIMIT 1`, node).Scan(&someTask); err != nil {

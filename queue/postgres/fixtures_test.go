@@ -16,9 +16,12 @@ import (
 // database of their own, nodes and tasks, plans, and "run it on this node".
 
 // newStore opens a Store on a fresh database of its own.
-func newStore(t *testing.T) *Store {
+// newStore runs the test in parallel with the others and gives it a store
+// on a database of its own, and a context.
+func newStore(t *testing.T) (*Store, context.Context) {
 	t.Helper()
-	return openStore(t, newURL(t))
+	t.Parallel()
+	return openStore(t, newURL(t)), context.Background()
 }
 
 func newURL(t testing.TB) string { return pgtest.New(t) }

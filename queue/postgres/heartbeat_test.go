@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -12,9 +11,7 @@ import (
 )
 
 func TestStore_Beat_MovesLastHeartbeat(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	n := mustNode(t, s, "hb", queue.Resources{CPUMillis: 1000})
 	time.Sleep(10 * time.Millisecond)
 	if _, err := s.Beat(ctx, n.ID, NodeHealth{}, time.Second); err != nil {
@@ -30,9 +27,7 @@ func TestStore_Beat_MovesLastHeartbeat(t *testing.T) {
 }
 
 func TestHeartbeatPolicy_ScalesWithLiveNodes_AndAgentsFollowIt(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	var nodes []queue.Node
 	for i := range 120 {
 		nodes = append(nodes, mustNode(t, s, fmt.Sprintf("n%03d", i), roomyNode))
@@ -71,9 +66,7 @@ func TestHeartbeatPolicy_ScalesWithLiveNodes_AndAgentsFollowIt(t *testing.T) {
 }
 
 func TestHeartbeatPolicy_ANodeToldToBeatLessOftenMayStaySilentLonger(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	const timeout = 2 * time.Second
 	for serverUptime(t, s) < 4*timeout { // see TestStore_MarkSilentNodesDown_NotRightAfterPostgresStarts
 		time.Sleep(time.Second)

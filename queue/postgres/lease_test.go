@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -13,9 +12,7 @@ import (
 )
 
 func TestStore_Lifecycle_OneEventPerChange_AndReservationsReleased(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	node := mustNode(t, s, "n1", queue.Resources{CPUMillis: 2000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30})
 	req := queue.Resources{CPUMillis: 500, MemoryBytes: 100 << 20, DiskBytes: 1 << 20}
 	task := mustTask(t, s, req)
@@ -61,9 +58,7 @@ func TestStore_Lifecycle_OneEventPerChange_AndReservationsReleased(t *testing.T)
 }
 
 func TestStore_FencedWrite_StaleLeaseChangesNothing(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	node := mustNode(t, s, "n1", queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30})
 	task := mustTask(t, s, queue.Resources{CPUMillis: 100})
 	pass(t, s, firstFit)
@@ -85,9 +80,7 @@ func TestStore_FencedWrite_StaleLeaseChangesNothing(t *testing.T) {
 }
 
 func TestStore_RecordExit_RestartPolicies(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	n := mustNode(t, s, "n1", roomyNode)
 	backoff := queue.Backoff{Base: 2 * time.Second, Max: time.Minute}
 	for name, tc := range map[string]struct {
@@ -155,9 +148,7 @@ func TestStore_RecordExit_RestartPolicies(t *testing.T) {
 }
 
 func TestStore_Restart_WaitsOutItsBackoffInTheQueue(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	n := mustNode(t, s, "n1", roomyNode)
 	l := running(t, s, n.ID, queue.TaskSpec{RestartPolicy: queue.RestartOnFailure, MaxRestarts: 2})
 	const delay = 1500 * time.Millisecond
@@ -194,9 +185,7 @@ func TestStore_Restart_WaitsOutItsBackoffInTheQueue(t *testing.T) {
 }
 
 func TestStore_Restart_BackoffDoubles_AndStartsOverAfterALongRun(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	n := mustNode(t, s, "n1", roomyNode)
 	l := running(t, s, n.ID, queue.TaskSpec{RestartPolicy: queue.RestartOnFailure})
 	b := queue.Backoff{Base: time.Second, Max: time.Minute, Reset: time.Hour}
@@ -228,9 +217,7 @@ func TestStore_Restart_BackoffDoubles_AndStartsOverAfterALongRun(t *testing.T) {
 // repeat succeeds and changes nothing; the same lease with another
 // container is still refused.
 func TestStore_AgentWrites_RepeatedAfterALostAnswerChangeNothing(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	n := mustNode(t, s, "n1", roomyNode)
 	l := running(t, s, n.ID, queue.TaskSpec{})
 	before, err := s.Events(ctx, l.TaskID)

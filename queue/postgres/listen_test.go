@@ -9,8 +9,7 @@ import (
 )
 
 func TestStore_ListenStatus_ReportsDropAndReturnOfTheConnection(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
+	s, _ := newStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	woke := make(chan string, 16)
@@ -58,8 +57,7 @@ WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backe
 }
 
 func TestStore_Listen_WakesOnNewTask(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
+	s, _ := newStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	woke := make(chan string, 16)

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -30,9 +29,7 @@ func texts(lines []queue.LogLine) string {
 }
 
 func TestStore_AppendLogs_KeepsOrderAndTheCapDropsTheOldest(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	node := mustNode(t, s, "n1", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
 	task := mustTask(t, s, queue.Resources{CPUMillis: 500})
 	l := runOn(t, s, task.ID, node.ID)
@@ -107,9 +104,7 @@ func TestStore_AppendLogs_KeepsOrderAndTheCapDropsTheOldest(t *testing.T) {
 }
 
 func TestStore_AppendLogs_FencedByLease(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	n1 := mustNode(t, s, "n1", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
 	n2 := mustNode(t, s, "n2", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
 	task := mustTask(t, s, queue.Resources{CPUMillis: 500})
@@ -153,9 +148,7 @@ func TestStore_AppendLogs_FencedByLease(t *testing.T) {
 }
 
 func TestStore_AppendLogs_StoresHostileBytesAndResumesFromPosition(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	node := mustNode(t, s, "n1", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
 	task := mustTask(t, s, queue.Resources{CPUMillis: 500})
 	l := runOn(t, s, task.ID, node.ID)

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"strings"
@@ -16,9 +15,7 @@ import (
 // TestReportViews_KnownScenario builds a small cluster's history with fixed
 // times and checks every reporting view's figures.
 func TestReportViews_KnownScenario(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	db := s.pool
 	n1 := mustNode(t, s, "n1", queue.Resources{CPUMillis: 4000, MemoryBytes: 8 << 30, DiskBytes: 100 << 30})
 	n2 := mustNode(t, s, "n2", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 50 << 30})

@@ -41,9 +41,7 @@ func finishedTask(t *testing.T, s *Store, node uuid.UUID, code int, ago time.Dur
 }
 
 func TestStore_ExpireTasks_DeletesOnlyFinishedTasksPastTheRetention(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	n := mustNode(t, s, "n1", roomyNode)
 	old := []uuid.UUID{finishedTask(t, s, n.ID, 0, 48*time.Hour), finishedTask(t, s, n.ID, 1, 30*time.Hour)}
 	recent := finishedTask(t, s, n.ID, 0, time.Hour)
@@ -87,9 +85,7 @@ func TestStore_ExpireTasks_DeletesOnlyFinishedTasksPastTheRetention(t *testing.T
 }
 
 func TestStore_PurgeTask_OnlyAFinishedOne(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	n := mustNode(t, s, "n1", roomyNode)
 	done := finishedTask(t, s, n.ID, 0, 0)
 	live := running(t, s, n.ID, queue.TaskSpec{})
@@ -113,9 +109,7 @@ func TestStore_PurgeTask_OnlyAFinishedOne(t *testing.T) {
 // The counts /metrics serves stay exact through refreshes, expiries and
 // purges, whatever their order, without counting the whole table.
 func TestStore_TaskCounts_ExactThroughRefreshAndExpiry(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	n := mustNode(t, s, "n1", roomyNode)
 	check := func(when string, want map[queue.State]int64) {
 		t.Helper()

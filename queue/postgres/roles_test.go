@@ -46,9 +46,7 @@ func forbidden(err error) bool {
 }
 
 func TestAgentRoles_PostgresKeepsEachAgentToItsOwnNode(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	admin := newStore(t)
+	admin, ctx := newStore(t)
 	suffix := strings.ToLower(uuid.NewString()[:8])
 	nameA, nameB := "rls-a-"+suffix, "rls-b-"+suffix
 	a, b := agentStore(t, admin, nameA), agentStore(t, admin, nameB)
@@ -159,9 +157,7 @@ func TestAgentRoles_PostgresKeepsEachAgentToItsOwnNode(t *testing.T) {
 }
 
 func TestAgentRoles_RequeueByAgentIsAllowed(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	admin := newStore(t)
+	admin, ctx := newStore(t)
 	name := "rls-rq-" + strings.ToLower(uuid.NewString()[:8])
 	a := agentStore(t, admin, name)
 	node, err := a.RegisterNode(ctx, queue.NodeRegistration{Name: name, Capacity: queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30}})
@@ -188,9 +184,7 @@ func TestAgentRoles_RequeueByAgentIsAllowed(t *testing.T) {
 // secrets and logs, rewrite or delete the logs, and advertise more room or
 // privileges than it was given. PostgreSQL refuses all of it.
 func TestAgentRoles_NoNodeReachesAnotherNodesTask(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	admin := newStore(t)
+	admin, ctx := newStore(t)
 	suffix := strings.ToLower(uuid.NewString()[:8])
 	nameA, nameB := "iso-a-"+suffix, "iso-b-"+suffix
 	a := agentStoreWith(t, admin, nameA, AgentRoleLimits{Capacity: queue.Resources{CPUMillis: 4000}})
@@ -326,9 +320,7 @@ VALUES ($1, 1, $2, now(), 99, 1, 1)`, taskB.ID, nodeA.ID)
 
 // Privileges are the admin's to grant: an agent asking alone gets none.
 func TestAgentRoles_PrivilegedLabelOnlyWhenTheAdminAllows(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	admin := newStore(t)
+	admin, ctx := newStore(t)
 	suffix := strings.ToLower(uuid.NewString()[:8])
 	cap := queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30}
 	for _, tc := range []struct {

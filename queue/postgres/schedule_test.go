@@ -13,9 +13,7 @@ import (
 )
 
 func TestStore_SchedulePass_HostPortHeldUntilTheTaskEnds(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	node := mustNode(t, s, "n1", roomy)
 	web := queue.TaskSpec{Ports: []queue.Port{{ContainerPort: 80, HostPort: 8080}}, Resources: queue.Resources{CPUMillis: 100}}
 	first := createSpec(t, s, web)
@@ -86,8 +84,7 @@ func blind(tasks []queue.Task, snap queue.Snapshot) queue.Plan {
 }
 
 func TestStore_SchedulePass_CommitRefusesAHostPortTwice(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
+	s, _ := newStore(t)
 	mustNode(t, s, "n1", roomy)
 	spec := queue.TaskSpec{Ports: []queue.Port{{ContainerPort: 80, HostPort: 9000}}}
 	a, b := createSpec(t, s, spec), createSpec(t, s, spec)
@@ -153,8 +150,7 @@ func TestStore_SchedulePass_RoundRobinContinuesAcrossPassesAndReplicas(t *testin
 }
 
 func TestStore_SchedulePass_UnplaceableTasksDoNotBlockTheQueue(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
+	s, _ := newStore(t)
 	mustNode(t, s, "n1", roomy)
 	ctx := context.Background()
 	sc, _ := scheduler.New("binpack")
@@ -181,9 +177,7 @@ func TestStore_SchedulePass_UnplaceableTasksDoNotBlockTheQueue(t *testing.T) {
 }
 
 func TestStore_SchedulePass_CordonedNodeGetsNothingUntilUncordoned(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	a := mustNode(t, s, "a", roomy)
 	b := mustNode(t, s, "b", roomy)
 	if _, err := s.SetCordoned(ctx, "a", true); err != nil {
@@ -218,8 +212,7 @@ func TestStore_SchedulePass_CordonedNodeGetsNothingUntilUncordoned(t *testing.T)
 
 // A replica that read a node before it was cordoned still cannot place on it.
 func TestStore_SchedulePass_CommitRefusesACordonedNode(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
+	s, _ := newStore(t)
 	n := mustNode(t, s, "a", roomy)
 	if _, err := s.SetCordoned(context.Background(), "a", true); err != nil {
 		t.Fatal(err)
@@ -234,9 +227,7 @@ func TestStore_SchedulePass_CommitRefusesACordonedNode(t *testing.T) {
 }
 
 func TestStore_ReportUsage_FeedsEPVM(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	busy := mustNode(t, s, "busy", roomy)
 	idle := mustNode(t, s, "idle", roomy)
 	if err := s.ReportUsage(ctx, busy.ID, queue.Usage{CPUPercent: 95, Load1: 3.9, MemoryUsedBytes: 1 << 30}); err != nil {
@@ -260,9 +251,7 @@ func TestStore_ReportUsage_FeedsEPVM(t *testing.T) {
 }
 
 func TestStore_SchedulePass_ConstraintsAgainstNodeLabels(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	for name, zone := range map[string]string{"eu1": "eu", "us1": "us"} {
 		if _, err := s.RegisterNode(ctx, queue.NodeRegistration{Name: name, Capacity: roomy, Labels: map[string]string{"zone": zone}}); err != nil {
 			t.Fatal(err)
@@ -284,8 +273,7 @@ func TestStore_SchedulePass_ConstraintsAgainstNodeLabels(t *testing.T) {
 }
 
 func TestStore_SchedulePass_WakesTheChosenNodesAgent(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
+	s, _ := newStore(t)
 	n := mustNode(t, s, "a", roomy)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -305,9 +293,7 @@ func TestStore_SchedulePass_WakesTheChosenNodesAgent(t *testing.T) {
 }
 
 func TestStore_SchedulePass_GuardRefusesOverfullNode(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	node := mustNode(t, s, "small", queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30})
 	for i := 0; i < 3; i++ {
 		mustTask(t, s, queue.Resources{CPUMillis: 400})

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -12,9 +11,7 @@ import (
 )
 
 func TestStore_ReportUsage_LatestOnNodeAndHistoryWithinRetention(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	node := mustNode(t, s, "n1", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
 	s.SetStatsRetention(time.Hour)
 
@@ -56,9 +53,7 @@ memory_total_bytes, disk_used_bytes, disk_total_bytes) VALUES ($1, now() - inter
 }
 
 func TestStore_ReportTaskUsage_OnlyForTheRunningLease(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	n1 := mustNode(t, s, "n1", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
 	n2 := mustNode(t, s, "n2", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
 	task := mustTask(t, s, queue.Resources{CPUMillis: 500})

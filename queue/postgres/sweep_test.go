@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -14,9 +13,7 @@ import (
 )
 
 func TestStore_MarkSilentNodesDown_OnlySilentNodes_AndTwiceIsHarmless(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	const timeout = time.Second
 	for serverUptime(t, s) < 2*timeout { // see TestStore_MarkSilentNodesDown_NotRightAfterPostgresStarts
 		time.Sleep(100 * time.Millisecond)
@@ -66,9 +63,7 @@ func TestStore_MarkSilentNodesDown_OnlySilentNodes_AndTwiceIsHarmless(t *testing
 }
 
 func TestStore_MarkSilentNodesDown_NotRightAfterPostgresStarts(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	up := serverUptime(t, s)
 	n := mustNode(t, s, "n1", roomyNode)
 	// Silent for far longer than the timeout — but the server has been up
@@ -82,9 +77,7 @@ func TestStore_MarkSilentNodesDown_NotRightAfterPostgresStarts(t *testing.T) {
 }
 
 func TestStore_EvacuateNode_MovesLiveTasksOnce_WithEvents_AndFencesTheOldAgent(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	lost := mustNode(t, s, "lost", roomyNode)
 	other := mustNode(t, s, "other", roomyNode)
 	req := queue.Resources{CPUMillis: 100, MemoryBytes: 10 << 20}
@@ -171,9 +164,7 @@ func TestStore_EvacuateNode_MovesLiveTasksOnce_WithEvents_AndFencesTheOldAgent(t
 }
 
 func TestStore_EvacuateNode_FailingPullsAloneKeepTheTasks(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	n := mustNode(t, s, "pulls", roomyNode)
 	l := running(t, s, n.ID, queue.TaskSpec{Resources: queue.Resources{CPUMillis: 100}})
 	if _, err := s.Beat(ctx, n.ID, NodeHealth{Problem: "3 image pulls failed in a row"}, 2*time.Second); err != nil {
@@ -195,9 +186,7 @@ func TestStore_EvacuateNode_FailingPullsAloneKeepTheTasks(t *testing.T) {
 }
 
 func TestStore_EvacuateNode_UnhealthyOnlyAfterTheTimeout(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	n := mustNode(t, s, "sick", roomyNode)
 	l := running(t, s, n.ID, queue.TaskSpec{Resources: queue.Resources{CPUMillis: 100}})
 	if _, err := s.Beat(ctx, n.ID, NodeHealth{Problem: "docker engine: connection refused", EngineDown: true}, 2*time.Second); err != nil {
@@ -233,9 +222,7 @@ func TestStore_EvacuateNode_UnhealthyOnlyAfterTheTimeout(t *testing.T) {
 // hands back, never goes back to the queue, where no pass would take it
 // again: it ends stopped at once, with its reservation released.
 func TestStore_StopRequested_EndsStoppedInsteadOfPending(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	n := mustNode(t, s, "n1", roomyNode)
 	cases := map[string]func(l queue.Lease){
 		"its node is lost": func(l queue.Lease) {

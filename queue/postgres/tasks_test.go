@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"errors"
 	"testing"
 
@@ -11,9 +10,7 @@ import (
 )
 
 func TestStore_CreateTask_StoresSpecAndCreatedEvent(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	spec := queue.TaskSpec{Name: "web", Image: "nginx:1.27", Command: []string{"a", "b c"}, Env: map[string]string{"K": "it's; DROP TABLE tasks"},
 		Resources: queue.Resources{CPUMillis: 250, MemoryBytes: 64 << 20}, RestartPolicy: queue.RestartOnFailure, MaxRestarts: 3,
 		Ports: []queue.Port{{ContainerPort: 80, HostPort: 8080, Protocol: "tcp"}}}
@@ -45,8 +42,7 @@ func TestStore_CreateTask_StoresSpecAndCreatedEvent(t *testing.T) {
 }
 
 func TestStore_CreateTask_StoresStrategyAndConstraints(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
+	s, _ := newStore(t)
 	tk := createSpec(t, s, queue.TaskSpec{Strategy: "epvm", Constraints: []queue.Constraint{
 		{Key: "zone", Op: "=", Value: "eu"}, {Key: "gpu", Op: "!=", Value: "none"}}})
 	got := getTask(t, s, tk.ID)
@@ -60,9 +56,7 @@ func TestStore_CreateTask_StoresStrategyAndConstraints(t *testing.T) {
 }
 
 func TestStore_RequestStop_PendingStopsAtOnce_RunningWaitsForAgent(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	pendingTask := mustTask(t, s, queue.Resources{})
 	got, err := s.RequestStop(ctx, pendingTask.ID, "test")
 	if err != nil || got.State != queue.Stopped || got.DesiredState != queue.DesiredStopped {

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"errors"
 	"testing"
 
@@ -11,9 +10,7 @@ import (
 )
 
 func TestTransition_RefusesInvalidAndWritesNothing(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
+	s, ctx := newStore(t)
 	task := mustTask(t, s, queue.Resources{})
 	_, _, err := transition(ctx, s.pool, stateChange{TaskID: task.ID, To: queue.Running})
 	if !errors.Is(err, queue.ErrInvalidTransition) {
