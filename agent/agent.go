@@ -139,7 +139,8 @@ type Agent struct {
 	removals chan struct{}
 	removing map[string]bool
 
-	obs observer // stats, log shipping and metrics (observe.go and friends)
+	obs    observer // stats, log shipping and metrics (observe.go and friends)
+	writes *writer  // the lease writes, in batches (writes.go)
 }
 
 // watch is one container the agent follows. The flags say why it is being
@@ -182,6 +183,7 @@ func New(store *postgres.Store, rt Runtime, opts Options) *Agent {
 		wake: make(chan struct{}, 1), watched: map[queue.Lease]*watch{}, inflight: map[uuid.UUID]bool{},
 		removals: make(chan struct{}, 8), removing: map[string]bool{},
 		epoch: time.Now(), fenceWake: make(chan struct{}, 1)}
+	a.writes = &writer{store: store}
 	a.obs.init(a)
 	return a
 }

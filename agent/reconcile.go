@@ -98,7 +98,7 @@ func (a *Agent) reconcile(ctx context.Context) error {
 		case queue.Running:
 			a.log.Warn("the container of a running task is gone", "task", t.ID)
 			a.write(ctx, "recording a vanished container", func(ctx context.Context) error {
-				_, err := a.store.RecordExit(ctx, t.Lease(), postgres.ExitReport{Code: -1,
+				_, err := a.recordExitOf(ctx, t.Lease(), postgres.ExitReport{Code: -1,
 					Error: "container disappeared while the agent was not watching", Backoff: a.opts.RestartBackoff})
 				return err
 			})
@@ -134,7 +134,7 @@ func (a *Agent) adopt(ctx context.Context, t *queue.Task, c Container) {
 	lease := t.Lease()
 	if markRunning {
 		if refused := a.write(ctx, "adopting container", func(ctx context.Context) error {
-			return a.store.MarkRunning(ctx, lease, c.ID)
+			return a.markRunning(ctx, lease, c.ID)
 		}); refused != nil || ctx.Err() != nil {
 			return
 		}

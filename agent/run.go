@@ -58,7 +58,7 @@ func (a *Agent) start(ctx context.Context, t queue.Task) {
 	if t.NeedsPrivileges() && !a.opts.AllowPrivileged {
 		// The scheduler does not place such tasks here; this is the last line.
 		a.write(ctx, "refusing a privileged task", func(ctx context.Context) error {
-			_, err := a.store.RecordExit(ctx, lease, postgres.ExitReport{StartFailed: true,
+			_, err := a.recordExitOf(ctx, lease, postgres.ExitReport{StartFailed: true,
 				Error: "node " + a.node.Name + " does not allow privileged containers or the host network (start its agent with --allow-privileged)"})
 			return err
 		})
@@ -73,7 +73,7 @@ func (a *Agent) start(ctx context.Context, t queue.Task) {
 			}
 			a.log.Warn("cannot give a task its secrets", "task", t.ID, "err", err)
 			a.write(ctx, "recording start failure", func(ctx context.Context) error {
-				_, err := a.store.RecordExit(ctx, lease, postgres.ExitReport{StartFailed: true, Error: err.Error(), Backoff: a.opts.RestartBackoff})
+				_, err := a.recordExitOf(ctx, lease, postgres.ExitReport{StartFailed: true, Error: err.Error(), Backoff: a.opts.RestartBackoff})
 				return err
 			})
 			return
@@ -88,7 +88,7 @@ func (a *Agent) start(ctx context.Context, t queue.Task) {
 		if a.engineDown(ctx, err) {
 			a.log.Warn("docker engine is down; handing the task back", "task", t.ID, "err", err)
 			a.write(ctx, "handing a task back", func(ctx context.Context) error {
-				return a.store.Requeue(ctx, lease, "lost: docker engine on node "+a.node.Name+" failed: "+err.Error())
+				return a.requeue(ctx, lease, "lost: docker engine on node "+a.node.Name+" failed: "+err.Error())
 			})
 			return
 		}
@@ -98,7 +98,7 @@ func (a *Agent) start(ctx context.Context, t queue.Task) {
 		a.log.Warn("container failed to start", "task", t.ID, "err", err)
 		a.obs.metrics.startFailures.Inc()
 		a.write(ctx, "recording start failure", func(ctx context.Context) error {
-			_, err := a.store.RecordExit(ctx, lease, postgres.ExitReport{StartFailed: true, Error: err.Error(), Backoff: a.opts.RestartBackoff})
+			_, err := a.recordExitOf(ctx, lease, postgres.ExitReport{StartFailed: true, Error: err.Error(), Backoff: a.opts.RestartBackoff})
 			return err
 		})
 		return
@@ -198,7 +198,7 @@ func (a *Agent) watch(ctx context.Context, t *queue.Task, containerID string, ma
 		defer a.wg.Done()
 		if markRunning {
 			refused := a.write(ctx, "recording running", func(ctx context.Context) error {
-				return a.store.MarkRunning(ctx, lease, containerID)
+				return a.markRunning(ctx, lease, containerID)
 			})
 			if ctx.Err() != nil {
 				unwatch()
@@ -288,7 +288,7 @@ func (a *Agent) recordExit(ctx context.Context, lease queue.Lease, containerID s
 	// the task ended has all of its output, and the lease still holds.
 	a.flushLogs(ctx, lease, containerID)
 	refused := a.write(ctx, "recording exit", func(ctx context.Context) error {
-		to, err := a.store.RecordExit(ctx, lease, r)
+		to, err := a.recordExitOf(ctx, lease, r)
 		if err == nil {
 			a.obs.metrics.exits.WithLabelValues(string(to)).Inc()
 		}
@@ -350,7 +350,7 @@ func (a *Agent) handleStops(ctx context.Context) error {
 		// Running in the database but not watched here: its container is
 		// gone, or the engine is away (the reconcile removes the container
 		// of a task that is over once it is back).
-		if _, err := a.store.MarkExited(ctx, t.Lease(), 0, "", true); err != nil && !errors.Is(err, queue.ErrNotOwner) {
+		if _, err := a.recordExitOf(ctx, t.Lease(), postgres.ExitReport{Stopped: true, Backoff: a.opts.RestartBackoff}); err != nil && !errors.Is(err, queue.ErrNotOwner) {
 			return err
 		}
 		if t.ContainerID != "" && a.ownsContainer(ctx, t.ContainerID) {

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/orchd/orch/queue"
+	"github.com/orchd/orch/queue/postgres"
 )
 
 func TestClient_FollowLogs_ResumesAfterABrokenStreamWithoutRepeats(t *testing.T) {
@@ -59,7 +60,7 @@ func TestClient_FollowLogs_ResumesAfterABrokenStreamWithoutRepeats(t *testing.T)
 	if _, err := r.store.AppendLogs(ctx, lease, line(3), queue.LogLimits{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.store.MarkExited(ctx, lease, 0, "", false); err != nil {
+	if _, err := r.store.RecordExit(ctx, lease, postgres.ExitReport{Code: 0}); err != nil {
 		t.Fatal(err)
 	}
 	wait("l3")

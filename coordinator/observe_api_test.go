@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orchd/orch/queue"
+	"github.com/orchd/orch/queue/postgres"
 )
 
 func lineTexts(lines []queue.LogLine) string {
@@ -119,7 +120,7 @@ func TestLogsAPI_ReadsTailsAndFollowsUntilTheTaskEnds(t *testing.T) {
 	if _, err := r.store.AppendLogs(ctx, lease, batch(7, 7), queue.LogLimits{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.store.MarkExited(ctx, lease, 0, "", false); err != nil {
+	if _, err := r.store.RecordExit(ctx, lease, postgres.ExitReport{Code: 0}); err != nil {
 		t.Fatal(err)
 	}
 	for {

@@ -93,6 +93,7 @@ func benchFlags(f *pflag.FlagSet, o *bench.Options, l *benchLists) {
 	f.DurationVar(&o.PGBenchTime, "pgbench-time", o.PGBenchTime, "how long pgbench runs (-T)")
 	f.IntVar(&o.Agents, "agents", o.Agents, "simulated agents for the placement and pipeline phases")
 	f.IntVar(&o.Tasks, "tasks", o.Tasks, "tasks for the placement phase and again for the pipeline phase")
+	f.IntVar(&o.DrainTasks, "drain-tasks", o.DrainTasks, "the drain phase's backlog, and the jobs River works in the peer-river phase")
 	f.StringVar(&o.Strategy, "strategy", o.Strategy, "placement strategy the bench's coordinators use")
 	f.StringVar(&l.latencyAgents, "latency-agents", joinInts(o.LatencyAgents), "agent counts to measure create->claimed latency with")
 	f.IntVar(&o.LatencyTasks, "latency-tasks", o.LatencyTasks, "tasks submitted per latency measurement")

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/orchd/orch/queue"
 )
@@ -47,12 +46,10 @@ WHERE t.node_id = $1 AND t.state IN ('starting', 'running') AND t.desired_state 
 	return tasks, nil
 }
 
-// MarkRunning records that the lease's container is running.
+// MarkRunning records that the lease's container is running (see
+// WriteBatch, which records many writes at once).
 func (s *Store) MarkRunning(ctx context.Context, l queue.Lease, containerID string) error {
-	ctx, cancel := s.deadline(ctx)
-	defer cancel()
-	_, _, err := transition(ctx, s.pool, stateChange{TaskID: l.TaskID, To: queue.Running, Lease: &l,
-		ContainerID: &containerID, Reason: "container started"})
+	_, err := s.one(ctx, AgentWrite{Lease: l, Running: &containerID})
 	return err
 }
 
@@ -121,91 +118,19 @@ func (r ExitReport) why() string {
 	return why
 }
 
-// RecordExit writes how the lease's attempt ended and what follows from it,
-// in one transaction: the task is stopped (a user asked), moved to another
-// node (its node is draining), restarted through the queue after its
-// backoff (its restart policy says so: back to pending with not_before set),
-// or it ends completed or failed. It returns the state the task is in now.
-// A stale lease changes nothing and wraps queue.ErrNotOwner.
+// RecordExit writes how the lease's attempt ended and what follows from it
+// (see decideExit), in one transaction, and returns the state the task is
+// in now. A stale lease changes nothing and wraps queue.ErrNotOwner; an exit
+// recorded already is not recorded again.
 func (s *Store) RecordExit(ctx context.Context, l queue.Lease, r ExitReport) (queue.State, error) {
-	ctx, cancel := s.deadline(ctx)
-	defer cancel()
-	var to queue.State
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		// ranLong: the attempt ran for the backoff's reset time, by the
-		// database's clock (see 00009_backoff_reset.sql).
-		var t queue.Task
-		var step int
-		var ranLong bool
-		err := tx.QueryRow(ctx, `SELECT `+taskCols+`, t.backoff_step,
-    t.state = 'running' AND t.started_at < now() - make_interval(secs => $2::float8)
-FROM tasks t WHERE t.id = $1 FOR UPDATE`, l.TaskID, r.Backoff.ResetAfter().Seconds()).Scan(append(taskDest(&t), &step, &ranLong)...)
-		if err != nil {
-			return translate(err, fmt.Sprintf("task %s", l.TaskID))
-		}
-		if ranLong {
-			step = 0
-		}
-		if t.Attempt != l.Attempt || t.NodeID == nil || *t.NodeID != l.NodeID {
-			return fmt.Errorf("task %s attempt %d on node %s: %w (now attempt %d)", l.TaskID, l.Attempt, l.NodeID, queue.ErrNotOwner, t.Attempt)
-		}
-		if t.State.Terminal() {
-			// Recorded already: the reply to the first try was lost.
-			to = t.State
-			return nil
-		}
-		tr := stateChange{TaskID: l.TaskID, Lease: &l, Reason: r.why()}
-		if !r.StartFailed {
-			code := r.Code
-			tr.ExitCode = &code
-		}
-		errText := r.Error
-		if r.Unhealthy {
-			errText = tr.Reason
-		}
-		tr.Error = &errText
-		switch {
-		case r.Stopped || t.DesiredState == queue.DesiredStopped:
-			tr.To, tr.Reason = queue.Stopped, "stopped on request"
-		case r.Evicted:
-			tr.To, tr.Reason = queue.Pending, "moved: its node is draining"
-		case r.Disconnected:
-			tr.To, tr.Reason = queue.Pending, "moved: stopped because "+r.Error
-		case t.ShouldRestart(r.failed()):
-			delay := r.Backoff.Delay(step)
-			next := step + 1
-			tr.To, tr.Restart, tr.Delay, tr.BackoffStep = queue.Pending, true, &delay, &next
-			tr.Reason = t.RestartReason(tr.Reason, delay)
-		case r.failed():
-			tr.To = queue.Failed
-		default:
-			tr.To = queue.Completed
-		}
-		_, to, err = transition(ctx, tx, tr)
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	return to, nil
-}
-
-// MarkExited records how the lease's container ended: completed on exit code
-// 0, failed otherwise, or stopped when the user asked for it — unless the
-// task's restart policy restarts it (see RecordExit, with the default backoff).
-func (s *Store) MarkExited(ctx context.Context, l queue.Lease, code int, errText string, stopped bool) (queue.State, error) {
-	ctx, cancel := s.deadline(ctx)
-	defer cancel()
-	return s.RecordExit(ctx, l, ExitReport{Code: code, Error: errText, Stopped: stopped, Backoff: queue.DefaultBackoff})
+	return s.one(ctx, AgentWrite{Lease: l, Exit: &r})
 }
 
 // Requeue hands a task its agent cannot run back to the queue, to be placed
 // again at once (on another node, if its own is unhealthy): the engine
 // failed before the container started. It is not a restart of the task.
 func (s *Store) Requeue(ctx context.Context, l queue.Lease, reason string) error {
-	ctx, cancel := s.deadline(ctx)
-	defer cancel()
-	_, _, err := transition(ctx, s.pool, stateChange{TaskID: l.TaskID, To: queue.Pending, Lease: &l, Reason: reason})
+	_, err := s.one(ctx, AgentWrite{Lease: l, Requeue: reason})
 	return err
 }
 

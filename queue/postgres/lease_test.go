@@ -31,7 +31,7 @@ func TestStore_Lifecycle_OneEventPerChange_AndReservationsReleased(t *testing.T)
 	if err := s.MarkRunning(ctx, lease, "c1"); err != nil {
 		t.Fatal(err)
 	}
-	to, err := s.MarkExited(ctx, lease, 3, "", false)
+	to, err := s.RecordExit(ctx, lease, ExitReport{Code: 3})
 	if err != nil || to != queue.Failed {
 		t.Fatalf("exit 3 → %s, %v", to, err)
 	}
@@ -70,7 +70,7 @@ func TestStore_FencedWrite_StaleLeaseChangesNothing(t *testing.T) {
 	}
 	other := claim.Tasks[0].Lease()
 	other.NodeID = uuid.New()
-	if _, err := s.MarkExited(ctx, other, 0, "", false); !errors.Is(err, queue.ErrNotOwner) {
+	if _, err := s.RecordExit(ctx, other, ExitReport{Code: 0}); !errors.Is(err, queue.ErrNotOwner) {
 		t.Fatalf("other node: %v, want ErrNotOwner", err)
 	}
 	got, _ := s.GetTask(ctx, task.ID)

@@ -34,11 +34,11 @@ func TestReportViews_KnownScenario(t *testing.T) {
 
 	la := runOn(t, s, a.ID, n1.ID)
 	lb := runOn(t, s, b.ID, n1.ID)
-	if _, err := s.MarkExited(ctx, lb, 0, "", false); err != nil {
+	if _, err := s.RecordExit(ctx, lb, ExitReport{Code: 0}); err != nil {
 		t.Fatal(err)
 	}
 	lc := runOn(t, s, c.ID, n2.ID)
-	if _, err := s.MarkExited(ctx, lc, 1, "", false); err != nil {
+	if _, err := s.RecordExit(ctx, lc, ExitReport{Code: 1}); err != nil {
 		t.Fatal(err)
 	}
 	le := runOn(t, s, e.ID, n1.ID)

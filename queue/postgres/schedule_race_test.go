@@ -180,7 +180,7 @@ func raceReplicas(t *testing.T, strategies []string) {
 						kept = append(kept, ru)
 						continue
 					}
-					if _, err := agents.MarkExited(gctx, ru.lease, 0, "", false); err != nil {
+					if _, err := agents.RecordExit(gctx, ru.lease, ExitReport{Code: 0}); err != nil {
 						return err
 					}
 				}

@@ -46,7 +46,7 @@ func TestStore_SchedulePass_HostPortHeldUntilTheTaskEnds(t *testing.T) {
 			if err := s.MarkRunning(ctx, c.Lease(), "c1"); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.MarkExited(ctx, c.Lease(), 0, "", false); err != nil {
+			if _, err := s.RecordExit(ctx, c.Lease(), ExitReport{Code: 0}); err != nil {
 				t.Fatal(err)
 			}
 		}

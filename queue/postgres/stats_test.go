@@ -81,7 +81,7 @@ func TestStore_ReportTaskUsage_OnlyForTheRunningLease(t *testing.T) {
 	if err != nil || len(hist) != 1 {
 		t.Fatalf("history = %+v, %v", hist, err)
 	}
-	if _, err := s.MarkExited(ctx, l, 0, "", false); err != nil {
+	if _, err := s.RecordExit(ctx, l, ExitReport{Code: 0}); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := s.ReportTaskUsage(ctx, n1.ID, []queue.TaskUsage{good}); n != 0 {

@@ -141,7 +141,7 @@ func TestStore_EvacuateNode_MovesLiveTasksOnce_WithEvents_AndFencesTheOldAgent(t
 	}
 
 	// The old agent wakes up and writes about its tasks: refused, nothing changes.
-	if _, err := s.MarkExited(ctx, run, 0, "", false); !errors.Is(err, queue.ErrNotOwner) {
+	if _, err := s.RecordExit(ctx, run, ExitReport{Code: 0}); !errors.Is(err, queue.ErrNotOwner) {
 		t.Errorf("exit from the lost node: %v, want ErrNotOwner", err)
 	}
 	if err := s.MarkRunning(ctx, starting, "late"); !errors.Is(err, queue.ErrNotOwner) {
@@ -155,7 +155,7 @@ func TestStore_EvacuateNode_MovesLiveTasksOnce_WithEvents_AndFencesTheOldAgent(t
 	if err := s.SetTaskHealth(ctx, run, queue.HealthHealthy, "old"); !errors.Is(err, queue.ErrNotOwner) {
 		t.Errorf("health from the old lease: %v, want ErrNotOwner", err)
 	}
-	if _, err := s.MarkExited(ctx, run, 1, "", false); !errors.Is(err, queue.ErrNotOwner) {
+	if _, err := s.RecordExit(ctx, run, ExitReport{Code: 1}); !errors.Is(err, queue.ErrNotOwner) {
 		t.Errorf("stale exit after the new attempt: %v, want ErrNotOwner", err)
 	}
 	if tk, _ := s.GetTask(ctx, run.TaskID); tk.State != queue.Running || tk.Attempt != again.Attempt {

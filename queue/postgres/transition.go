@@ -111,8 +111,25 @@ FROM upd`
 // agent that did not hear that its first try committed: it succeeds and
 // writes nothing.
 func transition(ctx context.Context, q querier, tr stateChange) (from, to queue.State, err error) {
+	args, err := transitionArgs(tr)
+	if err != nil {
+		return "", "", err
+	}
+	var ignored *string
+	err = q.QueryRow(ctx, transitionSQL, args...).Scan(&from, &to, &ignored)
+	if err == nil {
+		return from, to, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return "", "", translate(err, fmt.Sprintf("moving task %s to %s", tr.TaskID, tr.To))
+	}
+	return refusal(ctx, q, tr)
+}
+
+// transitionArgs are transitionSQL's parameters for tr.
+func transitionArgs(tr stateChange) ([]any, error) {
 	if !tr.To.Valid() {
-		return "", "", fmt.Errorf("%w: unknown target state %q", queue.ErrInvalidTransition, tr.To)
+		return nil, fmt.Errorf("%w: unknown target state %q", queue.ErrInvalidTransition, tr.To)
 	}
 	sources := queue.Sources(tr.To)
 	src := make([]string, len(sources))
@@ -133,16 +150,8 @@ func transition(ctx context.Context, q querier, tr stateChange) (from, to queue.
 		secs := tr.Delay.Seconds()
 		delay = &secs
 	}
-	var ignored *string
-	err = q.QueryRow(ctx, transitionSQL, tr.TaskID, string(tr.To), src, attempt, node,
-		tr.ContainerID, tr.ExitCode, tr.Error, tr.Reason, restart, delay, tr.BackoffStep).Scan(&from, &to, &ignored)
-	if err == nil {
-		return from, to, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return "", "", translate(err, fmt.Sprintf("moving task %s to %s", tr.TaskID, tr.To))
-	}
-	return refusal(ctx, q, tr)
+	return []any{tr.TaskID, string(tr.To), src, attempt, node,
+		tr.ContainerID, tr.ExitCode, tr.Error, tr.Reason, restart, delay, tr.BackoffStep}, nil
 }
 
 // refusal explains why transitionSQL changed nothing, or finds that a

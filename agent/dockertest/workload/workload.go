@@ -35,7 +35,7 @@ var ErrNoGo = errors.New("no go command on PATH")
 // which its maker finds and removes it. Build fails with ErrNoSource or
 // ErrNoGo (wrapped) when it cannot build here at all.
 func Build(ctx context.Context, cli *client.Client, tag string, labels map[string]string) error {
-	root, err := source()
+	root, err := Source()
 	if err != nil {
 		return err
 	}
@@ -124,10 +124,10 @@ func compile(ctx context.Context, root string) ([]byte, error) {
 	return os.ReadFile(bin)
 }
 
-// source finds the root of the orch repository at or above the working
+// Source finds the root of the orch repository at or above the working
 // directory: the directory whose go.mod is orch's and which holds
-// testdata/workload.
-func source() (string, error) {
+// testdata/workload. It fails with ErrNoSource outside one.
+func Source() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err

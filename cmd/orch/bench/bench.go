@@ -42,9 +42,12 @@ type Options struct {
 	PGBenchClients int           // pgbench's clients (-c)
 	PGBenchTime    time.Duration // how long pgbench runs (-T)
 
-	Agents   int    // simulated agents for the placement and pipeline phases
-	Tasks    int    // tasks for the placement phase and again for the pipeline phase
-	Strategy string // the placement strategy of the bench's coordinators
+	Agents int // simulated agents for the placement, pipeline and drain phases
+	// DrainTasks is the backlog of the drain phase, and the jobs River
+	// works in the peer-river phase.
+	DrainTasks int
+	Tasks      int    // tasks for the placement phase and again for the pipeline phase
+	Strategy   string // the placement strategy of the bench's coordinators
 
 	LatencyAgents []int   // agent counts to measure create→claimed latency with
 	LatencyTasks  int     // tasks submitted per latency measurement
@@ -83,6 +86,8 @@ type Options struct {
 // Bench phases, in the order they run.
 const (
 	phasePgbench   = "pgbench"
+	phasePeerRiver = "peer-river"
+	phaseDrain     = "drain"
 	phasePlacement = "placement"
 	phasePipeline  = "pipeline"
 	phaseIdle      = "idle"
@@ -95,7 +100,7 @@ const (
 // Phases are the bench's phases in the order they run. The idle phase comes
 // last: its thousand agents leave a thousand (cordoned) nodes behind, which
 // every later scheduling pass would read.
-var Phases = []string{phasePgbench, phasePlacement, phasePipeline, phaseProcesses, phaseLatency, phaseDocker, phaseRetention, phaseIdle}
+var Phases = []string{phasePgbench, phasePeerRiver, phaseDrain, phasePlacement, phasePipeline, phaseProcesses, phaseLatency, phaseDocker, phaseRetention, phaseIdle}
 
 // Defaults are the options of a full run, or with quick of a small one that
 // runs in about a minute.
@@ -108,7 +113,7 @@ func Defaults(quick bool) Options {
 	if quick {
 		o.Quick = true
 		o.PGBenchScale, o.PGBenchClients, o.PGBenchTime = 1, 4, 2*time.Second
-		o.Agents, o.Tasks = 10, 1000
+		o.Agents, o.Tasks, o.DrainTasks = 10, 1000, 5000
 		o.LatencyAgents, o.LatencyTasks = []int{1, 10}, 30
 		o.IdleAgents, o.IdleWindow = []int{0, 50}, 3*time.Second
 		o.ProcessTasks, o.ProcessHeld = 300, 20
@@ -117,7 +122,7 @@ func Defaults(quick bool) Options {
 		return o
 	}
 	o.PGBenchScale, o.PGBenchClients, o.PGBenchTime = 10, 8, 10*time.Second
-	o.Agents, o.Tasks = 100, 20000
+	o.Agents, o.Tasks, o.DrainTasks = 100, 20000, 50000
 	o.LatencyAgents, o.LatencyTasks = []int{1, 10, 100}, 300
 	o.IdleAgents, o.IdleWindow = []int{0, 100, 1000}, 30*time.Second
 	o.ProcessTasks, o.ProcessHeld = 5000, 250
@@ -130,7 +135,7 @@ func Defaults(quick bool) Options {
 func (o *Options) check() error {
 	for name, v := range map[string]int{"agents": o.Agents, "tasks": o.Tasks, "latency-tasks": o.LatencyTasks,
 		"process-tasks": o.ProcessTasks, "process-held": o.ProcessHeld, "docker-runs": o.DockerRuns, "pgbench-scale": o.PGBenchScale, "pgbench-clients": o.PGBenchClients,
-		"retention-tasks": o.RetentionTasks, "retention-waiting": o.RetentionWaiting, "retention-passes": o.RetentionPasses} {
+		"drain-tasks": o.DrainTasks, "retention-tasks": o.RetentionTasks, "retention-waiting": o.RetentionWaiting, "retention-passes": o.RetentionPasses} {
 		if v < 1 {
 			return queue.Invalid(name, fmt.Sprintf("--%s must be at least 1", name), "")
 		}
@@ -224,6 +229,8 @@ func (b *bench) run(ctx context.Context) {
 		fn    func(context.Context) error
 	}{
 		{phasePgbench, b.pgbench},
+		{phasePeerRiver, b.peerRiver},
+		{phaseDrain, b.drain},
 		{phasePlacement, b.placement},
 		{phasePipeline, b.pipeline},
 		{phaseProcesses, b.processes},

@@ -26,6 +26,8 @@ type Report struct {
 	Machine   MachineInfo      `json:"machine"`
 	Server    ServerInfo       `json:"server"`
 	PGBench   *PGBenchResult   `json:"pgbench,omitempty"`
+	PeerRiver *PeerResult      `json:"peer_river,omitempty"`
+	Drain     *DrainResult     `json:"drain,omitempty"`
 	Placement *PlacementResult `json:"placement,omitempty"`
 	Pipeline  *PipelineResult  `json:"pipeline,omitempty"`
 	Idle      []IdleResult     `json:"idle,omitempty"`
@@ -182,6 +184,10 @@ func (r *Report) finish(b *bench) {
 	if r.Pipeline != nil && r.PGBench != nil && r.PGBench.TPS > 0 {
 		r.Pipeline.CommitShare = r.Pipeline.TasksPerSec * r.Pipeline.WriteTxnsPerTask / r.PGBench.TPS
 	}
+	if r.Drain != nil && r.PeerRiver != nil && r.PeerRiver.JobsPerSec > 0 {
+		r.Drain.RiverJobsPS = r.PeerRiver.JobsPerSec
+		r.Drain.RiverRatio = r.Drain.LifecyclesPerSec / r.PeerRiver.JobsPerSec
+	}
 	if b.statements {
 		if st, err := b.store.TopStatements(context.Background(), 10); err == nil {
 			r.Statements = st
@@ -200,6 +206,19 @@ func (r *Report) checkTargets() []Target {
 			t.Value = "not measured"
 		}
 		out = append(out, t)
+	}
+	if d, p := r.Drain, r.PeerRiver; d != nil && p != nil {
+		add("lifecycles/s ÷ River jobs/s, drain shape", "≥ 1.0×", fmt.Sprintf("%.2f× (%.0f ÷ %.0f)", d.RiverRatio, d.LifecyclesPerSec, p.JobsPerSec),
+			true, d.RiverRatio >= 1.0)
+	} else {
+		add("lifecycles/s ÷ River jobs/s, drain shape", "≥ 1.0×", "", false, false)
+	}
+	if pl, p := r.Pipeline, r.PeerRiver; pl != nil && p != nil && p.JobsPerSec > 0 {
+		ratio := pl.TasksPerSec / p.JobsPerSec
+		add("lifecycles/s through the API ÷ River jobs/s", "≥ 0.5×", fmt.Sprintf("%.2f×", ratio), true, ratio >= 0.5)
+	}
+	if d := r.Drain; d != nil {
+		add("write transactions per task, drain shape", "≤ 2", fmt.Sprintf("%.2f", d.WriteTxnsPerTask), true, d.WriteTxnsPerTask <= 2)
 	}
 	if p := r.Placement; p != nil {
 		add("placements/s through Postgres", "≥ 5000", fmt.Sprintf("%.0f", p.PlacementsPerSec), true, p.PlacementsPerSec >= 5000)
@@ -297,6 +316,20 @@ func (r *Report) Print(w io.Writer) error {
 	row("FIGURE", "VALUE")
 	if p := r.PGBench; p != nil {
 		row(fmt.Sprintf("pgbench TPC-B-like (scale %d, %d clients, %d s)", p.Scale, p.Clients, p.Seconds), fmt.Sprintf("%.0f TPS", p.TPS))
+	}
+	if p := r.PeerRiver; p != nil {
+		row(fmt.Sprintf("River %s: %d no-op jobs, one client, %d workers: jobs/s worked (inserted in %.1f s)", p.Version, p.Jobs, p.Workers, p.InsertSeconds),
+			fmt.Sprintf("%.0f", p.JobsPerSec))
+	}
+	if d := r.Drain; d != nil {
+		row(fmt.Sprintf("drain: %d tasks submitted in batches of %d (tasks/s)", d.Tasks, drainBatch), fmt.Sprintf("%.0f", d.SubmitPerSec))
+		row(fmt.Sprintf("  then run by %d agents: lifecycles/s (%.1f s)", d.Agents, d.Seconds), fmt.Sprintf("%.0f", d.LifecyclesPerSec))
+		if d.RiverRatio > 0 {
+			row("  ÷ River's jobs/s", fmt.Sprintf("%.2f×", d.RiverRatio))
+		}
+		row("  write transactions; rows written; per task", fmt.Sprintf("%.2f; %.1f", d.WriteTxnsPerTask, d.RowsWrittenPerTask))
+		row("  WAL per task; WAL flushes per task", fmt.Sprintf("%.0f bytes; %.3f", d.WALBytesPerTask, d.WALSyncsPerTask))
+		row(fmt.Sprintf("  a task submitted meanwhile waits to be claimed (%d): p50 / p99", d.Probes), fmt.Sprintf("%.0f / %.0f ms", d.ProbeP50MS, d.ProbeP99MS))
 	}
 	if p := r.Placement; p != nil {
 		row(fmt.Sprintf("creates/s (store, %d tasks, 16 clients)", p.Tasks), fmt.Sprintf("%.0f", p.CreatesPerSec))
