@@ -39,10 +39,30 @@ type WriteResult struct {
 	Err   error
 }
 
-// batchTask is what WriteBatch reads of a task it writes about, under lock.
+// batchTask is what WriteBatch reads of a task it writes about, under lock,
+// and what the batch makes of it: the row as the batch leaves it, and the
+// events of its changes.
 type batchTask struct {
 	queue.Task
 	step int
+
+	locked        queue.State // the state it was locked in
+	lease         queue.Lease // as locked: the row is written only if it still holds
+	changed       bool
+	started       bool // went to running: started_at is now
+	healthChanged bool // health_at is now
+	delay         *float64
+	events        []batchEvent
+	order         int // first write about it, to keep the batch's order
+}
+
+// batchEvent is one change's row of task_events.
+type batchEvent struct {
+	from, to queue.State
+	attempt  int
+	node     uuid.UUID
+	exitCode *int
+	reason   string
 }
 
 // WriteBatch applies an agent's writes in one transaction and returns what
@@ -92,6 +112,7 @@ func writeBatch(ctx context.Context, tx pgx.Tx, writes []AgentWrite) ([]WriteRes
 			rows.Close()
 			return nil, translate(err, "locking the tasks written about")
 		}
+		bt.locked, bt.lease = bt.State, bt.Lease()
 		tasks[bt.ID] = bt
 	}
 	rows.Close()
@@ -100,10 +121,8 @@ func writeBatch(ctx context.Context, tx pgx.Tx, writes []AgentWrite) ([]WriteRes
 	}
 
 	results := make([]WriteResult, len(writes))
-	changes := make([]stateChange, 0, len(writes))
-	changeOf := make([]int, len(writes)) // index into changes, or -1
+	var touched []*batchTask
 	for i, w := range writes {
-		changeOf[i] = -1
 		bt, ok := tasks[w.Lease.TaskID]
 		if !ok {
 			results[i].Err = fmt.Errorf("task %s: %w", w.Lease.TaskID, queue.ErrNotFound)
@@ -116,25 +135,119 @@ func writeBatch(ctx context.Context, tx pgx.Tx, writes []AgentWrite) ([]WriteRes
 		case done:
 			results[i].State = bt.State
 		default:
-			changeOf[i] = len(changes)
-			changes = append(changes, tr)
+			if !bt.changed {
+				bt.changed, bt.order = true, len(touched)
+				touched = append(touched, bt)
+			}
 			bt.apply(tr)
 			results[i].State = bt.State
 		}
 	}
-	if len(changes) == 0 {
+	if len(touched) == 0 {
 		return results, nil
 	}
-	applied, err := applyChanges(ctx, tx, changes)
+	n, err := writeRows(ctx, tx, touched)
 	if err != nil {
 		return nil, err
 	}
-	for i := range writes {
-		if c := changeOf[i]; c >= 0 && applied[c].Err != nil {
-			results[i] = applied[c]
-		}
+	if n != len(touched) {
+		// Every row was locked and checked above: this cannot happen, and
+		// the transaction is abandoned rather than half written.
+		return nil, fmt.Errorf("writing the batch: %d of %d tasks changed under their lock: %w", n, len(touched), queue.ErrConflict)
 	}
 	return results, nil
+}
+
+// writeRowsSQL writes a batch's tasks as the batch leaves them, and their
+// events, in one statement (each row fenced by the state, attempt and node
+// it was locked in), and wakes the schedulers when one of them went back to
+// the queue. It is transitionSQL for many tasks at once, its rules applied
+// in Go (batchTask.apply) on rows the batch holds locked.
+const writeRowsSQL = `
+WITH r AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::uuid[], $5::text[], $6::text[], $7::int[],
+                         $8::text[], $9::text[], $10::int[], $11::int[], $12::bool[], $13::bool[],
+                         $14::float8[], $15::text[], $16::bool[])
+        AS r(id, from_state, attempt, node_id, state, container_id, exit_code, error, reason, restarts,
+             backoff_step, started, finished, delay, health, health_changed)
+), upd AS (
+    UPDATE tasks t SET
+        state        = r.state,
+        node_id      = CASE WHEN r.state = 'pending' THEN NULL ELSE t.node_id END,
+        container_id = r.container_id,
+        exit_code    = r.exit_code,
+        error        = r.error,
+        reason       = r.reason,
+        restarts     = r.restarts,
+        backoff_step = r.backoff_step,
+        started_at   = CASE WHEN r.started THEN now() ELSE t.started_at END,
+        finished_at  = CASE WHEN r.finished THEN now() ELSE t.finished_at END,
+        not_before   = CASE WHEN r.state = 'pending' AND r.delay IS NOT NULL THEN now() + make_interval(secs => r.delay) END,
+        queued_at    = CASE WHEN r.state = 'pending' AND r.delay IS NOT NULL THEN now() + make_interval(secs => r.delay)
+                            ELSE t.queued_at END,
+        health       = r.health,
+        health_at    = CASE WHEN r.health_changed THEN now() ELSE t.health_at END,
+        updated_at   = now()
+    FROM r
+    WHERE t.id = r.id AND t.state = r.from_state AND t.attempt = r.attempt AND t.node_id = r.node_id
+    RETURNING t.id, t.state
+), ev AS (
+    INSERT INTO task_events (task_id, from_state, to_state, attempt, node_id, exit_code, reason)
+    SELECT e.task_id, e.from_state, e.to_state, e.attempt, e.node_id, e.exit_code, e.reason
+    FROM unnest($17::uuid[], $18::text[], $19::text[], $20::int[], $21::uuid[], $22::int[], $23::text[])
+        WITH ORDINALITY AS e(task_id, from_state, to_state, attempt, node_id, exit_code, reason, ord)
+    WHERE e.task_id IN (SELECT id FROM upd)
+    ORDER BY e.ord
+)
+SELECT count(*), CASE WHEN bool_or(state = 'pending') THEN pg_notify('` + ChannelPending + `', '')::text END FROM upd`
+
+// writeRows runs writeRowsSQL for the batch's changed tasks and returns how
+// many rows it wrote.
+func writeRows(ctx context.Context, tx pgx.Tx, touched []*batchTask) (int, error) {
+	k := len(touched)
+	ids, nodes := make([]uuid.UUID, k), make([]uuid.UUID, k)
+	from, states, containers, errs, reasons, healths := make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k)
+	attempts, restarts, steps := make([]int32, k), make([]int32, k), make([]int32, k)
+	codes := make([]*int32, k)
+	started, finished, healthChanged := make([]bool, k), make([]bool, k), make([]bool, k)
+	delays := make([]*float64, k)
+	var evTask, evNode []uuid.UUID
+	var evFrom, evTo, evReason []string
+	var evAttempt []int32
+	var evCode []*int32
+	for i, bt := range touched {
+		t := &bt.Task
+		ids[i], nodes[i], from[i], attempts[i] = t.ID, bt.lease.NodeID, string(bt.locked), int32(bt.lease.Attempt)
+		states[i], containers[i], errs[i], reasons[i] = string(t.State), t.ContainerID, t.Error, t.Reason
+		restarts[i], steps[i] = int32(t.Restarts), int32(bt.step)
+		if t.ExitCode != nil {
+			c := int32(*t.ExitCode)
+			codes[i] = &c
+		}
+		started[i], finished[i], delays[i] = bt.started, t.State.Terminal(), bt.delay
+		healths[i] = string(t.Health)
+		healthChanged[i] = bt.healthChanged
+		for _, e := range bt.events {
+			evTask, evFrom, evTo, evNode, evReason = append(evTask, t.ID), append(evFrom, string(e.from)), append(evTo, string(e.to)),
+				append(evNode, e.node), append(evReason, e.reason)
+			evAttempt = append(evAttempt, int32(e.attempt))
+			var c *int32
+			if e.exitCode != nil {
+				v := int32(*e.exitCode)
+				c = &v
+			}
+			evCode = append(evCode, c)
+		}
+	}
+	var n int
+	var ignored *string
+	err := tx.QueryRow(ctx, writeRowsSQL, ids, from, attempts, nodes, states, containers, codes, errs, reasons,
+		restarts, steps, started, finished, delays, healths, healthChanged,
+		evTask, evFrom, evTo, evAttempt, evNode, evCode, evReason).Scan(&n, &ignored)
+	if err != nil {
+		return 0, translate(err, "recording the agent's writes")
+	}
+	return n, nil
 }
 
 // decide turns one write into the state change it makes on the task as the
@@ -208,25 +321,59 @@ func decideExit(tr *stateChange, bt *batchTask, r ExitReport, now time.Time) {
 	}
 }
 
-// apply updates the batch's view of the task with a change it is about to
-// make, so that a later write of the batch about the same task decides on
-// the task as it will be.
+// apply makes a change on the batch's copy of the task by the rules of
+// transitionSQL (a change to pending of a task asked to stop ends it
+// stopped, health follows the state, and so on) and records its event, so
+// that a later write of the batch about the same task decides on the task
+// as it will be, and writeRows writes the row as it ends up.
 func (bt *batchTask) apply(tr stateChange) {
 	t := &bt.Task
+	from := t.State
 	to := tr.To
+	reason := tr.Reason
 	if to == queue.Pending && t.DesiredState == queue.DesiredStopped {
-		to = queue.Stopped
+		to, reason = queue.Stopped, "stopped on request, instead of: "+tr.Reason
 	}
+	node := uuid.Nil
+	if t.NodeID != nil {
+		node = *t.NodeID
+	}
+	bt.events = append(bt.events, batchEvent{from: from, to: to, attempt: t.Attempt, node: node, exitCode: tr.ExitCode, reason: reason})
+
+	newHealth := queue.HealthNone
+	switch {
+	case to == queue.Running && t.HealthCheck != nil:
+		newHealth = queue.HealthStarting
+	case to.Terminal():
+		newHealth = t.Health
+	}
+	if newHealth != t.Health {
+		bt.healthChanged = true
+	}
+	t.Health = newHealth
 	t.State = to
-	if tr.ContainerID != nil {
+	switch {
+	case to == queue.Pending:
+		t.NodeID, t.ContainerID = nil, ""
+	case tr.ContainerID != nil:
 		t.ContainerID = *tr.ContainerID
 	}
-	if to == queue.Running {
-		now := time.Now()
-		t.StartedAt = &now
+	switch {
+	case tr.ExitCode != nil:
+		c := *tr.ExitCode
+		t.ExitCode = &c
+	case to == queue.Starting || to == queue.Running:
+		t.ExitCode = nil
 	}
+	switch {
+	case tr.Error != nil:
+		t.Error = *tr.Error
+	case to == queue.Running:
+		t.Error = ""
+	}
+	t.Reason = ""
 	if to == queue.Pending {
-		t.NodeID = nil
+		t.Reason = reason
 		if tr.Restart {
 			t.Restarts++
 		}
@@ -234,41 +381,16 @@ func (bt *batchTask) apply(tr stateChange) {
 	if tr.BackoffStep != nil {
 		bt.step = *tr.BackoffStep
 	}
-}
-
-// applyChanges runs the changes of a batch in the transaction, pipelined:
-// one round trip for all of them. The WriteResult of a refused change says
-// why; the others' are zero.
-func applyChanges(ctx context.Context, tx pgx.Tx, changes []stateChange) ([]WriteResult, error) {
-	out := make([]WriteResult, len(changes))
-	refused := make([]bool, len(changes))
-	b := &pgx.Batch{}
-	for i, tr := range changes {
-		args, err := transitionArgs(tr)
-		if err != nil {
-			out[i].Err = err
-			continue
-		}
-		b.Queue(transitionSQL, args...).Query(func(rows pgx.Rows) error {
-			defer rows.Close()
-			refused[i] = !rows.Next()
-			return rows.Err()
-		})
+	if to == queue.Running {
+		bt.started = true
+		now := time.Now()
+		t.StartedAt = &now
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, translate(err, "recording the agent's writes")
+	bt.delay = nil
+	if to == queue.Pending && tr.Delay != nil {
+		d := tr.Delay.Seconds()
+		bt.delay = &d
 	}
-	for i, tr := range changes {
-		if !refused[i] || out[i].Err != nil {
-			continue
-		}
-		if _, _, err := refusal(ctx, tx, tr); err != nil {
-			out[i].Err = err
-		} else {
-			out[i].Err = fmt.Errorf("task %s changed while moving it to %s: %w", tr.TaskID, tr.To, queue.ErrConflict)
-		}
-	}
-	return out, nil
 }
 
 // one runs a single agent write.

@@ -11,8 +11,16 @@ import (
 
 // claimSQL is the agent's claim, in one statement: lock the node's scheduled
 // tasks that no other claimer holds, move them to starting and record it.
+//
+// It commits without waiting for its WAL flush (asyncCommitCTE): the next
+// write about the task, "running", waits for its own flush and so for the
+// claim's, and should the server crash in between, the claim is lost as if
+// it had not been made: the task is scheduled on the same node at the same
+// attempt, the agent claims it again, and starting the attempt's container
+// again finds the one it started (same name and labels) and keeps it. What
+// the flush would cost is the wait, on the path from placement to start.
 const claimSQL = `
-WITH c AS (
+WITH ` + asyncCommitCTE + `, c AS (
     SELECT id FROM tasks
     WHERE node_id = $1 AND state = 'scheduled' AND desired_state = 'running'
     ORDER BY scheduled_at, id
@@ -26,7 +34,7 @@ WITH c AS (
     INSERT INTO task_events (task_id, from_state, to_state, attempt, node_id, reason)
     SELECT id, 'scheduled', 'starting', attempt, node_id, 'claimed by agent' FROM upd
 )
-SELECT ` + taskCols + ` FROM upd t`
+SELECT ` + taskCols + ` FROM upd t, async_commit`
 
 // leftSQL counts the node's scheduled tasks that the claim before it, in
 // the same transaction, did not take: beyond its limit, or skipped because

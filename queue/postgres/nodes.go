@@ -23,7 +23,7 @@ func (s *Store) RegisterNode(ctx context.Context, reg queue.NodeRegistration) (q
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	q := `SELECT ` + nodeCols + ` FROM orch_register_node($1, $2, $3, $4, $5, $6, $7, $8) n`
+	q := `SELECT ` + nodeCols + ` FROM orch_register_node($1, $2, $3, $4, $5, $6, $7, $8) n` + nodeJoin
 	n, err := scanNode(s.pool.QueryRow(ctx, q, uuid.Must(uuid.NewV7()), reg.Name, reg.Address, labels,
 		reg.Capacity.CPUMillis, reg.Capacity.MemoryBytes, reg.Capacity.DiskBytes, reg.AllowPrivileged))
 	if err != nil {
@@ -32,9 +32,7 @@ func (s *Store) RegisterNode(ctx context.Context, reg queue.NodeRegistration) (q
 	return n, nil
 }
 
-const nodeListSQL = `SELECT ` + nodeCols + `,
-    (SELECT count(*) FROM tasks t WHERE t.node_id = n.id AND t.state IN ('scheduled', 'starting', 'running'))
-FROM nodes n`
+const nodeListSQL = `SELECT ` + nodeCols + `, COALESCE(r.live_tasks, 0) FROM nodes n` + nodeJoin
 
 // ListNodes returns every node, by name.
 func (s *Store) ListNodes(ctx context.Context) ([]queue.Node, error) {
@@ -84,8 +82,10 @@ func (s *Store) SetCordoned(ctx context.Context, idOrName string, cordoned bool)
 		return queue.Node{}, err
 	}
 	// Uncordoning also ends a drain.
-	q := `UPDATE nodes n SET cordoned = $2, draining = draining AND $2,
-    drain_deadline = CASE WHEN $2 THEN drain_deadline END, updated_at = now() WHERE id = $1 RETURNING ` + nodeCols
+	q := `WITH n AS (
+    UPDATE nodes SET cordoned = $2, draining = draining AND $2,
+        drain_deadline = CASE WHEN $2 THEN drain_deadline END, updated_at = now() WHERE id = $1 RETURNING *
+) SELECT ` + nodeCols + ` FROM n` + nodeJoin
 	out, err := scanNode(s.pool.QueryRow(ctx, q, n.ID, cordoned))
 	if err != nil {
 		return queue.Node{}, translate(err, fmt.Sprintf("cordoning node %q", idOrName))

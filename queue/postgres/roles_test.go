@@ -272,8 +272,6 @@ VALUES ($1, 1, $2, now(), 99, 1, 1)`, taskB.ID, nodeA.ID)
 		`UPDATE nodes SET cpu_millis = 1000000 WHERE id = $1`,
 		`UPDATE nodes SET memory_bytes = 1 << 50 WHERE id = $1`,
 		`UPDATE nodes SET labels = '{"orch.allow-privileged": "true"}' WHERE id = $1`,
-		`UPDATE nodes SET reserved_cpu_millis = 0 WHERE id = $1`,
-		`UPDATE nodes SET reserved_memory_bytes = 0, reserved_disk_bytes = 0 WHERE id = $1`,
 		`INSERT INTO nodes (id, name, cpu_millis, memory_bytes, disk_bytes) VALUES (gen_random_uuid(), 'x', 1, 1, 1)`,
 		`DELETE FROM node_ports WHERE node_id = $1`,
 	} {

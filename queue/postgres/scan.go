@@ -71,11 +71,17 @@ func collectTasks(rows pgx.Rows, withNode bool) ([]queue.Task, error) {
 	return out, rows.Err()
 }
 
+// nodeCols is the column list every node query selects, in scanNode's
+// order, from nodeJoin (the node n and its reservations r).
 const nodeCols = `n.id, n.name, n.address, n.labels, n.cpu_millis, n.memory_bytes, n.disk_bytes,
-	n.reserved_cpu_millis, n.reserved_memory_bytes, n.reserved_disk_bytes, n.cpu_percent, n.load1,
+	COALESCE(r.cpu_millis, 0), COALESCE(r.memory_bytes, 0), COALESCE(r.disk_bytes, 0), n.cpu_percent, n.load1,
 	n.memory_used_bytes, n.disk_used_bytes, n.usage_at, n.state, n.cordoned,
 	n.last_heartbeat, n.registered_at,
 	n.health_error, n.draining, n.drain_deadline, n.state_changed_at`
+
+// nodeJoin joins a node row n (a table or a CTE of node rows) with what its
+// live tasks reserve (the view node_reserved, 00014).
+const nodeJoin = ` LEFT JOIN node_reserved r ON r.node_id = n.id`
 
 func scanNode(row pgx.Row, extra ...any) (queue.Node, error) {
 	var n queue.Node

@@ -66,7 +66,7 @@ const asyncPassSQL = `SET LOCAL synchronous_commit = off`
 
 const snapshotNodesSQL = `SELECT ` + nodeCols + `,
     n.last_heartbeat < now() - node_silence_allowed(n.heartbeat_interval_ms, $1::float8)
-FROM nodes n ORDER BY n.id`
+FROM nodes n` + nodeJoin + ` ORDER BY n.id`
 
 const snapshotPortsSQL = `SELECT node_id, protocol, host_port FROM node_ports`
 
@@ -84,31 +84,30 @@ const moveCursorSQL = `UPDATE scheduler_cursor SET node_id = $1 WHERE name = 'ro
 // transaction holds, and skips the others: a pass never waits for a node, so
 // passes cannot deadlock on nodes, and two replicas that chose the same nodes
 // split them instead of queueing on them (the one that skipped re-plans its
-// tasks onto the nodes it can have). FOR NO KEY UPDATE is the lock the
-// reservation UPDATE needs, and it does not conflict with the key-share locks
-// of foreign-key checks.
+// tasks onto the nodes it can have). FOR NO KEY UPDATE does not conflict
+// with the key-share locks of foreign-key checks (the tasks and host ports
+// placed on the node).
 const lockNodesSQL = `SELECT id FROM nodes WHERE id = ANY($1::uuid[]) FOR NO KEY UPDATE SKIP LOCKED`
 
 // refreshNodesSQL re-reads nodes this pass holds, after its own placements.
 const refreshNodesSQL = `SELECT ` + nodeCols + `,
     n.last_heartbeat < now() - node_silence_allowed(n.heartbeat_interval_ms, $1::float8)
-FROM nodes n WHERE n.id = ANY($2::uuid[]) ORDER BY n.id`
+FROM nodes n` + nodeJoin + ` WHERE n.id = ANY($2::uuid[]) ORDER BY n.id`
 
 const refreshPortsSQL = `SELECT node_id, protocol, host_port FROM node_ports WHERE node_id = ANY($1::uuid[])`
 
 // placeSQL commits placements onto nodes the pass holds (lockNodesSQL). It
 // runs as a statement of its own after the lock, so it reads those nodes
 // (and their node_ports) as of after every earlier placement on them
-// committed, and nobody can add to them until this transaction ends. Under
-// those locks it grants, per node, the planned tasks in plan order while
-// their running total still fits under what the node has free right now, and
+// committed, and nobody can add to them until this transaction ends (tasks
+// that end meanwhile only free room). Under those locks it grants, per node,
+// the planned tasks in plan order while their running total still fits under
+// what the node has free right now (its capacity less its live tasks), and
 // refuses a task whose host port is held on the node or wanted by an earlier
 // task of the group. A replica that planned on a stale snapshot therefore
 // cannot push a node over capacity or publish a port twice: what no longer
-// fits is simply not granted, and the pass re-plans it on fresh figures. The
-// reservation itself is still a guarded UPDATE (the same test, re-checked on
-// the latest row version), and the primary key of node_ports backs the port
-// check.
+// fits is simply not granted, and the pass re-plans it on fresh figures.
+// The primary key of node_ports backs the port check.
 //
 // The tasks' requests ($8..$10) and host ports ($5..$7) come in as arrays,
 // read from the rows the pass has held locked since it read them, which
@@ -139,36 +138,28 @@ WITH plan AS (
     SELECT wp.task_id FROM want_port wp
     JOIN want_port o ON o.node_id = wp.node_id AND o.protocol = wp.protocol AND o.host_port = wp.host_port
                     AND o.ord < wp.ord
-), fit AS (
-    SELECT w.task_id, w.node_id, w.task_cpu, w.task_mem, w.task_disk
-    FROM want w JOIN nodes n ON n.id = w.node_id
-    WHERE n.state = 'ready' AND NOT n.cordoned
+), free AS (
+    -- what each chosen node has free now: its capacity less the requests of
+    -- its live tasks, summed under the node's lock (00014)
+    SELECT n.id, n.cpu_millis - r.cpu AS cpu, n.memory_bytes - r.mem AS mem, n.disk_bytes - r.disk AS disk
+    FROM nodes n CROSS JOIN LATERAL (
+        SELECT COALESCE(sum(t.cpu_millis), 0) AS cpu, COALESCE(sum(t.memory_bytes), 0) AS mem,
+               COALESCE(sum(t.disk_bytes), 0) AS disk
+        FROM tasks t WHERE t.node_id = n.id AND t.state IN ('scheduled', 'starting', 'running')) r
+    WHERE n.id IN (SELECT node_id FROM plan)
+      AND n.state = 'ready' AND NOT n.cordoned
       AND n.last_heartbeat >= now() - node_silence_allowed(n.heartbeat_interval_ms, $4::float8)
-      AND n.reserved_cpu_millis + w.cpu <= n.cpu_millis
-      AND n.reserved_memory_bytes + w.mem <= n.memory_bytes
-      AND n.reserved_disk_bytes + w.disk <= n.disk_bytes
+), fit AS (
+    SELECT w.task_id, w.node_id
+    FROM want w JOIN free f ON f.id = w.node_id
+    WHERE w.cpu <= f.cpu AND w.mem <= f.mem AND w.disk <= f.disk
       AND NOT EXISTS (SELECT 1 FROM clash c WHERE c.task_id = w.task_id)
-), need AS (
-    SELECT node_id, sum(task_cpu) AS cpu, sum(task_mem) AS mem, sum(task_disk) AS disk
-    FROM fit GROUP BY node_id
-), granted AS (
-    UPDATE nodes n SET
-        reserved_cpu_millis   = n.reserved_cpu_millis + need.cpu,
-        reserved_memory_bytes = n.reserved_memory_bytes + need.mem,
-        reserved_disk_bytes   = n.reserved_disk_bytes + need.disk,
-        updated_at = now()
-    FROM need
-    WHERE n.id = need.node_id
-      AND n.reserved_cpu_millis + need.cpu <= n.cpu_millis
-      AND n.reserved_memory_bytes + need.mem <= n.memory_bytes
-      AND n.reserved_disk_bytes + need.disk <= n.disk_bytes
-    RETURNING n.id
 ), placed AS (
     UPDATE tasks t SET
         state = 'scheduled', node_id = f.node_id, attempt = t.attempt + 1,
         reason = '', scheduled_at = now(), updated_at = now()
     FROM fit f
-    WHERE t.id = f.task_id AND t.state = 'pending' AND f.node_id IN (SELECT id FROM granted)
+    WHERE t.id = f.task_id AND t.state = 'pending'
     RETURNING t.id, t.node_id, t.attempt
 ), held AS (
     INSERT INTO node_ports (node_id, protocol, host_port, task_id)

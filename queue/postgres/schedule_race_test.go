@@ -15,23 +15,15 @@ import (
 	"github.com/orchd/orch/scheduler"
 )
 
-// overCapacitySQL finds nodes holding more than they offer, or whose
-// counters disagree with the requests of their live tasks, or a host port
-// held twice by live tasks of one node. One statement sees one snapshot, so
-// at every moment all of it must come back empty.
+// overCapacitySQL finds nodes whose live tasks request more than they
+// offer, or a host port held twice by live tasks of one node. One statement
+// sees one snapshot, so at every moment all of it must come back empty.
 const overCapacitySQL = `
-WITH live AS (
-    SELECT node_id, sum(cpu_millis) AS cpu, sum(memory_bytes) AS mem, sum(disk_bytes) AS disk
-    FROM tasks WHERE state IN ('scheduled', 'starting', 'running') GROUP BY node_id
-), bad_nodes AS (
-    SELECT n.name || ': reserved ' || n.reserved_cpu_millis || 'm/' || n.reserved_memory_bytes || 'B of '
-           || n.cpu_millis || 'm/' || n.memory_bytes || 'B, live tasks request '
-           || coalesce(l.cpu, 0) || 'm/' || coalesce(l.mem, 0) || 'B' AS problem
-    FROM nodes n LEFT JOIN live l ON l.node_id = n.id
-    WHERE n.reserved_cpu_millis > n.cpu_millis OR n.reserved_memory_bytes > n.memory_bytes
-       OR n.reserved_disk_bytes > n.disk_bytes
-       OR n.reserved_cpu_millis <> coalesce(l.cpu, 0) OR n.reserved_memory_bytes <> coalesce(l.mem, 0)
-       OR n.reserved_disk_bytes <> coalesce(l.disk, 0)
+WITH bad_nodes AS (
+    SELECT n.name || ': live tasks request ' || r.cpu_millis || 'm/' || r.memory_bytes || 'B/' || r.disk_bytes
+           || 'B of ' || n.cpu_millis || 'm/' || n.memory_bytes || 'B/' || n.disk_bytes || 'B' AS problem
+    FROM nodes n JOIN node_reserved r ON r.node_id = n.id
+    WHERE r.cpu_millis > n.cpu_millis OR r.memory_bytes > n.memory_bytes OR r.disk_bytes > n.disk_bytes
 ), bad_ports AS (
     SELECT t.node_id || ' port ' || (e->>'host_port') || ' held by ' || count(*) || ' live tasks' AS problem
     FROM tasks t, jsonb_array_elements(t.ports) e
@@ -287,7 +279,7 @@ HAVING t.attempt <> 1 OR t.state <> 'completed'
 	}
 	var tasks, leftover, ports int
 	if err := admin.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM tasks),
-    (SELECT count(*) FROM nodes WHERE reserved_cpu_millis + reserved_memory_bytes + reserved_disk_bytes <> 0),
+    (SELECT count(*) FROM node_reserved),
     (SELECT count(*) FROM node_ports)`).Scan(&tasks, &leftover, &ports); err != nil {
 		t.Fatal(err)
 	}

@@ -21,11 +21,13 @@ import (
 // heartbeat, so for a timeout after the server (re)started no node is
 // declared down — the agents get that long to reconnect.
 const markDownSQL = `
-UPDATE nodes n SET state = 'down', state_changed_at = now(), updated_at = now()
-WHERE n.state <> 'down'
-  AND n.last_heartbeat < now() - node_silence_allowed(n.heartbeat_interval_ms, $1::float8)
-  AND pg_postmaster_start_time() < now() - node_silence_allowed(n.heartbeat_interval_ms, $1::float8)
-RETURNING ` + nodeCols
+WITH n AS (
+    UPDATE nodes n SET state = 'down', state_changed_at = now(), updated_at = now()
+    WHERE n.state <> 'down'
+      AND n.last_heartbeat < now() - node_silence_allowed(n.heartbeat_interval_ms, $1::float8)
+      AND pg_postmaster_start_time() < now() - node_silence_allowed(n.heartbeat_interval_ms, $1::float8)
+    RETURNING n.*
+) SELECT ` + nodeCols + ` FROM n` + nodeJoin
 
 // MarkSilentNodesDown marks down every node not heard from within timeout
 // and returns the nodes it marked. Their tasks are moved by EvacuateNode.
