@@ -14,6 +14,9 @@ const (
 	// OpNotEqual requires the node not to carry the label with this value:
 	// a node without the label at all matches.
 	OpNotEqual = "!="
+	// OpIn requires the node to carry the label with one of the values in
+	// a comma-separated list: a job's datacenters become `dc in dc1,dc2`.
+	OpIn = "in"
 )
 
 // MaxConstraints bounds how many constraints one task may carry.
@@ -28,13 +31,45 @@ type Constraint struct {
 }
 
 // String renders the constraint as a user writes it, e.g. "zone=eu".
-func (c Constraint) String() string { return c.Key + c.Op + c.Value }
+func (c Constraint) String() string {
+	if c.Op == OpIn {
+		return c.Key + " in " + c.Value
+	}
+	return c.Key + c.Op + c.Value
+}
 
 // Matches reports whether a node with these labels satisfies c.
 func (c Constraint) Matches(labels map[string]string) bool {
 	v, ok := labels[c.Key]
-	if c.Op == OpNotEqual {
+	return c.match(v, ok)
+}
+
+// MatchesNode reports whether node n satisfies c: the key node.name
+// (ConstraintNodeName) is matched against the node's name, any other key
+// against its labels.
+func (c Constraint) MatchesNode(n *Node) bool {
+	if c.Key == ConstraintNodeName {
+		return c.match(n.Name, true)
+	}
+	v, ok := n.Labels[c.Key]
+	return c.match(v, ok)
+}
+
+// match applies c to a node's value for c.Key (ok: it has one).
+func (c Constraint) match(v string, ok bool) bool {
+	switch c.Op {
+	case OpNotEqual:
 		return !ok || v != c.Value
+	case OpIn:
+		if !ok {
+			return false
+		}
+		for _, want := range strings.Split(c.Value, ",") {
+			if want == v {
+				return true
+			}
+		}
+		return false
 	}
 	return ok && v == c.Value
 }
@@ -85,8 +120,8 @@ func checkConstraints(cs []Constraint) error {
 		return Invalid("constraints", fmt.Sprintf("%d constraints, the limit is %d", len(cs), MaxConstraints), "use fewer constraints")
 	}
 	for _, c := range cs {
-		if c.Op != OpEqual && c.Op != OpNotEqual {
-			return Invalid("constraints", fmt.Sprintf("constraint %q has operator %q", c.String(), c.Op), "use = or !=")
+		if c.Op != OpEqual && c.Op != OpNotEqual && c.Op != OpIn {
+			return Invalid("constraints", fmt.Sprintf("constraint %q has operator %q", c.String(), c.Op), "use = or != (or in, with a comma-separated list of values)")
 		}
 		if !labelKeyRe.MatchString(c.Key) {
 			return Invalid("constraints", fmt.Sprintf("constraint key %q is not a valid label key", c.Key),

@@ -233,7 +233,7 @@ func reject(t *queue.Task, c *candidate) (reason, int) {
 		return noPrivileges, 0
 	}
 	for i, k := range t.Constraints {
-		if !k.Matches(c.node.Labels) {
+		if !k.MatchesNode(c.node) {
 			return noMatch, i
 		}
 	}
