@@ -42,6 +42,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("POST /nodes/{node}/uncordon", c.cordon(false))
 	mux.HandleFunc("POST /nodes/{node}/drain", c.drainNode)
 	c.observabilityRoutes(mux)
+	c.jobRoutes(mux)
 	return c.instrument(mux, c.withAuth(guardChanges(mux)))
 }
 

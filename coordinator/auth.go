@@ -132,9 +132,9 @@ func presentedToken(r *http.Request) (token string, basic bool) {
 }
 
 // requiredScope is the scope a request needs: nothing for the health check,
-// read for looking, write for submitting and stopping tasks, admin for the
-// rest. A task asking for privileges needs admin too; createTask checks that
-// once it has read the body.
+// read for looking, write for submitting and stopping tasks and jobs, admin
+// for the rest. A task or job asking for privileges needs admin too;
+// createTask and runJob check that once they have read the body.
 func requiredScope(r *http.Request) Scope {
 	if r.URL.Path == "/healthz" {
 		return ScopeNone
@@ -143,7 +143,8 @@ func requiredScope(r *http.Request) Scope {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return ScopeRead
 	}
-	if r.URL.Path == "/tasks" || strings.HasPrefix(r.URL.Path, "/tasks/") {
+	if r.URL.Path == "/tasks" || strings.HasPrefix(r.URL.Path, "/tasks/") ||
+		r.URL.Path == "/jobs" || strings.HasPrefix(r.URL.Path, "/jobs/") {
 		return ScopeWrite
 	}
 	return ScopeAdmin

@@ -71,6 +71,8 @@ type Coordinator struct {
 	opts  Options
 	log   *slog.Logger
 	wake  chan struct{}
+	// jobWake wakes the job loop (jobs_loop.go).
+	jobWake chan struct{}
 
 	metrics *coordMetrics // this replica's counters (metrics.go)
 }
@@ -91,7 +93,7 @@ func New(store *postgres.Store, opts Options) (*Coordinator, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	c := &Coordinator{store: store, sched: sched, opts: opts, log: opts.Logger, wake: make(chan struct{}, 1)}
+	c := &Coordinator{store: store, sched: sched, opts: opts, log: opts.Logger, wake: make(chan struct{}, 1), jobWake: make(chan struct{}, 1)}
 	c.metrics = newCoordMetrics()
 	return c, nil
 }
@@ -137,6 +139,7 @@ func (c *Coordinator) Run(ctx context.Context, ready func(addr net.Addr)) error 
 	g.Go(func() error { c.scheduleLoop(ctx); return nil })
 	g.Go(func() error { c.sweepLoop(ctx); return nil })
 	g.Go(func() error { c.retentionLoop(ctx); return nil })
+	g.Go(func() error { c.jobLoop(ctx); return nil })
 	g.Go(func() error {
 		c.store.Listen(ctx, []string{postgres.ChannelPending}, func(string) { c.poke() })
 		return nil

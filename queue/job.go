@@ -143,3 +143,27 @@ const LabelDatacenter = "dc"
 // DefaultDatacenter is the datacenter of an agent started without
 // --datacenter.
 const DefaultDatacenter = "dc1"
+
+// JobSummary is a job with the counts of its tasks by state and its latest
+// deployment: a line of orch job list, the head of orch job status.
+type JobSummary struct {
+	Job
+	Counts     map[State]int `json:"counts"`
+	Deployment *Deployment   `json:"deployment,omitempty"`
+}
+
+// Endpoint is a row of the report_job_endpoints view: where a running copy
+// of a job is and whether to send it traffic.
+type Endpoint struct {
+	Job           string     `json:"job"`
+	Version       int        `json:"version"`
+	TaskID        string     `json:"task_id"`
+	Task          string     `json:"task"`
+	Node          string     `json:"node"`
+	NodeAddress   string     `json:"node_address"`
+	HostPort      *int       `json:"host_port,omitempty"`
+	ContainerPort *int       `json:"container_port,omitempty"`
+	Protocol      string     `json:"protocol"`
+	Health        TaskHealth `json:"health,omitempty"`
+	Healthy       bool       `json:"healthy"`
+}

@@ -91,6 +91,12 @@ type Task struct {
 	Health       TaskHealth `json:"health,omitempty"`
 	HealthDetail string     `json:"health_detail,omitempty"`
 	HealthAt     *time.Time `json:"health_at,omitempty"`
+	// JobID, JobVersion and JobIndex name the job a task belongs to, the
+	// job's version it runs and its index in the job (its name is
+	// JOB.index); nil for a task created on its own.
+	JobID      *uuid.UUID `json:"job_id,omitempty"`
+	JobVersion *int       `json:"job_version,omitempty"`
+	JobIndex   *int       `json:"job_index,omitempty"`
 }
 
 // Lease names one placement of a task: the node it is on and the attempt

@@ -27,7 +27,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{err: err, hint: fmt.Sprintf("See '%s --help'.", c.CommandPath())}
 	})
-	root.AddCommand(newTaskCmd(), newNodeCmd(), newCoordinatorCmd(), newAgentCmd(), newMigrateCmd(), newDevCmd(), newTokenCmd(), newBenchCmd())
+	root.AddCommand(newTaskCmd(), newJobCmd(), newNodeCmd(), newCoordinatorCmd(), newAgentCmd(), newMigrateCmd(), newDevCmd(), newTokenCmd(), newBenchCmd())
 	root.AddCommand(newVersionCmd())
 	return root
 }

@@ -36,6 +36,7 @@ WITH doomed AS (
     SELECT id, state, finished_at FROM tasks
     WHERE state IN ('completed', 'failed', 'stopped') AND finished_at < $1::timestamptz
       AND ($3::uuid IS NULL OR id = $3::uuid)
+      AND ($4::uuid[] IS NULL OR job_id = ANY($4::uuid[])) -- a job's deletion (jobs_reconcile.go)
     LIMIT $2 FOR UPDATE SKIP LOCKED
 ), ev AS (
     DELETE FROM task_events e USING doomed d WHERE e.task_id = d.id
@@ -60,7 +61,7 @@ func (s *Store) ExpireTasks(ctx context.Context, olderThan time.Duration, batch 
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	var n int
-	err := s.pool.QueryRow(ctx, expireSQL, time.Now().Add(-olderThan), batch, nil).Scan(&n)
+	err := s.pool.QueryRow(ctx, expireSQL, time.Now().Add(-olderThan), batch, nil, nil).Scan(&n)
 	if err != nil {
 		return 0, translate(err, "deleting finished tasks")
 	}
@@ -73,7 +74,7 @@ func (s *Store) PurgeTask(ctx context.Context, id uuid.UUID) error {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	var n int
-	err := s.pool.QueryRow(ctx, expireSQL, "infinity", 1, id).Scan(&n)
+	err := s.pool.QueryRow(ctx, expireSQL, "infinity", 1, id, nil).Scan(&n)
 	if err != nil {
 		return translate(err, fmt.Sprintf("purging task %s", id))
 	}

@@ -40,11 +40,67 @@ type CreateOpts struct {
 func (s *Store) CreateTask(ctx context.Context, id uuid.UUID, spec queue.TaskSpec, opts ...CreateOpts) (queue.Task, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	if id == uuid.Nil {
-		id = uuid.Must(uuid.NewV7())
+	var o CreateOpts
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	q, args, err := insertTask(newTask{ID: id, Spec: spec, Sealed: o.SealedSecrets})
+	if err != nil {
+		return queue.Task{}, err
+	}
+	t, err := scanTask(s.pool.QueryRow(ctx, q, args...))
+	if err != nil {
+		return queue.Task{}, translate(err, "creating task")
+	}
+	if !o.Quiet {
+		s.wakeAsync(ctx, ChannelPending)
+	}
+	return t, nil
+}
+
+// newTask is a task to insert: its spec, its sealed secrets and, for a
+// job's task, its job (jobs_reconcile.go).
+type newTask struct {
+	ID     uuid.UUID
+	Spec   queue.TaskSpec
+	Sealed []byte
+	// JobID, JobVersion and JobIndex name a job's task; Delay holds it
+	// back from placement (a replacement's backoff).
+	JobID      *uuid.UUID
+	JobVersion int
+	JobIndex   int
+	Delay      time.Duration
+}
+
+// insertTaskSQL inserts one pending task with its secrets and its first
+// event, and returns it.
+const insertTaskSQL = `
+WITH ins AS (
+    INSERT INTO tasks (id, name, image, command, env, labels, cpu_millis, memory_bytes, disk_bytes,
+                       restart_policy, max_restarts, ports, strategy, constraints, health_check,
+                       privileged, network, stop_after_disconnect_ms, secret_keys, pids_limit,
+                       job_id, job_version, job_index, not_before, queued_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+            $22, $23, $24,
+            CASE WHEN $25::float8 > 0 THEN now() + make_interval(secs => $25::float8) END,
+            now() + make_interval(secs => $25::float8))
+    RETURNING *
+), sec AS (
+    INSERT INTO task_secrets (task_id, sealed) SELECT id, $21::bytea FROM ins WHERE $21::bytea IS NOT NULL
+), ev AS (
+    INSERT INTO task_events (task_id, from_state, to_state, attempt, reason)
+    SELECT id, NULL, state, attempt, CASE WHEN job_id IS NULL THEN 'created' ELSE $26::text END FROM ins
+)
+SELECT ` + taskCols + ` FROM ins t`
+
+// insertTask returns the statement and arguments that insert nt.
+func insertTask(nt newTask) (string, []any, error) {
+	spec := nt.Spec
+	if nt.ID == uuid.Nil {
+		nt.ID = uuid.Must(uuid.NewV7())
 	}
 	if spec.Name == "" {
-		spec.Name = "task-" + queue.ShortID(id)
+		spec.Name = "task-" + queue.ShortID(nt.ID)
 	}
 	env, labels, ports := spec.Env, spec.Labels, spec.Ports
 	if env == nil {
@@ -64,49 +120,29 @@ func (s *Store) CreateTask(ctx context.Context, id uuid.UUID, spec queue.TaskSpe
 	if constraints == nil {
 		constraints = []queue.Constraint{}
 	}
-	var o CreateOpts
-	if len(opts) > 0 {
-		o = opts[0]
-	}
 	secretKeys := make([]string, 0, len(spec.Secrets))
 	for k := range spec.Secrets {
 		secretKeys = append(secretKeys, k)
 	}
 	sort.Strings(secretKeys)
-	if len(secretKeys) > 0 && len(o.SealedSecrets) == 0 {
-		return queue.Task{}, fmt.Errorf("%w: secrets %v were not sealed", queue.ErrInvalid, secretKeys)
+	if len(secretKeys) > 0 && len(nt.Sealed) == 0 {
+		return "", nil, fmt.Errorf("%w: secrets %v were not sealed", queue.ErrInvalid, secretKeys)
 	}
-	const q = `
-WITH ins AS (
-    INSERT INTO tasks (id, name, image, command, env, labels, cpu_millis, memory_bytes, disk_bytes,
-                       restart_policy, max_restarts, ports, strategy, constraints, health_check,
-                       privileged, network, stop_after_disconnect_ms, secret_keys, pids_limit)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-    RETURNING *
-), sec AS (
-    INSERT INTO task_secrets (task_id, sealed) SELECT id, $21::bytea FROM ins WHERE $21::bytea IS NOT NULL
-), ev AS (
-    INSERT INTO task_events (task_id, from_state, to_state, attempt, reason)
-    SELECT id, NULL, state, attempt, 'created' FROM ins
-)
-SELECT ` + taskCols + ` FROM ins t`
 	var sealed []byte
-	if len(o.SealedSecrets) > 0 {
-		sealed = o.SealedSecrets
+	if len(nt.Sealed) > 0 {
+		sealed = nt.Sealed
 	}
-	row := s.pool.QueryRow(ctx, q, id, spec.Name, spec.Image, cmd, env, labels,
+	var version, index *int
+	why := ""
+	if nt.JobID != nil {
+		version, index = &nt.JobVersion, &nt.JobIndex
+		why = fmt.Sprintf("created by job version %d", nt.JobVersion)
+	}
+	return insertTaskSQL, []any{nt.ID, spec.Name, spec.Image, cmd, env, labels,
 		spec.Resources.CPUMillis, spec.Resources.MemoryBytes, spec.Resources.DiskBytes,
 		string(spec.RestartPolicy), spec.MaxRestarts, ports, spec.Strategy, constraints, spec.HealthCheck,
 		spec.Privileged, spec.Network, time.Duration(spec.StopAfterDisconnect).Milliseconds(),
-		secretKeys, spec.PidsLimit, sealed)
-	t, err := scanTask(row)
-	if err != nil {
-		return queue.Task{}, translate(err, "creating task")
-	}
-	if !o.Quiet {
-		s.wakeAsync(ctx, ChannelPending)
-	}
-	return t, nil
+		secretKeys, spec.PidsLimit, sealed, nt.JobID, version, index, nt.Delay.Seconds(), why}, nil
 }
 
 // GetTask returns one task with its node's name.
@@ -196,29 +232,32 @@ func (s *Store) RequestStop(ctx context.Context, id uuid.UUID, reason string) (q
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	var out queue.Task
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var state queue.State
-		var node *uuid.UUID
-		err := tx.QueryRow(ctx, `UPDATE tasks SET desired_state = 'stopped', updated_at = now()
-WHERE id = $1 RETURNING state, node_id`, id).Scan(&state, &node)
-		if err != nil {
-			return translate(err, fmt.Sprintf("task %s", id))
-		}
-		switch {
-		case state == queue.Pending || state == queue.Scheduled:
-			if _, _, err := transition(ctx, tx, stateChange{TaskID: id, To: queue.Stopped, Reason: reason}); err != nil {
-				return err
-			}
-		case node != nil && !state.Terminal():
-			if _, err := tx.Exec(ctx, `SELECT pg_notify($1, 'stop')`, NodeChannel(*node)); err != nil {
-				return translate(err, "notifying agent")
-			}
-		}
-		return nil
-	})
+	err := s.inTx(ctx, func(tx pgx.Tx) error { return requestStop(ctx, tx, id, reason) })
 	if err != nil {
 		return queue.Task{}, err
 	}
 	out, err = s.GetTask(ctx, id)
 	return out, err
+}
+
+// requestStop is RequestStop within tx.
+func requestStop(ctx context.Context, tx pgx.Tx, id uuid.UUID, reason string) error {
+	var state queue.State
+	var node *uuid.UUID
+	err := tx.QueryRow(ctx, `UPDATE tasks SET desired_state = 'stopped', updated_at = now()
+WHERE id = $1 RETURNING state, node_id`, id).Scan(&state, &node)
+	if err != nil {
+		return translate(err, fmt.Sprintf("task %s", id))
+	}
+	switch {
+	case state == queue.Pending || state == queue.Scheduled:
+		if _, _, err := transition(ctx, tx, stateChange{TaskID: id, To: queue.Stopped, Reason: reason}); err != nil {
+			return err
+		}
+	case node != nil && !state.Terminal():
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, 'stop')`, NodeChannel(*node)); err != nil {
+			return translate(err, "notifying agent")
+		}
+	}
+	return nil
 }

@@ -1,0 +1,102 @@
+package coordinator
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/orchd/orch/scheduler"
+)
+
+// Every replica runs the job loop. It reconciles the jobs that are due:
+// changed by a user (this replica's API wakes it at once; the others find
+// the change within PassInterval), with tasks that started, ended or
+// changed health, or nodes that came and went (the triggers of
+// 00020_jobs.sql count such changes), or whose last reconciliation asked
+// to be looked at again by now (a health timer, a deadline, a periodic
+// tick, the fallback). Each reconciliation is one transaction that holds
+// its job's row and skips a job another replica holds, so the replicas
+// share the jobs without a leader.
+
+// jobBatch is how many due jobs the loop takes at a time.
+const jobBatch = 100
+
+// jobLoop reconciles due jobs until ctx ends.
+func (c *Coordinator) jobLoop(ctx context.Context) {
+	for {
+		wait := c.reconcileDue(ctx)
+		wait = min(wait, c.opts.PassInterval) + time.Duration(rand.Int64N(int64(c.opts.PassInterval)/10+1))
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.jobWake:
+		case <-time.After(wait):
+		}
+	}
+}
+
+// pokeJobs asks the job loop to look for due jobs without blocking.
+func (c *Coordinator) pokeJobs() {
+	select {
+	case c.jobWake <- struct{}{}:
+	default:
+	}
+}
+
+// reconcileDue reconciles due jobs until none is left that this replica
+// could take, and returns how long until the next is due.
+func (c *Coordinator) reconcileDue(ctx context.Context) time.Duration {
+	for ctx.Err() == nil {
+		ids, wait, err := c.store.DueJobs(ctx, jobBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("finding due jobs failed", "err", err)
+			}
+			return c.opts.PassInterval
+		}
+		if len(ids) == 0 {
+			return wait
+		}
+		done := 0
+		for _, id := range ids {
+			if c.ReconcileJob(ctx, id) {
+				done++
+			}
+		}
+		if done == 0 {
+			return c.opts.PassInterval / 4 // other replicas hold them: look again soon
+		}
+	}
+	return 0
+}
+
+// ReconcileJob reconciles one job if it is due and no other replica holds
+// it, and reports whether it did.
+func (c *Coordinator) ReconcileJob(ctx context.Context, id uuid.UUID) bool {
+	res, err := c.store.ReconcileJob(ctx, id, scheduler.Reconcile, c.sealJobTask)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("reconciling a job failed", "job", id, "err", err)
+		}
+		return false
+	}
+	if res.Created > 0 {
+		c.poke() // this replica places them at once
+	}
+	if res.Plan.Revert > 0 {
+		c.log.Warn("job reverted", "job", id, "to", res.Plan.Revert, "why", res.Plan.RevertReason)
+	}
+	return res.Done
+}
+
+// sealJobTask seals a job version's secrets for one of its new tasks (a
+// replica without the key refuses: secrets.ErrNoKey).
+func (c *Coordinator) sealJobTask(task, secretsID uuid.UUID, sealed []byte) ([]byte, error) {
+	values, err := c.opts.SecretsKey.Open(secretsID, sealed)
+	if err != nil {
+		return nil, err
+	}
+	return c.opts.SecretsKey.Seal(task, values)
+}
