@@ -214,6 +214,7 @@ func (a *Agent) watch(ctx context.Context, t *queue.Task, containerID string, ma
 				return
 			}
 		}
+		a.recordHostPorts(ctx, t, containerID)
 		a.shipLogs(ctx, lease, containerID) // in its own goroutine: never in the way of the start
 		// The wait, which lasts as long as the container, gets a goroutine
 		// of its own: this one's stack grew deep in the database driver,

@@ -99,12 +99,16 @@ type Coordinator struct {
 
 // Agent is the configuration of `orch agent`.
 type Agent struct {
-	DatabaseURL       string        `mapstructure:"database-url"`
-	Name              string        `mapstructure:"name"`
-	CPU               string        `mapstructure:"cpu"`
-	Memory            string        `mapstructure:"memory"`
-	Disk              string        `mapstructure:"disk"`
-	Labels            []string      `mapstructure:"label"`
+	DatabaseURL string   `mapstructure:"database-url"`
+	Name        string   `mapstructure:"name"`
+	CPU         string   `mapstructure:"cpu"`
+	Memory      string   `mapstructure:"memory"`
+	Disk        string   `mapstructure:"disk"`
+	Labels      []string `mapstructure:"label"`
+	// Datacenter is the node's dc label, which jobs' datacenters match;
+	// Address is how others reach the node (report_job_endpoints).
+	Datacenter        string        `mapstructure:"datacenter"`
+	Address           string        `mapstructure:"address"`
 	HeartbeatInterval time.Duration `mapstructure:"heartbeat-interval"`
 	PollInterval      time.Duration `mapstructure:"poll-interval"`
 	StopGrace         time.Duration `mapstructure:"stop-grace"`

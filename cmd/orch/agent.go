@@ -78,8 +78,11 @@ func agentOptions(cfg config.Agent) (agent.Options, error) {
 		}
 		labels[k] = val
 	}
+	if err := datacenterLabel(cfg.Datacenter, labels); err != nil {
+		return agent.Options{}, err
+	}
 	opts := agent.Options{
-		Name: cfg.Name, Labels: labels, Capacity: agent.Cap(machine, limit),
+		Name: cfg.Name, Labels: labels, Capacity: agent.Cap(machine, limit), Address: advertisedAddress(cfg),
 		HeartbeatInterval: cfg.HeartbeatInterval, PollInterval: cfg.PollInterval, StopGrace: cfg.StopGrace,
 		RestartBackoff:    queue.Backoff{Base: cfg.RestartBackoff, Max: cfg.RestartBackoffMax, Reset: cfg.RestartBackoffReset},
 		ReconcileInterval: cfg.ReconcileInterval, MaxParallelStarts: cfg.ParallelStarts,
@@ -124,6 +127,8 @@ func agentFlags(cmd *cobra.Command, prefix string) {
 	f.String(prefix+"memory", "", "cap the memory offered, e.g. 8GiB (default: all)")
 	f.String(prefix+"disk", "", "cap the disk offered, e.g. 100GiB (default: the size of /)")
 	f.StringArray(prefix+"label", nil, "node label k=v for constraints (repeatable)")
+	f.String(prefix+"datacenter", queue.DefaultDatacenter, "the node's datacenter (its dc label), which jobs' datacenters match")
+	f.String(prefix+"address", "", "the address others reach this node's published ports at (default: this machine's address towards the database)")
 	f.Duration(prefix+"heartbeat-interval", agent.DefaultHeartbeatInterval, "how often the agent reports it is alive")
 	f.Duration(prefix+"poll-interval", agent.DefaultPollInterval, "how often to look for work while the notification connection is down")
 	f.Duration(prefix+"idle-poll-interval", agent.DefaultIdlePollInterval, "how often to look for work anyway while notifications arrive")

@@ -133,6 +133,9 @@ func watchJob(ctx context.Context, client *coordinator.Client, w io.Writer, name
 			return st, err
 		}
 		line, done, failed := progress(st, version)
+		if done && st.Version != version && st.Type == queue.JobService {
+			failed = movedOn(ctx, client, st, version)
+		}
 		if tty {
 			fmt.Fprintf(w, "\r\033[K%s  %.0fs", printable(line), time.Since(start).Seconds())
 		} else if line != last {
@@ -182,8 +185,8 @@ func progress(st coordinator.JobStatus, version int) (line string, done bool, fa
 	}
 	d := st.Deployment
 	if j.Version != version {
-		return fmt.Sprintf("job %s: version %d replaced version %d (%s)", j.Name, j.Version, version, j.StatusReason), true,
-			fmt.Sprintf("job %s moved to version %d: %s", j.Name, j.Version, j.StatusReason)
+		return fmt.Sprintf("job %s: version %d replaced version %d", j.Name, j.Version, version), true,
+			fmt.Sprintf("job %s moved on to version %d", j.Name, j.Version)
 	}
 	if d == nil || d.Version != version {
 		return fmt.Sprintf("job %s: version %d, waiting for its deployment", j.Name, version), j.Stopped, ""
@@ -200,6 +203,25 @@ func progress(st coordinator.JobStatus, version int) (line string, done bool, fa
 		return line, false, ""
 	}
 	return line, true, fmt.Sprintf("deployment of %s version %d %s: %s", j.Name, d.Version, d.State, d.Reason)
+}
+
+// movedOn explains why a service left the version being followed: its
+// deployment failed and the job reverted, or another version came.
+func movedOn(ctx context.Context, client *coordinator.Client, st coordinator.JobStatus, version int) string {
+	msg := fmt.Sprintf("job %s moved on to version %d", st.Name, st.Version)
+	ds, err := client.JobDeployments(ctx, st.Name)
+	if err != nil {
+		return msg
+	}
+	for _, d := range ds {
+		if d.Version == version {
+			msg = fmt.Sprintf("deployment of %s version %d %s: %s", st.Name, version, d.State, d.Reason)
+			if st.Version > version {
+				msg += fmt.Sprintf("; the job runs version %d now", st.Version)
+			}
+		}
+	}
+	return msg
 }
 
 // jobLine sums a job up on one line.
