@@ -159,7 +159,7 @@ func readJobView(ctx context.Context, tx pgx.Tx, v *queue.JobView) (versionRow, 
 		return err
 	})
 	if v.Job.Type == queue.JobSystem {
-		b.Queue(`SELECT ` + nodeCols + ` FROM nodes n ORDER BY n.name`).Query(func(rows pgx.Rows) error {
+		b.Queue(`SELECT ` + nodeCols + ` FROM nodes n` + nodeJoin + ` ORDER BY n.name`).Query(func(rows pgx.Rows) error {
 			var err error
 			v.Nodes, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (queue.Node, error) { return scanNode(r) })
 			return err

@@ -53,7 +53,7 @@ func jobTasks(t *testing.T, s *Store, id uuid.UUID) []queue.Task {
 }
 
 func TestJobs_SubmitMakesAVersionOnlyWhenTheSpecChanges(t *testing.T) {
-	s := newStore(t)
+	s, _ := newStore(t)
 	ctx := context.Background()
 	j, res := submit(t, s, "name: web\ncount: 2\ntask: {image: 'busybox:1.36'}")
 	if !res.Created || !res.NewVersion || j.Version != 1 || j.Status != queue.JobRunning {
@@ -78,7 +78,7 @@ func TestJobs_SubmitMakesAVersionOnlyWhenTheSpecChanges(t *testing.T) {
 }
 
 func TestJobs_ReconcileCreatesTasksAndScalesInPlace(t *testing.T) {
-	s := newStore(t)
+	s, _ := newStore(t)
 	ctx := context.Background()
 	j, _ := submit(t, s, "name: web\ncount: 2\ntask: {image: busybox, resources: {cpu: 100m}}")
 	if res := reconcile(t, s, j.ID); !res.Done || res.Created != 2 {
@@ -107,7 +107,7 @@ func TestJobs_ReconcileCreatesTasksAndScalesInPlace(t *testing.T) {
 }
 
 func TestJobs_ATaskThatStartsMakesItsJobDue(t *testing.T) {
-	s := newStore(t)
+	s, _ := newStore(t)
 	n := mustNode(t, s, "n1", roomyNode)
 	j, _ := submit(t, s, "name: web\ncount: 1\ntask: {image: busybox}")
 	reconcile(t, s, j.ID)
@@ -178,7 +178,7 @@ func TestJobs_PeriodicTickLaunchesOnce(t *testing.T) {
 }
 
 func TestJobs_StopPurgeDeletesEverythingOnceStopped(t *testing.T) {
-	s := newStore(t)
+	s, _ := newStore(t)
 	ctx := context.Background()
 	n := mustNode(t, s, "n1", roomyNode)
 	j, _ := submit(t, s, "name: web\ncount: 2\ntask: {image: busybox}")
@@ -211,7 +211,7 @@ func TestJobs_StopPurgeDeletesEverythingOnceStopped(t *testing.T) {
 }
 
 func TestJobs_AgentRolesSeeNoJobTables(t *testing.T) {
-	s := newStore(t)
+	s, _ := newStore(t)
 	mustNode(t, s, "n1", roomyNode)
 	submit(t, s, "name: web\ntask: {image: busybox}")
 	agent := agentStore(t, s, "n1")
@@ -226,7 +226,7 @@ func TestJobs_AgentRolesSeeNoJobTables(t *testing.T) {
 // TestJobs_RetentionDeletesFinishedJobTasks: a job's finished tasks go
 // with the task retention, like any task.
 func TestJobs_RetentionDeletesFinishedJobTasks(t *testing.T) {
-	s := newStore(t)
+	s, _ := newStore(t)
 	ctx := context.Background()
 	j, _ := submit(t, s, "name: web\ntask: {image: busybox}")
 	reconcile(t, s, j.ID)
