@@ -41,6 +41,11 @@ type Options struct {
 	// IdlePollInterval is how often it looks anyway while that connection is
 	// up (default DefaultIdlePollInterval); see pollDelay.
 	IdlePollInterval time.Duration
+	// Coordinators are the API addresses of the coordinators, which an
+	// agent behind a transaction pooler long-polls for wake-ups (it cannot
+	// LISTEN), with CoordinatorToken (any scope) when they ask for one.
+	Coordinators     []string
+	CoordinatorToken string
 	// StopGrace is how long a container gets to exit after SIGTERM.
 	StopGrace time.Duration
 	// MaxParallelStarts bounds concurrent container starts.

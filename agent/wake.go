@@ -26,10 +26,20 @@ func (a *Agent) pollSoon() { a.soon.Store(true) }
 
 // listen holds the agent's LISTEN connection on its node channel: every
 // notification wakes the main loop, and the connection's health decides how
-// often the loop polls (see pollDelay).
+// often the loop polls (see pollDelay). Through a transaction pooler, which
+// cannot LISTEN, the agent long-polls the coordinators instead when it
+// knows them (wake_poll.go), and otherwise polls every PollInterval.
 func (a *Agent) listen(ctx context.Context) {
+	if a.store.Pooled() {
+		if len(a.opts.Coordinators) > 0 {
+			a.longPoll(ctx)
+			return
+		}
+		a.log.Warn("the database URL goes through a transaction pooler and no --coordinator is given: " +
+			"the agent polls for work every --poll-interval")
+	}
 	a.store.ListenStatus(ctx, []string{postgres.NodeChannel(a.node.ID)},
-		func(string) { a.poke() }, a.listening.Store)
+		func(postgres.Notification) { a.poke() }, a.listening.Store)
 }
 
 // waitForWork returns when the agent is poked (by a notification, or by the

@@ -93,8 +93,12 @@ type Coordinator struct {
 	TLSCert         string        `mapstructure:"tls-cert"`
 	TLSKey          string        `mapstructure:"tls-key"`
 	SecretsKeyFile  string        `mapstructure:"secrets-key-file"`
-	Retention       time.Duration `mapstructure:"retention"`
-	StatsRetention  time.Duration `mapstructure:"stats-retention"`
+	// DatabasePooler says the database URL goes through a transaction
+	// pooler; ListenDatabaseURL is then a direct one for LISTEN.
+	DatabasePooler    string        `mapstructure:"database-pooler"`
+	ListenDatabaseURL string        `mapstructure:"listen-database-url"`
+	Retention         time.Duration `mapstructure:"retention"`
+	StatsRetention    time.Duration `mapstructure:"stats-retention"`
 }
 
 // Agent is the configuration of `orch agent`.
@@ -127,6 +131,11 @@ type Agent struct {
 	IdlePollInterval    time.Duration `mapstructure:"idle-poll-interval"`
 	Runtime             string        `mapstructure:"runtime"`
 	SecretsKeyFile      string        `mapstructure:"secrets-key-file"`
+	// DatabasePooler and Coordinators: an agent behind a transaction
+	// pooler long-polls the coordinators for wake-ups, with Token.
+	DatabasePooler string   `mapstructure:"database-pooler"`
+	Coordinators   []string `mapstructure:"coordinator"`
+	Token          string   `mapstructure:"token"`
 	// Container limits (agent/limits.go).
 	PidsLimit            int64  `mapstructure:"pids-limit"`
 	ContainerLogMaxSize  string `mapstructure:"container-log-max-size"`

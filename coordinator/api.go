@@ -38,6 +38,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("DELETE /tasks/{id}", c.deleteTask)
 	mux.HandleFunc("GET /nodes", c.listNodes)
 	mux.HandleFunc("GET /nodes/{node}", c.getNode)
+	mux.HandleFunc("GET /nodes/{node}/wake", c.nodeWake)
 	mux.HandleFunc("POST /nodes/{node}/cordon", c.cordon(true))
 	mux.HandleFunc("POST /nodes/{node}/uncordon", c.cordon(false))
 	mux.HandleFunc("POST /nodes/{node}/drain", c.drainNode)

@@ -34,7 +34,7 @@ func TestAPI_CreatePlacesAtOnceWithoutNotify(t *testing.T) {
 	heard := make(chan string, 16)
 	lctx, unlisten := context.WithCancel(ctx)
 	defer unlisten()
-	go store.Listen(lctx, []string{postgres.ChannelPending}, func(ch string) { heard <- ch })
+	go store.Listen(lctx, []string{postgres.ChannelPending}, func(n postgres.Notification) { heard <- n.Channel })
 	<-heard // connected
 	// The coordinator's first pass (at start) is over once the idle loop waits.
 	time.Sleep(200 * time.Millisecond)

@@ -55,6 +55,10 @@ type Options struct {
 	// SecretsKey seals the secrets of the tasks it accepts (nil: tasks with
 	// secrets are refused).
 	SecretsKey *secrets.Key
+	// ListenDatabaseURL, when the database URL goes through a transaction
+	// pooler (which cannot LISTEN), is a direct URL for the coordinator's
+	// one LISTEN connection (see wake.go).
+	ListenDatabaseURL string
 	// Retention is how long finished tasks are kept, with everything
 	// recorded about them (0: for ever); `orch coordinator` defaults it to
 	// postgres.DefaultRetention. StatsRetention is how long stats history
@@ -75,6 +79,7 @@ type Coordinator struct {
 	jobWake chan struct{}
 
 	metrics *coordMetrics // this replica's counters (metrics.go)
+	wakes   *wakeHub      // agents waiting for work (wake.go)
 }
 
 // New checks opts and builds a coordinator over store.
@@ -93,7 +98,8 @@ func New(store *postgres.Store, opts Options) (*Coordinator, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	c := &Coordinator{store: store, sched: sched, opts: opts, log: opts.Logger, wake: make(chan struct{}, 1), jobWake: make(chan struct{}, 1)}
+	c := &Coordinator{store: store, sched: sched, opts: opts, log: opts.Logger, wake: make(chan struct{}, 1), jobWake: make(chan struct{}, 1),
+		wakes: newWakeHub()}
 	c.metrics = newCoordMetrics()
 	return c, nil
 }
@@ -141,7 +147,22 @@ func (c *Coordinator) Run(ctx context.Context, ready func(addr net.Addr)) error 
 	g.Go(func() error { c.retentionLoop(ctx); return nil })
 	g.Go(func() error { c.jobLoop(ctx); return nil })
 	g.Go(func() error {
-		c.store.Listen(ctx, []string{postgres.ChannelPending}, func(string) { c.poke() })
+		ls := c.store
+		if c.store.Pooled() {
+			if c.opts.ListenDatabaseURL == "" {
+				c.log.Warn("the database URL goes through a transaction pooler and there is no --listen-database-url: " +
+					"this coordinator polls for work and cannot wake agents; agents poll every --poll-interval")
+				<-ctx.Done()
+				return nil
+			}
+			direct, err := postgres.Open(ctx, c.opts.ListenDatabaseURL)
+			if err != nil {
+				return fmt.Errorf("--listen-database-url: %w", err)
+			}
+			defer direct.Close()
+			ls = direct
+		}
+		ls.Listen(ctx, []string{postgres.ChannelPending, postgres.ChannelWake}, c.heard)
 		return nil
 	})
 	c.log.Info("coordinator serving", "addr", ln.Addr().String(), "tls", c.opts.TLSCert != "",

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -40,6 +41,8 @@ func newAgentCmd() *cobra.Command {
 	runtimeFlag(cmd)
 	secretsKeyFlag(cmd)
 	statsRetentionFlag(cmd)
+	poolerFlag(cmd)
+	cmd.Flags().StringArray("coordinator", nil, "a coordinator's API address, which an agent behind a transaction pooler long-polls for wake-ups (repeatable; it sends --token)")
 	return cmd
 }
 
@@ -91,6 +94,13 @@ func agentOptions(cfg config.Agent) (agent.Options, error) {
 	if err := limitOptions(cfg, &opts); err != nil {
 		return agent.Options{}, err
 	}
+	for _, c := range cfg.Coordinators {
+		if u, err := url.Parse(c); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return agent.Options{}, usageError{err: queue.Invalid("coordinator", fmt.Sprintf("%q is not an http(s) address", c), "give e.g. --coordinator http://10.0.0.5:8989")}
+		}
+		opts.Coordinators = append(opts.Coordinators, strings.TrimSuffix(c, "/"))
+	}
+	opts.CoordinatorToken = cfg.Token
 	if opts.SecretsKey, err = secrets.LoadFile(cfg.SecretsKeyFile); err != nil {
 		return agent.Options{}, usageError{err: queue.Invalid("secrets-key-file", err.Error(), "give the coordinators' key file")}
 	}
@@ -110,7 +120,11 @@ func runAgent(ctx context.Context, cfg config.Agent) error {
 		return err
 	}
 	defer closeRT()
-	store, err := postgres.Open(ctx, cfg.DatabaseURL)
+	pooler, err := postgres.ParsePooler(cfg.DatabasePooler)
+	if err != nil {
+		return usageError{err: err}
+	}
+	store, err := postgres.OpenWith(ctx, cfg.DatabaseURL, postgres.Options{Pooler: pooler, MaxConns: agentPoolConns(pooler)})
 	if err != nil {
 		return err
 	}
@@ -168,6 +182,21 @@ func limitOptions(cfg config.Agent, opts *agent.Options) error {
 func runtimeFlag(cmd *cobra.Command) {
 	cmd.Flags().String("runtime", agent.RuntimeDocker, "container runtime: docker, or memory (a simulation: nothing runs; "+
 		"a task's -sleep D and -exit N arguments are honoured as by the test workload)")
+}
+
+// poolerFlag says the database URL goes through a transaction pooler.
+func poolerFlag(cmd *cobra.Command) {
+	cmd.Flags().String("database-pooler", "", "transaction: the database URL goes through a pooler in transaction mode, such as PgBouncer (no prepared statements, no LISTEN through it)")
+}
+
+// agentPoolConns is an agent's connections to the database: through a
+// pooler a fleet's connections cost only the pooler, and two are all an
+// agent uses at once (its loop, and a heartbeat or stats beside it).
+func agentPoolConns(p postgres.Pooler) int {
+	if p == postgres.TransactionPooler {
+		return 2
+	}
+	return 0
 }
 
 // statsRetentionFlag bounds the stats history: agents prune their node's as

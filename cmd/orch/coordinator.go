@@ -71,6 +71,8 @@ func newCoordinatorCmd() *cobra.Command {
 	coordinatorFlags(cmd)
 	secretsKeyFlag(cmd)
 	statsRetentionFlag(cmd)
+	poolerFlag(cmd)
+	cmd.Flags().String("listen-database-url", "", "with --database-pooler transaction: a direct PostgreSQL URL for the coordinator's one LISTEN connection")
 	return cmd
 }
 
@@ -104,7 +106,11 @@ func runCoordinator(ctx context.Context, cfg config.Coordinator, ready func(net.
 	if err != nil {
 		return usageError{err: queue.Invalid("secrets-key-file", err.Error(), "give the file orch dev made, or make one with: orch token secrets-key FILE")}
 	}
-	store, err := postgres.Open(ctx, cfg.DatabaseURL)
+	pooler, err := postgres.ParsePooler(cfg.DatabasePooler)
+	if err != nil {
+		return usageError{err: err}
+	}
+	store, err := postgres.OpenWith(ctx, cfg.DatabaseURL, postgres.Options{Pooler: pooler})
 	if err != nil {
 		return err
 	}
@@ -115,6 +121,7 @@ func runCoordinator(ctx context.Context, cfg config.Coordinator, ready func(net.
 		MaxHeartbeatsPerSecond: cfg.MaxHeartbeats,
 		Tokens:                 tokens, Insecure: cfg.Insecure, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
 		SecretsKey: key, Retention: cfg.Retention, StatsRetention: cfg.StatsRetention,
+		ListenDatabaseURL: cfg.ListenDatabaseURL,
 	})
 	if err != nil {
 		return usageError{err: err}

@@ -47,7 +47,7 @@ WHERE id = $1`, n.ID, deadline.Seconds()); err != nil {
 				return err
 			}
 		}
-		_, err = tx.Exec(ctx, `SELECT pg_notify($1, 'drain')`, NodeChannel(n.ID))
+		_, err = tx.Exec(ctx, `SELECT orch_wake_node($1, 'drain')`, n.ID)
 		return translate(err, "waking the node's agent")
 	})
 	if err != nil {

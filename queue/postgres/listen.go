@@ -9,12 +9,19 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
+// Notification is one notification heard: its channel and payload. The
+// zero Notification (no channel) says the connection is back after a break,
+// during which whatever was sent was lost.
+type Notification struct {
+	Channel, Payload string
+}
+
 // Listen holds one connection LISTENing on channels and calls wake for every
 // notification until ctx ends. Notifications are only a hint to look at the
 // tables sooner: when the connection drops, Listen reconnects with backoff and
-// calls wake("") once it is back, because whatever was sent meanwhile is lost.
-// Callers keep polling as the fallback.
-func (s *Store) Listen(ctx context.Context, channels []string, wake func(channel string)) {
+// calls wake with the zero Notification once it is back, because whatever
+// was sent meanwhile is lost. Callers keep polling as the fallback.
+func (s *Store) Listen(ctx context.Context, channels []string, wake func(Notification)) {
 	s.ListenStatus(ctx, channels, wake, nil)
 }
 
@@ -22,9 +29,17 @@ func (s *Store) Listen(ctx context.Context, channels []string, wake func(channel
 // (when not nil): up(true) once every channel is listened on, up(false) when
 // the connection is lost. While it is up no notification can be missed, so
 // a caller may poll rarely then and often only while it is down.
-func (s *Store) ListenStatus(ctx context.Context, channels []string, wake func(channel string), up func(bool)) {
+//
+// Through a transaction pooler a LISTEN hears nothing (Pooled): it then
+// reports the connection down once and waits for ctx, and the caller polls.
+func (s *Store) ListenStatus(ctx context.Context, channels []string, wake func(Notification), up func(bool)) {
 	if up == nil {
 		up = func(bool) {}
+	}
+	if s.Pooled() {
+		up(false)
+		<-ctx.Done()
+		return
 	}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
@@ -45,7 +60,7 @@ func (s *Store) ListenStatus(ctx context.Context, channels []string, wake func(c
 	}
 }
 
-func (s *Store) listenOnce(ctx context.Context, channels []string, wake func(string), connected func()) error {
+func (s *Store) listenOnce(ctx context.Context, channels []string, wake func(Notification), connected func()) error {
 	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
 	if err != nil {
 		return err
@@ -57,14 +72,14 @@ func (s *Store) listenOnce(ctx context.Context, channels []string, wake func(str
 		}
 	}
 	connected()
-	wake("")
+	wake(Notification{})
 	for {
 		n, err := waitNotification(ctx, conn)
 		if err != nil {
 			return err
 		}
 		if n != nil {
-			wake(n.Channel)
+			wake(Notification{Channel: n.Channel, Payload: n.Payload})
 		}
 	}
 }

@@ -14,7 +14,7 @@ func TestStore_ListenStatus_ReportsDropAndReturnOfTheConnection(t *testing.T) {
 	defer cancel()
 	woke := make(chan string, 16)
 	up := make(chan bool, 16)
-	go s.ListenStatus(ctx, []string{ChannelPending}, func(ch string) { woke <- ch }, func(ok bool) { up <- ok })
+	go s.ListenStatus(ctx, []string{ChannelPending}, func(n Notification) { woke <- n.Channel }, func(ok bool) { up <- ok })
 	expect := func(what string, want bool) {
 		t.Helper()
 		select {
@@ -61,7 +61,7 @@ func TestStore_Listen_WakesOnNewTask(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	woke := make(chan string, 16)
-	go s.Listen(ctx, []string{ChannelPending}, func(ch string) { woke <- ch })
+	go s.Listen(ctx, []string{ChannelPending}, func(n Notification) { woke <- n.Channel })
 	if ch := <-woke; ch != "" {
 		t.Fatalf("first wake = %q, want the on-connect wake", ch)
 	}

@@ -104,6 +104,9 @@ func gooseProvider(databaseURL string) (*goose.Provider, error) {
 	p, err := goose.NewProvider(goose.DialectPostgres, db, orchsql.Migrations,
 		goose.WithSessionLocker(locker),
 		goose.WithDisableGlobalRegistry(true),
+		// Migrations are numbered in blocks by subject (00020s jobs), so a
+		// database may have a later block applied before an earlier one lands.
+		goose.WithAllowOutofOrder(true),
 	)
 	if err != nil {
 		db.Close()

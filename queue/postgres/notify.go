@@ -11,6 +11,10 @@ import (
 const (
 	// ChannelPending wakes schedulers when a task needs placing.
 	ChannelPending = "orch_pending"
+	// ChannelWake carries, as its payload, the id of every node whose agent
+	// should look for work: coordinators relay it to agents that cannot
+	// LISTEN (they connect through a transaction pooler).
+	ChannelWake = "orch_wake"
 )
 
 // NodeChannel is the channel on which a node's agent hears about work placed
@@ -19,6 +23,6 @@ func NodeChannel(node uuid.UUID) string {
 	return nodeChannelPrefix + strings.ReplaceAll(node.String(), "-", "")
 }
 
-// nodeChannelPrefix starts every node channel; placeSQL builds the same
-// names in SQL.
+// nodeChannelPrefix starts every node channel; orch_wake_node (sql/00015)
+// builds the same names, and notifies ChannelWake with the node's id too.
 const nodeChannelPrefix = "orch_node_"

@@ -168,7 +168,7 @@ WITH plan AS (
     INSERT INTO task_events (task_id, from_state, to_state, attempt, node_id, reason)
     SELECT id, 'pending', 'scheduled', attempt, node_id, $3::text FROM placed
 )
-SELECT p.id, pg_notify('` + nodeChannelPrefix + `' || replace(p.node_id::text, '-', ''), 'work') FROM placed p`
+SELECT p.id, orch_wake_node(p.node_id, 'work') FROM placed p`
 
 // retryReason is what a task shows that a pass meant to place but could not
 // commit (its node filled up or was being filled by another replica); the

@@ -277,18 +277,24 @@ func TestStore_SchedulePass_WakesTheChosenNodesAgent(t *testing.T) {
 	n := mustNode(t, s, "a", roomy)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	woke := make(chan string, 16)
-	go s.Listen(ctx, []string{NodeChannel(n.ID)}, func(ch string) { woke <- ch })
+	woke := make(chan Notification, 16)
+	go s.Listen(ctx, []string{NodeChannel(n.ID), ChannelWake}, func(n Notification) { woke <- n })
 	<-woke // the on-connect wake
 	createSpec(t, s, queue.TaskSpec{})
 	schedPass(t, s, "binpack")
-	select {
-	case ch := <-woke:
-		if ch != NodeChannel(n.ID) {
-			t.Fatalf("woke on %q", ch)
+	// On the node's channel for an agent that LISTENs, and on the wake
+	// channel with the node's id for the coordinators to relay.
+	heard := map[Notification]bool{}
+	for len(heard) < 2 {
+		select {
+		case got := <-woke:
+			heard[got] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("heard %v within 5 s; want the node's channel and the wake channel", heard)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the node's agent was not notified of its placement")
+	}
+	if !heard[Notification{Channel: NodeChannel(n.ID), Payload: "work"}] || !heard[Notification{Channel: ChannelWake, Payload: n.ID.String()}] {
+		t.Fatalf("heard %v", heard)
 	}
 }
 

@@ -14,17 +14,15 @@ import (
 
 // Store is a handle on orch's database. It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
-	obs  observability // settings of the stats writers (stats.go)
+	pool   *pgxpool.Pool
+	obs    observability // settings of the stats writers (stats.go)
+	pooler Pooler        // what stands between the store and PostgreSQL (pooler.go)
 }
 
-// Open connects to the database at url. It does not migrate.
+// Open connects to the database at url, directly (see OpenWith for a
+// pooler). It does not migrate.
 func Open(ctx context.Context, url string) (*Store, error) {
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, fmt.Errorf("%w: database URL: %v", queue.ErrInvalid, err)
-	}
-	return OpenConfig(ctx, cfg)
+	return OpenWith(ctx, url, Options{})
 }
 
 // OpenConfig connects with a prepared pool configuration.

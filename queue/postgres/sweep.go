@@ -169,7 +169,7 @@ func moveToPending(ctx context.Context, tx pgx.Tx, node uuid.UUID, ids []uuid.UU
 		return 0, translate(err, "moving tasks to pending")
 	}
 	if n > 0 {
-		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, ''), pg_notify($2, 'moved')`, ChannelPending, NodeChannel(node)); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, ''), orch_wake_node($2, 'moved')`, ChannelPending, node); err != nil {
 			return 0, translate(err, "notifying")
 		}
 	}

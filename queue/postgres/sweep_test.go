@@ -15,7 +15,10 @@ import (
 func TestStore_MarkSilentNodesDown_OnlySilentNodes_AndTwiceIsHarmless(t *testing.T) {
 	s, ctx := newStore(t)
 	const timeout = time.Second
-	for serverUptime(t, s) < 2*timeout { // see TestStore_MarkSilentNodesDown_NotRightAfterPostgresStarts
+	// A node beating every 2 s may be silent for 2 s + timeout/2 (see
+	// node_silence_allowed), and for that long after the server started
+	// nobody is declared down (TestStore_MarkSilentNodesDown_NotRightAfterPostgresStarts).
+	for serverUptime(t, s) < 2*time.Second+2*timeout {
 		time.Sleep(100 * time.Millisecond)
 	}
 	silent := mustNode(t, s, "silent", roomyNode)

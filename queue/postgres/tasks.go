@@ -255,7 +255,7 @@ WHERE id = $1 RETURNING state, node_id`, id).Scan(&state, &node)
 			return err
 		}
 	case node != nil && !state.Terminal():
-		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, 'stop')`, NodeChannel(*node)); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT orch_wake_node($1, 'stop')`, *node); err != nil {
 			return translate(err, "notifying agent")
 		}
 	}
