@@ -84,10 +84,25 @@ const moveCursorSQL = `UPDATE scheduler_cursor SET node_id = $1 WHERE name = 'ro
 // transaction holds, and skips the others: a pass never waits for a node, so
 // passes cannot deadlock on nodes, and two replicas that chose the same nodes
 // split them instead of queueing on them (the one that skipped re-plans its
-// tasks onto the nodes it can have). FOR NO KEY UPDATE does not conflict
-// with the key-share locks of foreign-key checks (the tasks and host ports
-// placed on the node).
-const lockNodesSQL = `SELECT id FROM nodes WHERE id = ANY($1::uuid[]) FOR NO KEY UPDATE SKIP LOCKED`
+// tasks onto the nodes it can have).
+//
+// The locks are transaction-scoped advisory locks, not row locks on nodes:
+// a row lock would make every heartbeat and stats write of those nodes wait
+// for the pass's commit, and under load that wait reached the heartbeat's
+// deadline (the bench's drain saw beats of 40 ms on average and some of 4 s).
+// Two nodes whose ids hash alike share a lock, which only makes one pass
+// skip a node it could have had.
+const lockNodesSQL = `SELECT id FROM unnest($1::uuid[]) AS u(id)
+WHERE pg_try_advisory_xact_lock(` + placeLockSQLClass + `, hashtext(id::text))`
+
+// placeLockSQLClass is the first key of the advisory locks that give a pass
+// the nodes it fills ("orch" in ASCII); the second is a hash of the node's id
+// (nodeLockSQL).
+const placeLockSQLClass = "1869767528"
+
+// nodeLockSQL waits for the pass that is filling a node, if any, and keeps
+// passes off the node until the transaction ends.
+const nodeLockSQL = `SELECT pg_advisory_xact_lock(` + placeLockSQLClass + `, hashtext($1::uuid::text))`
 
 // refreshNodesSQL re-reads nodes this pass holds, after its own placements.
 const refreshNodesSQL = `SELECT ` + nodeCols + `,

@@ -98,6 +98,10 @@ ORDER BY id FOR UPDATE`, node, liveStates)
 		if err != nil {
 			return translate(err, "locking the node's tasks")
 		}
+		// Then the node: wait for a pass that is placing tasks on it.
+		if _, err := tx.Exec(ctx, nodeLockSQL, node); err != nil {
+			return translate(err, "locking the node")
+		}
 		var name, state, healthErr string
 		var must bool
 		var silent float64
