@@ -220,17 +220,20 @@ func (r *Report) checkTargets() []Target {
 	if d := r.Drain; d != nil {
 		add("write transactions per task, drain shape", "≤ 2", fmt.Sprintf("%.2f", d.WriteTxnsPerTask), true, d.WriteTxnsPerTask <= 2)
 	}
-	if p := r.Placement; p != nil {
-		add("placements/s through Postgres", "≥ 5000", fmt.Sprintf("%.0f", p.PlacementsPerSec), true, p.PlacementsPerSec >= 5000)
+	// The yardstick of placement is the machine's insert rate of task rows:
+	// the drain phase's batched submission, in the same run.
+	if p, d := r.Placement, r.Drain; p != nil && d != nil && d.SubmitPerSec > 0 {
+		ratio := p.PlacementsPerSec / d.SubmitPerSec
+		add("placements/s ÷ task rows inserted/s in batches", "≥ 0.5×", fmt.Sprintf("%.2f× (%.0f ÷ %.0f)", ratio, p.PlacementsPerSec, d.SubmitPerSec), true, ratio >= 0.5)
 	} else {
-		add("placements/s through Postgres", "≥ 5000", "", false, false)
+		add("placements/s ÷ task rows inserted/s in batches", "≥ 0.5×", "", false, false)
 	}
 	if len(r.Latency) == 0 {
-		add("create→claimed p50 / p99", "≤ 20 / ≤ 100 ms", "", false, false)
+		add("create→claimed p50 / p99", "≤ 3 / ≤ 20 ms", "", false, false)
 	}
 	for _, l := range r.Latency {
-		add(fmt.Sprintf("create→claimed p50 / p99, %d agent(s)", l.Agents), "≤ 20 / ≤ 100 ms",
-			fmt.Sprintf("%.1f / %.1f ms", l.P50MS, l.P99MS), true, l.P50MS <= 20 && l.P99MS <= 100)
+		add(fmt.Sprintf("create→claimed p50 / p99, %d agent(s)", l.Agents), "≤ 3 / ≤ 20 ms",
+			fmt.Sprintf("%.1f / %.1f ms", l.P50MS, l.P99MS), true, l.P50MS <= 3 && l.P99MS <= 20)
 	}
 	if d := r.Docker; d != nil {
 		add("create→running vs docker run", "≤ 1.10×", fmt.Sprintf("%.2f×", d.Ratio), true, d.Ratio <= 1.10)
