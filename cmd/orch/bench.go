@@ -85,6 +85,7 @@ func benchFlags(f *pflag.FlagSet, o *bench.Options, l *benchLists) {
 	f.BoolVar(&o.Quick, "quick", o.Quick, "a small version that runs in about a minute (to check the bench works, not to compare figures)")
 	f.StringVar(&o.Note, "note", o.Note, "a note about the machine to keep with the figures (e.g. \"2 cores shared with other jobs\")")
 	f.StringVar(&o.JSONFile, "json", o.JSONFile, "also write the figures as JSON to this file")
+	f.StringVar(&o.CPUProfile, "cpu-profile", o.CPUProfile, "write a CPU profile of the bench process (simulated agents, coordinators) to this file, for go tool pprof")
 	f.StringVar(&o.DatabaseURL, "database-url", o.DatabaseURL, "use this PostgreSQL database instead of a private server (env ORCH_DATABASE_URL)")
 	f.StringVar(&o.DataDir, "data-dir", o.DataDir, "where the private server keeps its data (default: a temporary directory, removed afterwards)")
 	f.StringVar(&l.phases, "phases", strings.Join(o.Phases, ","), "phases to run, comma-separated")

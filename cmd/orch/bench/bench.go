@@ -37,6 +37,10 @@ type Options struct {
 	Phases []string
 	// Keep keeps the temporary directory (server data, process logs).
 	Keep bool
+	// CPUProfile, when set, receives a CPU profile of the bench process
+	// (its simulated agents and coordinators) for the whole run: with
+	// pg_stat_statements, where a task's time goes on the orch side.
+	CPUProfile string
 
 	PGBenchScale   int           // pgbench's scale factor (-s)
 	PGBenchClients int           // pgbench's clients (-c)
@@ -202,6 +206,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer b.close()
+	if o.CPUProfile != "" {
+		stop, err := startCPUProfile(o.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
 	b.run(ctx)
 	b.report.finish(b)
 	if o.JSONFile != "" {
