@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 )
@@ -173,13 +174,53 @@ func (c *Coordinator) withAuth(next http.Handler) http.Handler {
 		case have >= need:
 			next.ServeHTTP(w, r.WithContext(withScope(r.Context(), have)))
 		case have == ScopeNone:
-			w.Header().Set("WWW-Authenticate", `Bearer realm="orch", Basic realm="orch"`)
-			writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: "missing or unknown API token",
-				Hint: "send Authorization: Bearer <token>; the CLI reads ORCH_TOKEN"})
+			unauthorized(w, r)
 		default:
 			forbid(w, have, r.Method+" "+r.URL.Path, need)
 		}
 	})
+}
+
+// unauthorized answers 401 with the challenge the client can answer. A
+// browser (it asks for HTML) gets a Basic challenge only: Chromium and
+// Firefox read the first scheme of a WWW-Authenticate header, and one that
+// starts with Bearer, which they cannot answer, keeps them from asking for a
+// login or sending the credentials of a user:token@host URL. API clients get
+// Bearer, the scheme they should use.
+func unauthorized(w http.ResponseWriter, r *http.Request) {
+	if wantsHTML(r) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="orch", charset="UTF-8"`)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, loginHelpHTML)
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="orch"`)
+	writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: "missing or unknown API token",
+		Hint: "send Authorization: Bearer <token>; the CLI reads ORCH_TOKEN"})
+}
+
+// loginHelpHTML is what a browser shows when its login was cancelled or
+// wrong.
+const loginHelpHTML = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>orch: log in</title></head>
+<body style="font: 14px/1.4 system-ui, sans-serif; margin: 1.5em">
+<h1 style="font-size: 1.3em">orch: log in</h1>
+<p>This page needs an API token. Log in with any user name and the token as the password
+(a read token is enough), or open <code>http://orch:TOKEN@HOST:PORT/</code>.</p>
+</body></html>
+`
+
+// wantsHTML reports whether the request comes from a browser navigating to a
+// page: it accepts text/html.
+func wantsHTML(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(mt), "text/html") {
+			return true
+		}
+	}
+	return false
 }
 
 func forbid(w http.ResponseWriter, have Scope, what string, need Scope) {

@@ -91,6 +91,52 @@ func TestAuth_BasicAuthPasswordIsAToken(t *testing.T) {
 	}
 }
 
+// TestAuth_Unauthorized_ChallengesBrowsersWithBasicOnly: a browser (it
+// accepts HTML) must get a challenge whose only scheme is Basic, or
+// Chromium and Firefox neither ask for a login nor send the credentials of
+// a user:token@host URL; API clients keep Bearer and a JSON answer.
+func TestAuth_Unauthorized_ChallengesBrowsersWithBasicOnly(t *testing.T) {
+	t.Parallel()
+	h := newTestCoordinator(t, Options{Tokens: tokens(t)}).Handler()
+	for _, tc := range []struct {
+		accept, path, wantChallenge, wantType string
+	}{
+		{"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "/", `Basic realm="orch", charset="UTF-8"`, "text/html"},
+		{"text/html", "/tasks/01a230a1-8235-73cf-a0d7-66578d13f6da/logs?format=text", `Basic realm="orch", charset="UTF-8"`, "text/html"},
+		{"", "/tasks", `Bearer realm="orch"`, "application/json"},
+		{"application/json", "/", `Bearer realm="orch"`, "application/json"},
+		{"*/*", "/tasks", `Bearer realm="orch"`, "application/json"},
+	} {
+		req := httptest.NewRequest("GET", tc.path, nil)
+		if tc.accept != "" {
+			req.Header.Set("Accept", tc.accept)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 401 {
+			t.Errorf("Accept %q: %d, want 401", tc.accept, rec.Code)
+		}
+		if got := rec.Header().Values("WWW-Authenticate"); len(got) != 1 || got[0] != tc.wantChallenge {
+			t.Errorf("Accept %q: WWW-Authenticate %q, want only %q", tc.accept, got, tc.wantChallenge)
+		}
+		if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, tc.wantType) {
+			t.Errorf("Accept %q: Content-Type %q, want %s", tc.accept, ct, tc.wantType)
+		}
+		if strings.Contains(rec.Body.String(), readSecret) {
+			t.Errorf("the answer shows a token")
+		}
+	}
+	// The browser's answer to the challenge is let in, for reading only.
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Header.Set("Accept", "text/html")
+	req.SetBasicAuth("orch", readSecret)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `id="nodes"`) {
+		t.Errorf("GET / with Basic credentials: %d", rec.Code)
+	}
+}
+
 func TestTokens_CheckUsesConstantTimeCompareForEveryEntry(t *testing.T) {
 	toks := tokens(t)
 	calls := 0
