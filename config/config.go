@@ -99,6 +99,8 @@ type Coordinator struct {
 	ListenDatabaseURL string        `mapstructure:"listen-database-url"`
 	Retention         time.Duration `mapstructure:"retention"`
 	StatsRetention    time.Duration `mapstructure:"stats-retention"`
+	// MetricsListen serves /metrics without a token on a second address.
+	MetricsListen string `mapstructure:"metrics-listen"`
 }
 
 // Agent is the configuration of `orch agent`.

@@ -66,6 +66,10 @@ type Options struct {
 	// postgres.DefaultStatsRetention). See retention.go.
 	Retention      time.Duration
 	StatsRetention time.Duration
+	// MetricsListen, when set, is a second address that serves GET /metrics
+	// without a token (and nothing else), for a Prometheus that scrapes
+	// without credentials; the API's /metrics still needs a read token.
+	MetricsListen string
 }
 
 // Coordinator serves the API and schedules.
@@ -79,7 +83,10 @@ type Coordinator struct {
 	jobWake chan struct{}
 
 	metrics *coordMetrics // this replica's counters (metrics.go)
-	wakes   *wakeHub      // agents waiting for work (wake.go)
+	// metricsAddr is where --metrics-listen was bound, set before Run
+	// calls ready.
+	metricsAddr net.Addr
+	wakes       *wakeHub // agents waiting for work (wake.go)
 }
 
 // New checks opts and builds a coordinator over store.
@@ -121,11 +128,35 @@ func (c *Coordinator) Run(ctx context.Context, ready func(addr net.Addr)) error 
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", addr, err)
 	}
+	var mln net.Listener
+	if c.opts.MetricsListen != "" {
+		if mln, err = net.Listen("tcp", c.opts.MetricsListen); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("--metrics-listen %s: %w", c.opts.MetricsListen, err)
+		}
+		c.metricsAddr = mln.Addr()
+	}
 	if ready != nil {
 		ready(ln.Addr())
 	}
 	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	g, ctx := errgroup.WithContext(ctx)
+	if mln != nil {
+		msrv := &http.Server{Handler: c.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error {
+			if err := msrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serving metrics: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return msrv.Shutdown(shut)
+		})
+		c.log.Info("coordinator metrics listening (no token)", "addr", mln.Addr().String())
+	}
 	g.Go(func() error {
 		serve := func() error { return srv.Serve(ln) }
 		if c.opts.TLSCert != "" {
@@ -169,6 +200,10 @@ func (c *Coordinator) Run(ctx context.Context, ready func(addr net.Addr)) error 
 		"auth", !c.opts.Tokens.Empty(), "strategy", c.sched.Strategy())
 	return g.Wait()
 }
+
+// MetricsAddr is the address --metrics-listen was bound to (nil without
+// one), known once Run has called ready.
+func (c *Coordinator) MetricsAddr() net.Addr { return c.metricsAddr }
 
 // poke asks the scheduling loop for a pass without blocking.
 func (c *Coordinator) poke() {

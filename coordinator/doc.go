@@ -157,7 +157,10 @@
 // The coordinator authenticates every request but GET /healthz with a bearer
 // token (Authorization: Bearer <token>; a browser may send it as the password
 // of Basic auth, so that the status page opens with the browser's own login
-// prompt). Tokens have a scope: read may look (every GET), write may also
+// prompt, or from a URL like http://orch:TOKEN@127.0.0.1:8989/: a 401 to a request that accepts text/html challenges with Basic
+// only, because Chromium and Firefox read the first scheme of the header and
+// cannot answer Bearer; API clients are challenged with Bearer).
+// Tokens have a scope: read may look (every GET), write may also
 // submit and stop tasks, admin may also manage nodes and ask for privileged
 // containers or the host's network. They are configured with --admin-token,
 // --write-token and --read-token (repeatable; env ORCH_ADMIN_TOKEN,
@@ -254,5 +257,9 @@
 //	    API requests by route pattern (/tasks/{id}, or unmatched); with the
 //	    histogram orch_api_request_duration_seconds{route} (log follows excluded)
 //
-// Agents serve their own metrics (see package agent).
+// The API's /metrics needs a read token like every other GET. For a
+// Prometheus that scrapes without credentials, --metrics-listen ADDR (e.g.
+// 127.0.0.1:9464) serves GET /metrics, and nothing else, without a token on a
+// second address: metrics hold counts and durations, never a task's name,
+// spec or secret. Agents serve their own metrics (see package agent).
 package coordinator

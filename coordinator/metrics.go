@@ -134,6 +134,15 @@ func (w *statusWriter) Flush() {
 // Unwrap gives http.ResponseController the real writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// MetricsHandler serves GET /metrics alone, without a token: what
+// Options.MetricsListen serves. It shows counts and durations, never a
+// task's name, spec or secret.
+func (c *Coordinator) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", c.serveMetrics)
+	return mux
+}
+
 // serveMetrics serves this replica's metrics and the cluster's counts, read
 // from the database within this scrape's context and deadline. A count that
 // cannot be read is logged and left out; the rest is served anyway.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -167,5 +168,54 @@ func TestMetrics_CoordinatorServesPrometheusText(t *testing.T) {
 		if v, ok := sampleValue(samples, name, nil); !ok || v <= 0 {
 			t.Errorf("%s = %v, %v; want the runtime and process collectors' figure", name, v, ok)
 		}
+	}
+}
+
+// TestCoordinator_Run_MetricsListenServesMetricsWithoutAToken: with
+// MetricsListen a Prometheus without credentials scrapes the second
+// address, which serves nothing else, while the API keeps asking for a token.
+func TestCoordinator_Run_MetricsListenServesMetricsWithoutAToken(t *testing.T) {
+	t.Parallel()
+	c := newTestCoordinator(t, Options{Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Tokens: tokens(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrc := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, func(a net.Addr) { addrc <- a }) }()
+	var api net.Addr
+	select {
+	case api = <-addrc:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	metrics := c.MetricsAddr()
+	if metrics == nil || metrics.String() == api.String() {
+		t.Fatalf("metrics address %v (API on %v)", metrics, api)
+	}
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("http://" + metrics.String() + "/metrics")
+	if code != 200 || !strings.Contains(body, `orch_nodes{state="ready"} 0`) || !strings.Contains(body, "orch_schedule_pass_duration_seconds_count") {
+		t.Fatalf("GET /metrics on --metrics-listen without a token: %d\n%s", code, body)
+	}
+	for _, path := range []string{"/", "/tasks", "/nodes"} {
+		if code, _ := get("http://" + metrics.String() + path); code != 404 {
+			t.Errorf("GET %s on --metrics-listen: %d, want 404 (it serves metrics only)", path, code)
+		}
+	}
+	if code, _ := get("http://" + api.String() + "/metrics"); code != 401 {
+		t.Errorf("GET /metrics on the API without a token: %d, want 401", code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -34,6 +34,7 @@ func coordinatorFlags(cmd *cobra.Command) {
 	f.Bool("insecure", false, "serve the API beyond loopback without tokens")
 	f.String("tls-cert", "", "serve HTTPS with this PEM certificate")
 	f.String("tls-key", "", "private key of --tls-cert")
+	f.String("metrics-listen", "", "also serve GET /metrics without a token on this address, e.g. 127.0.0.1:9464 (default: only the API's /metrics, with a token)")
 }
 
 // tokensOf reads the configured API tokens.
@@ -121,7 +122,7 @@ func runCoordinator(ctx context.Context, cfg config.Coordinator, ready func(net.
 		MaxHeartbeatsPerSecond: cfg.MaxHeartbeats,
 		Tokens:                 tokens, Insecure: cfg.Insecure, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
 		SecretsKey: key, Retention: cfg.Retention, StatsRetention: cfg.StatsRetention,
-		ListenDatabaseURL: cfg.ListenDatabaseURL,
+		ListenDatabaseURL: cfg.ListenDatabaseURL, MetricsListen: cfg.MetricsListen,
 	})
 	if err != nil {
 		return usageError{err: err}
