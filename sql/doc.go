@@ -164,6 +164,18 @@
 //	    memory_limit_bytes, at
 //	report_task_logs        one row per task with logs
 //	    task_id, name, state, lines, bytes, dropped_lines, dropped_bytes, updated_at
+//	report_task_failures    one row per task that failed for good (00035_task_failures.sql)
+//	    task_id, task, image, job (NULL for a task of its own), node, attempt, restarts,
+//	    exit_code (NULL when no container ran: a start that failed), error (what the
+//	    agent or engine said), reason (the history's account: "exited with code 3",
+//	    "health check failed: ...", the start error), failed_at
+//	report_job_endpoints    one row per running job task and published port (00020_jobs.sql)
+//	    job, version, task_id, task, node, node_address, host_port, container_port,
+//	    protocol, health, healthy
+//
+// A task its restart policy brings back is not in report_task_failures until it
+// fails for good (restarts counts the attempts before); every attempt's end is
+// in task_events.
 //
 // From a one-node orch dev cluster running four tasks (web running, batch
 // completed, crash exited 3, huge asking for more CPU than any node has):

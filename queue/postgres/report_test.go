@@ -152,3 +152,80 @@ FROM report_task_usage`), fmt.Sprintf("n1 running 1 1000 50 %d %d %d", int64(1<<
 		t.Errorf("CountNodes = %+v, %v", nc, err)
 	}
 }
+
+// TestReportTaskFailures_ShowsWhyAndWhereTasksFailed: a task that exited
+// with 3, one whose image could not be started (no exit code, the engine's
+// error) and one that failed again after its one restart are there, with
+// their node, reason and time; completed, running and restarting tasks are
+// not.
+func TestReportTaskFailures_ShowsWhyAndWhereTasksFailed(t *testing.T) {
+	s, ctx := newStore(t)
+	n1 := mustNode(t, s, "n1", queue.Resources{CPUMillis: 4000, MemoryBytes: 8 << 30, DiskBytes: 100 << 30})
+	n2 := mustNode(t, s, "n2", queue.Resources{CPUMillis: 4000, MemoryBytes: 8 << 30, DiskBytes: 100 << 30})
+	exit := func(l queue.Lease, r ExitReport) {
+		t.Helper()
+		if _, err := s.RecordExit(ctx, l, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crash := running(t, s, n1.ID, queue.TaskSpec{Name: "crash", Image: "img/crash", RestartPolicy: queue.RestartNever})
+	exit(crash, ExitReport{Code: 3})
+
+	noImage := createSpec(t, s, queue.TaskSpec{Name: "noimage", Image: "nosuch/image:1", RestartPolicy: queue.RestartNever})
+	if res := pass(t, s, placeOnly(noImage.ID, n2.ID)); res.Placed != 1 {
+		t.Fatalf("placing: %+v", res)
+	}
+	claim, err := s.Claim(ctx, n2.ID, 10)
+	if err != nil || len(claim.Tasks) != 1 {
+		t.Fatalf("claim: %+v, %v", claim.Tasks, err)
+	}
+	const pullErr = "image nosuch/image:1: pull access denied, repository does not exist"
+	exit(claim.Tasks[0].Lease(), ExitReport{StartFailed: true, Error: pullErr})
+
+	flaky := running(t, s, n1.ID, queue.TaskSpec{Name: "flaky", Image: "img/flaky", RestartPolicy: queue.RestartOnFailure, MaxRestarts: 1})
+	exit(flaky, ExitReport{Code: 1})
+	exec(t, s, `UPDATE tasks SET not_before = NULL, queued_at = now() WHERE id = $1`, flaky.TaskID) // skip the backoff
+	exit(runAgain(t, s, n2.ID, flaky.TaskID), ExitReport{Code: 2, Error: "killed: out of memory"})
+
+	restarting := running(t, s, n1.ID, queue.TaskSpec{Name: "restarting", Image: "img/r", RestartPolicy: queue.RestartAlways})
+	exit(restarting, ExitReport{Code: 1})
+	done := running(t, s, n1.ID, queue.TaskSpec{Name: "done", Image: "img/ok", RestartPolicy: queue.RestartNever})
+	exit(done, ExitReport{Code: 0})
+	running(t, s, n2.ID, queue.TaskSpec{Name: "up", Image: "img/up"})
+
+	rows, err := s.pool.Query(ctx, `SELECT task, image, coalesce(job, '-'), node, attempt, restarts, exit_code, error, reason, failed_at
+FROM report_task_failures ORDER BY task`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var task, image, job, node, errText, reason string
+		var attempt, restarts int
+		var code *int
+		var at time.Time
+		if err := rows.Scan(&task, &image, &job, &node, &attempt, &restarts, &code, &errText, &reason, &at); err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(at) > time.Minute || time.Until(at) > time.Minute {
+			t.Errorf("%s failed_at %v", task, at)
+		}
+		c := "NULL"
+		if code != nil {
+			c = fmt.Sprint(*code)
+		}
+		got = append(got, fmt.Sprintf("%s|%s|%s|%s|%d|%d|%s|%s|%s", task, image, job, node, attempt, restarts, c, errText, reason))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"crash|img/crash|-|n1|1|0|3||exited with code 3",
+		"flaky|img/flaky|-|n2|2|1|2|killed: out of memory|exited with code 2: killed: out of memory",
+		"noimage|nosuch/image:1|-|n2|1|0|NULL|" + pullErr + "|" + pullErr,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("report_task_failures:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
