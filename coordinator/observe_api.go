@@ -20,6 +20,7 @@ func (c *Coordinator) observabilityRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /nodes/{node}/stats", c.nodeStats)
 	mux.HandleFunc("GET /metrics", c.serveMetrics)
 	mux.HandleFunc("GET /{$}", c.statusPage)
+	mux.HandleFunc("GET /ui/tasks/{id}", c.taskPage)
 }
 
 // LogFrame is one message of a followed log (GET /tasks/{id}/logs?follow=true):
