@@ -93,3 +93,23 @@ func (r *apiRig) node(name string) queue.Node {
 	r.t.Helper()
 	return storetest.Node(r.t, r.store, name, queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 20 << 30})
 }
+
+// startFailed creates a task called name whose container could not be
+// started on node (its image does not exist, say: err), as node's agent
+// records it.
+func (r *apiRig) startFailed(node queue.Node, name, err string) queue.Task {
+	r.t.Helper()
+	ctx := context.Background()
+	tk := storetest.Task(r.t, r.store, queue.TaskSpec{Name: name, Image: "127.0.0.1:1/nosuch:1", RestartPolicy: queue.RestartNever})
+	if res, perr := r.c.Pass(ctx); perr != nil || res.Placed != 1 {
+		r.t.Fatalf("pass: %+v, %v", res, perr)
+	}
+	claim, cerr := r.store.Claim(ctx, node.ID, 10)
+	if cerr != nil || len(claim.Tasks) != 1 || claim.Tasks[0].ID != tk.ID {
+		r.t.Fatalf("claim: %+v, %v", claim.Tasks, cerr)
+	}
+	if _, xerr := r.store.RecordExit(ctx, claim.Tasks[0].Lease(), postgres.ExitReport{StartFailed: true, Error: err}); xerr != nil {
+		r.t.Fatal(xerr)
+	}
+	return tk
+}

@@ -2,49 +2,22 @@ package coordinator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"net/http"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/orchd/orch/coordinator/browsertest"
 	"github.com/orchd/orch/queue"
+	"github.com/orchd/orch/queue/postgres"
+	"github.com/orchd/orch/queue/postgres/storetest"
 )
-
-// chromium finds Debian's chromium. Without it the browser checks are
-// skipped outside CI and fail in CI, where .ci/run installs it.
-func chromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed (CI is set; .ci/run installs it with apt-get install chromium)")
-	}
-	return ""
-}
-
-func runChromium(t *testing.T, bin string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-		"--no-first-run", "--user-data-dir=" + t.TempDir()}
-	cmd := exec.CommandContext(ctx, bin, append(base, args...)...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
-	}
-	return string(out)
-}
 
 func TestStatusPage_ListsNodesAndTasks_EscapesNames(t *testing.T) {
 	t.Parallel()
@@ -82,11 +55,8 @@ func TestStatusPage_ListsNodesAndTasks_EscapesNames(t *testing.T) {
 		}
 	}
 
-	bin := chromium(t)
-	if bin == "" {
-		t.Skip("chromium is not installed (apt-get install chromium); checked the HTML only, not the rendered page")
-	}
-	dom := runChromium(t, bin, "--dump-dom", r.srv.URL+"/")
+	bin := browsertest.Chromium(t)
+	dom := browsertest.DOM(t, bin, r.srv.URL+"/")
 	rows := regexp.MustCompile(`<tr class="node" data-name="([^"]+)"`).FindAllStringSubmatch(dom, -1)
 	if len(rows) != 2 || rows[0][1] != "alpha" || rows[1][1] != "beta" {
 		t.Errorf("node rows %v", rows)
@@ -107,11 +77,198 @@ func TestStatusPage_ListsNodesAndTasks_EscapesNames(t *testing.T) {
 	if strings.Contains(dom, "<b>huge</b>") {
 		t.Errorf("a task name became markup")
 	}
-	shot := filepath.Join(t.ArtifactDir(), "status.png")
-	runChromium(t, bin, "--window-size=1280,900", "--screenshot="+shot, r.srv.URL+"/")
-	st, err := os.Stat(shot)
-	if err != nil || st.Size() < 5000 {
-		t.Fatalf("screenshot %s: %v (size %v)", shot, err, st)
+	browsertest.Screenshot(t, bin, r.srv.URL+"/", "status.png", 900)
+}
+
+// TestStatusPage_FailureReasonsAndFilters: a failed task shows why in the
+// list (exit code and error, or the start error of a task that never ran,
+// whose logs link goes to its page instead of an empty log), and state= and
+// node= narrow the list.
+func TestStatusPage_FailureReasonsAndFilters(t *testing.T) {
+	t.Parallel()
+	r := newAPIRig(t)
+	ctx := context.Background()
+	alpha := r.node("alpha")
+	_, crashLease := r.running(alpha, "crash")
+	if _, err := r.store.RecordExit(ctx, crashLease, postgres.ExitReport{Code: 3, Error: "killed: out of memory"}); err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("status page screenshot: %s (%d bytes; keep it with go test -artifacts)", shot, st.Size())
+	// The rest goes to beta.
+	beta := r.node("beta")
+	if _, err := r.store.SetCordoned(ctx, "alpha", true); err != nil {
+		t.Fatal(err)
+	}
+	web, _ := r.running(beta, "web")
+	noImage := r.startFailed(beta, "noimage", "no such image: 127.0.0.1:1/nosuch:1")
+
+	code, html, _ := r.get("/")
+	if code != 200 {
+		t.Fatalf("GET /: %d", code)
+	}
+	for _, want := range []string{
+		`<span class="why">exit 3: killed: out of memory</span>`,
+		`<span class="why">no such image: 127.0.0.1:1/nosuch:1</span>`,
+		fmt.Sprintf(`<a class="why" href="/ui/tasks/%s">never started</a>`, noImage.ID),
+		fmt.Sprintf(`<a class="logs" href="/tasks/%s/logs?format=text">logs</a>`, web.ID),
+		fmt.Sprintf(`<a class="task" href="/ui/tasks/%s">web</a>`, web.ID),
+		`<a href="/?node=alpha">alpha</a>`,
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if strings.Contains(html, `id="jobs"`) {
+		t.Errorf("a cluster without jobs shows a jobs table")
+	}
+	listed := func(path string) []string {
+		t.Helper()
+		code, html, _ := r.get(path)
+		if code != 200 {
+			t.Fatalf("GET %s: %d %s", path, code, html)
+		}
+		var names []string
+		for _, m := range regexp.MustCompile(`<a class="task" href="[^"]+">([^<]+)</a>`).FindAllStringSubmatch(html, -1) {
+			names = append(names, m[1])
+		}
+		sort.Strings(names)
+		return names
+	}
+	for path, want := range map[string]string{
+		"/":                          "crash noimage web",
+		"/?state=failed":             "crash noimage",
+		"/?node=beta":                "noimage web",
+		"/?state=failed&node=beta":   "noimage",
+		"/?state=running&node=alpha": "",
+	} {
+		if got := strings.Join(listed(path), " "); got != want {
+			t.Errorf("GET %s lists %q, want %q", path, got, want)
+		}
+	}
+	if _, html, _ := r.get("/?state=failed&node=beta"); !strings.Contains(html, `<option selected>failed</option>`) ||
+		!strings.Contains(html, `<option selected>beta</option>`) {
+		t.Errorf("the filter form does not show the filter")
+	}
+	if code, body, _ := r.get("/?state=broken"); code != 400 || !strings.Contains(body, `"field": "state"`) {
+		t.Errorf("GET /?state=broken: %d %s", code, body)
+	}
+	if code, _, _ := r.get("/?node=nosuch"); code != 404 {
+		t.Errorf("GET /?node=nosuch: %d, want 404", code)
+	}
+}
+
+// TestTaskPage_ShowsSpecEventsLogsAndWhyATaskNeverStarted: the page of a
+// task whose image does not exist says why it failed, and instead of an
+// empty log that it never started; a running task's page has its spec,
+// ports, health, usage, events and last log lines.
+func TestTaskPage_ShowsSpecEventsLogsAndWhyATaskNeverStarted(t *testing.T) {
+	t.Parallel()
+	r := newAPIRig(t)
+	ctx := context.Background()
+	n := r.node("alpha")
+	const pullErr = "no such image: 127.0.0.1:1/nosuch:1"
+	noImage := r.startFailed(n, "noimage", pullErr)
+	code, html, hdr := r.get("/ui/tasks/" + noImage.ID.String())
+	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") {
+		t.Fatalf("task page: %d %s", code, hdr.Get("Content-Type"))
+	}
+	for _, want := range []string{
+		`<div class="alert" id="why">Failed: ` + pullErr + `</div>`,
+		`<p class="muted" id="nologs">No output: the task never started. Failed: ` + pullErr + `</p>`,
+		`<th>image</th><td>127.0.0.1:1/nosuch:1</td>`,
+		`starting → <span class="state state-failed">failed</span>`,
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("page of a task that never started lacks %q\n%s", want, html)
+		}
+	}
+	if strings.Contains(html, `http-equiv="refresh"`) {
+		t.Errorf("the page of a finished task reloads itself")
+	}
+
+	web, lease := runningOn(t, r.c, n.ID, queue.TaskSpec{Name: "web", Image: "workload:test", Command: []string{"-serve", ":8080"},
+		Env: map[string]string{"GREETING": "hello"}, Ports: []queue.Port{{ContainerPort: 8080, HostPort: 18080}},
+		RestartPolicy: queue.RestartOnFailure, Resources: queue.Resources{CPUMillis: 500, MemoryBytes: 256 << 20},
+		HealthCheck: &queue.HealthCheck{Type: queue.HealthHTTP, Port: 8080, Path: "/healthz"}})
+	if _, err := r.store.AppendLogs(ctx, lease, []queue.LogLine{{Attempt: lease.Attempt, At: time.Now(), Stream: queue.Stdout, Text: "listening on :8080"},
+		{Attempt: lease.Attempt, At: time.Now(), Stream: queue.Stdout, Text: "<script>alert(1)</script>"}}, queue.LogLimits{MaxLines: 100, MaxBytes: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.store.ReportTaskUsage(ctx, n.ID, []queue.TaskUsage{{TaskID: web.ID, Attempt: lease.Attempt, CPUPercent: 12.5,
+		MemoryUsedBytes: 64 << 20, MemoryLimitBytes: 256 << 20}}); err != nil {
+		t.Fatal(err)
+	}
+	_, html, _ = r.get("/ui/tasks/" + web.ID.String())
+	for _, want := range []string{
+		`<th>command</th><td>-serve :8080</td>`,
+		`<th>ports</th><td>8080/tcp on host port 18080</td>`,
+		`<th>env GREETING</th><td>hello</td>`,
+		`<th>restart</th><td>on-failure, unlimited</td>`,
+		`<th>node</th><td>alpha</td>`,
+		`<th>check</th><td>http on container port 8080, path /healthz`,
+		`<th>CPU</th><td>12.5% of one core (reserved 0.5 cores)</td>`,
+		`<th>memory</th><td>64MiB of a limit of 256MiB</td>`,
+		"<pre class=\"logs\" id=\"logs\">listening on :8080\n&lt;script&gt;alert(1)&lt;/script&gt;\n</pre>",
+		`starting → <span class="state state-running">running</span>`,
+		`<meta http-equiv="refresh" content="5">`,
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("page of a running task lacks %q", want)
+		}
+	}
+	if strings.Contains(html, `id="why"`) {
+		t.Errorf("a running task has a failure headline")
+	}
+	if code, body, _ := r.get("/ui/tasks/not-a-uuid"); code != 400 || !strings.Contains(body, `"field": "id"`) {
+		t.Errorf("GET /ui/tasks/not-a-uuid: %d %s", code, body)
+	}
+	if code, _, _ := r.get("/ui/tasks/" + uuid.Must(uuid.NewV7()).String()); code != 404 {
+		t.Errorf("GET /ui/tasks/<unknown>: %d, want 404", code)
+	}
+}
+
+// TestStatusPage_ListsJobsWithCountsAndDeployment: once a job exists the
+// page has a jobs table: type, version, status, task counts and the
+// deployment's progress.
+func TestStatusPage_ListsJobsWithCountsAndDeployment(t *testing.T) {
+	t.Parallel()
+	r := newAPIRig(t)
+	ctx := context.Background()
+	n := r.node("alpha")
+	resp, err := http.Post(r.srv.URL+"/jobs", "application/json", strings.NewReader(
+		`{"name":"web","type":"service","count":2,"task":{"image":"workload:test","resources":{"cpu":"250m","memory":"64MiB"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run JobRunResult
+	if err := json.NewDecoder(resp.Body).Decode(&run); err != nil || resp.StatusCode != 201 {
+		t.Fatalf("POST /jobs: %d %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	r.c.ReconcileJob(ctx, run.Job.ID)
+	if _, err := r.c.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := r.store.JobTasks(ctx, run.Job.ID, 10)
+	if err != nil || len(tasks) != 2 {
+		t.Fatalf("job tasks: %d, %v", len(tasks), err)
+	}
+	storetest.Start(t, r.store, n.ID, tasks[0].ID) // claims both; one runs
+
+	_, html, _ := r.get("/")
+	for _, want := range []string{
+		`<table id="jobs">`,
+		`<tr class="job" data-name="web" data-status="running">`,
+		`<td>1 starting, 1 running</td>`,
+		`job web</span>`,
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if !regexp.MustCompile(`<span class="text deployment" data-state="running"><span class="state state-running">running</span> \d of 2 healthy, \d placed</span>`).MatchString(html) {
+		t.Errorf("page lacks the deployment's progress")
+	}
+	if t.Failed() {
+		t.Logf("jobs table:\n%s", html[strings.Index(html, `<table id="jobs">`):strings.Index(html, `<h2>Tasks`)])
+	}
 }
