@@ -94,7 +94,8 @@
 //	POST   /nodes/{node}/drain             start draining; body {"deadline": "1m"} (optional)
 //	GET    /healthz                        200 {"status":"ok"} when the database answers, 503 otherwise
 //	GET    /metrics                        Prometheus text format
-//	GET    /                               the status page (HTML)
+//	GET    /                               the status page (HTML; ?state=, ?node=)
+//	GET    /ui/tasks/{id}                  a task's page (HTML)
 //
 // Errors are {"error": "...", "field": "...", "hint": "..."} with status 400
 // (bad input), 401 (no valid token), 403 (a token whose scope is too weak, or
@@ -234,12 +235,31 @@
 //
 // GET / is a read-only page rendered on the server (no scripts, no external
 // assets, reloading itself every 5 s): nodes with bars for reserved and used
-// CPU, memory and disk, and the 200 newest tasks with state, node, attempt,
-// age and a link to their logs. go test ./coordinator -run StatusPage renders
-// it in headless Chromium (Debian's chromium, which .ci/run installs) and
-// checks the DOM; add -artifacts -outputdir DIR to keep its screenshot.
-// Without Chromium the browser part is skipped outside CI (the HTML is still
-// checked) and fails in CI.
+// CPU, memory and disk; jobs, when there are any, with their type, version,
+// status, task counts and the latest deployment's progress (healthy of
+// desired); and the 200 newest tasks with state, node, attempt, age and,
+// beside the state, why a failed task failed (exit code and error, or the
+// start error) or why a pending one waits. ?state=failed&node=NAME narrows
+// the list (a form on the page sets them; a node's name links to its
+// tasks). Each task links to its page, GET /ui/tasks/{id}: the spec (image,
+// command, resources, restart policy, ports, env, secret names, constraints,
+// labels), placement (node, attempt, restarts, container, exit code, error,
+// times), the health check and its last result, the last measured usage, the
+// events with their reasons, and the last 50 log lines. A task that never
+// started has no logs link in the list and its page says why instead of an
+// empty log.
+//
+// A browser logs in with the token as the password of Basic auth (any user
+// name), or opens http://orch:TOKEN@HOST:8989/ (see Authentication).
+//
+// go test ./coordinator -run 'StatusPage|TaskPage' checks the pages, and
+// renders the overview in headless Chromium (Debian's chromium, which .ci/run
+// installs; package coordinator/browsertest drives it);
+// go test ./cmd/orch -run TestCoordinator_StatusPage does it against a real
+// coordinator with tokens, an agent on Docker and a task whose image does not
+// exist, with the credentials in the URL. Add -artifacts -outputdir DIR to keep
+// the screenshots. Without Chromium the browser part is skipped outside CI and
+// fails in CI.
 //
 // # Metrics
 //

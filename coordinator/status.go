@@ -44,9 +44,10 @@ type statusNode struct {
 type statusTask struct {
 	ID, ShortID, Name, Image, State, Node, Job, Age string
 	// Note says why a task waits or how it ended: the failure reason of a
-	// failed task, the scheduler's reason for a pending one.
-	Note    string
-	Attempt int
+	// failed task, the scheduler's reason for a pending one; cut to
+	// statusNoteLen runes, the whole of it in FullNote (a tooltip).
+	Note, FullNote string
+	Attempt        int
 	// Started: it ran at some point, so it may have logs; otherwise the
 	// list links to the task page, which says why it never started.
 	Started bool
@@ -92,6 +93,18 @@ func percent(part, whole float64) int {
 		return 0
 	}
 	return int(math.Round(max(0, min(100, 100*part/whole))))
+}
+
+// statusNoteLen is how much of a task's note the list shows.
+const statusNoteLen = 140
+
+// shorten cuts s to n runes, with an ellipsis when it cut.
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 // taskNote is the short account of a task the status page's list shows
@@ -177,8 +190,9 @@ func (c *Coordinator) statusPage(w http.ResponseWriter, r *http.Request) {
 			d.Live++
 		}
 		st := statusTask{ID: t.ID.String(), ShortID: queue.ShortID(t.ID), Name: t.Name, Image: t.Image,
-			State: string(t.State), Node: t.NodeName, Note: taskNote(&t), Attempt: t.Attempt,
+			State: string(t.State), Node: t.NodeName, FullNote: taskNote(&t), Attempt: t.Attempt,
 			Age: queue.FormatAge(time.Since(t.CreatedAt)), Started: t.StartedAt != nil}
+		st.Note = shorten(st.FullNote, statusNoteLen)
 		if t.JobID != nil {
 			st.Job = jobNames[t.JobID.String()]
 		}

@@ -198,9 +198,19 @@ func taskSpecRows(t *queue.Task, job string) []taskPageRow {
 		}
 		rows = append(rows, taskPageRow{"job", job + v})
 	}
-	res := queue.FormatCPU(t.Resources.CPUMillis) + " cores, " + queue.FormatBytes(t.Resources.MemoryBytes) + " memory"
+	var parts []string
+	if t.Resources.CPUMillis > 0 {
+		parts = append(parts, queue.FormatCPU(t.Resources.CPUMillis)+" cores")
+	}
+	if t.Resources.MemoryBytes > 0 {
+		parts = append(parts, queue.FormatBytes(t.Resources.MemoryBytes)+" memory")
+	}
 	if t.Resources.DiskBytes > 0 {
-		res += ", " + queue.FormatBytes(t.Resources.DiskBytes) + " disk"
+		parts = append(parts, queue.FormatBytes(t.Resources.DiskBytes)+" disk")
+	}
+	res := strings.Join(parts, ", ")
+	if res == "" {
+		res = "none reserved"
 	}
 	rows = append(rows, taskPageRow{"resources", res})
 	restart := string(t.RestartPolicy)

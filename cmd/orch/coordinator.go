@@ -34,7 +34,6 @@ func coordinatorFlags(cmd *cobra.Command) {
 	f.Bool("insecure", false, "serve the API beyond loopback without tokens")
 	f.String("tls-cert", "", "serve HTTPS with this PEM certificate")
 	f.String("tls-key", "", "private key of --tls-cert")
-	f.String("metrics-listen", "", "also serve GET /metrics without a token on this address, e.g. 127.0.0.1:9464 (default: only the API's /metrics, with a token)")
 }
 
 // tokensOf reads the configured API tokens.
@@ -74,6 +73,8 @@ func newCoordinatorCmd() *cobra.Command {
 	statsRetentionFlag(cmd)
 	poolerFlag(cmd)
 	cmd.Flags().String("listen-database-url", "", "with --database-pooler transaction: a direct PostgreSQL URL for the coordinator's one LISTEN connection")
+	// Not in coordinatorFlags: in orch dev, --metrics-listen is the agent's.
+	cmd.Flags().String("metrics-listen", "", "also serve GET /metrics without a token on this address, e.g. 127.0.0.1:9464 (default: only the API's /metrics, with a token)")
 	return cmd
 }
 

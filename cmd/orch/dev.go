@@ -82,6 +82,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, dataDir string, ccfg config
 		ccfg.DatabaseURL = srv.URL()
 	}
 	acfg.DatabaseURL = ccfg.DatabaseURL
+	ccfg.MetricsListen = "" // --metrics-listen is the agent's here; one address cannot serve both
 	if ccfg.SecretsKeyFile == "" {
 		// Secrets work out of the box: one key for this cluster, kept
 		// with its data.
