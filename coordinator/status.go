@@ -51,6 +51,7 @@ type statusTask struct {
 	// Started: it ran at some point, so it may have logs; otherwise the
 	// list links to the task page, which says why it never started.
 	Started bool
+	Ended   bool // in a terminal state
 }
 
 type statusJob struct {
@@ -191,7 +192,7 @@ func (c *Coordinator) statusPage(w http.ResponseWriter, r *http.Request) {
 		}
 		st := statusTask{ID: t.ID.String(), ShortID: queue.ShortID(t.ID), Name: t.Name, Image: t.Image,
 			State: string(t.State), Node: t.NodeName, FullNote: taskNote(&t), Attempt: t.Attempt,
-			Age: queue.FormatAge(time.Since(t.CreatedAt)), Started: t.StartedAt != nil}
+			Age: queue.FormatAge(time.Since(t.CreatedAt)), Started: t.StartedAt != nil, Ended: t.State.Terminal()}
 		st.Note = shorten(st.FullNote, statusNoteLen)
 		if t.JobID != nil {
 			st.Job = jobNames[t.JobID.String()]
