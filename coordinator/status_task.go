@@ -163,17 +163,17 @@ func taskWhy(t *queue.Task, events []queue.Event) string {
 	}
 	switch t.State {
 	case queue.Failed:
-		why := "Failed"
-		if t.ExitCode != nil {
-			why += fmt.Sprintf(" with exit code %d", *t.ExitCode)
-		}
 		switch {
+		case t.Error != "" && t.ExitCode != nil:
+			return fmt.Sprintf("Failed with exit code %d: %s", *t.ExitCode, t.Error)
 		case t.Error != "":
-			why += ": " + t.Error
+			return "Failed: " + t.Error
 		case last != "":
-			why += ": " + last
+			return "Failed: " + last // "exited with code 3"
+		case t.ExitCode != nil:
+			return fmt.Sprintf("Failed with exit code %d", *t.ExitCode)
 		}
-		return why
+		return "Failed"
 	case queue.Pending:
 		if t.Reason != "" {
 			return "Waiting: " + t.Reason
