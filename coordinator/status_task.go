@@ -118,7 +118,7 @@ func (c *Coordinator) taskPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if usage != nil {
 		d.Usage = []taskPageRow{
-			{"CPU", fmt.Sprintf("%.1f%% of one core (reserved %s cores)", usage.CPUPercent, queue.FormatCPU(t.Resources.CPUMillis))},
+			{"CPU", fmt.Sprintf("%.1f%% of one core (%s)", usage.CPUPercent, reservedCPU(t.Resources.CPUMillis))},
 			{"memory", queue.FormatBytes(usage.MemoryUsedBytes) + " of a limit of " + queue.FormatBytes(usage.MemoryLimitBytes)},
 			{"measured", fmt.Sprintf("%s ago (attempt %d)", queue.FormatAge(time.Since(usage.At)), usage.Attempt)},
 		}
@@ -151,6 +151,14 @@ func (c *Coordinator) taskPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c.renderUI(w, r, "task.html", d)
+}
+
+// reservedCPU says what a task reserved of CPU, for its usage.
+func reservedCPU(millis int64) string {
+	if millis == 0 {
+		return "none reserved"
+	}
+	return "reserved " + queue.FormatCPU(millis) + " cores"
 }
 
 // taskWhy is the headline of a task that failed, waits or never started:
