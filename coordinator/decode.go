@@ -53,28 +53,10 @@ type TaskRequest struct {
 	PidsLimit int64 `json:"pids_limit,omitempty"`
 }
 
-// Quantity is a resource amount as a user writes it: a JSON number or string.
-type Quantity string
-
-// UnmarshalJSON keeps the literal text of a number or string.
-func (q *Quantity) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*q = Quantity(s)
-		return nil
-	}
-	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
-		// A type error, so that the decoder names the field.
-		return &json.UnmarshalTypeError{Value: jsonKind(b), Type: reflect.TypeFor[string]()}
-	}
-	*q = Quantity(n.String())
-	return nil
-}
+// Quantity is a resource amount as a user writes it: a JSON number or
+// string (the job spec's, so that a task and a job's task template read
+// alike).
+type Quantity = queue.Quantity
 
 // seedEnvelope is the body the seed orchestrator's manager takes: a task
 // event wrapping a task, with the seed's integer states.

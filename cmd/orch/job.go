@@ -46,9 +46,7 @@ func readJobSpec(cmd *cobra.Command, path string) (queue.JobSpec, error) {
 }
 
 func newJobRunCmd() *cobra.Command {
-	var detach bool
-	var timeout time.Duration
-	cmd := &cobra.Command{
+	return followingCmd(&cobra.Command{
 		Use:   "run FILE",
 		Short: "Run a job from a YAML or JSON spec (- reads standard input); a changed spec is a new version",
 		Long: `Run a job from its spec. A new job starts at version 1; a changed spec becomes
@@ -60,30 +58,63 @@ The spec is documented in 'go doc github.com/orchd/orch/coordinator' (Jobs).`,
   orch job run --detach nightly.yaml
   orch -o json job run web.yaml`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	}, "return once the spec is accepted, without following the deployment",
+		func(cmd *cobra.Command, client *coordinator.Client, args []string) (coordinator.JobRunResult, error) {
 			spec, err := readJobSpec(cmd, args[0])
 			if err != nil {
-				return err
+				return coordinator.JobRunResult{}, err
 			}
-			client, cc, err := clientFor(cmd)
-			if err != nil {
-				return err
-			}
-			res, err := client.RunJob(cmd.Context(), spec)
-			if err != nil {
-				return err
-			}
-			return followJob(cmd, client, cc.Output, res, detach, timeout)
-		},
-	}
-	cmd.Flags().BoolVar(&detach, "detach", false, "return once the spec is accepted, without following the deployment")
-	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "how long to follow the deployment")
-	return cmd
+			return client.RunJob(cmd.Context(), spec)
+		})
 }
 
-// followJob prints what a run did and, unless detached, follows the job
-// until its deployment (a batch job: the job) ends, with a progress line
-// on standard error. A failure is an error.
+// jobChange is what a command that changes a job sends: the answer is the
+// job as the change left it.
+type jobChange func(cmd *cobra.Command, client *coordinator.Client, args []string) (coordinator.JobRunResult, error)
+
+// followingCmd completes c, a command that changes a job, so that it makes
+// the change and then follows the deployment (see followJob), with the
+// --detach and --timeout flags.
+func followingCmd(c *cobra.Command, detachUsage string, change jobChange) *cobra.Command {
+	var detach bool
+	var timeout time.Duration
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		client, cc, err := clientFor(cmd)
+		if err != nil {
+			return err
+		}
+		res, err := change(cmd, client, args)
+		if err != nil {
+			return err
+		}
+		return followJob(cmd, client, cc.Output, res, detach, timeout)
+	}
+	c.Flags().BoolVar(&detach, "detach", false, detachUsage)
+	c.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "how long to follow the deployment")
+	return c
+}
+
+// readingCmd completes c, a command that asks the coordinator for something
+// and shows it: as JSON with -o json, else as show prints it.
+func readingCmd[T any](c *cobra.Command, ask func(cmd *cobra.Command, client *coordinator.Client, args []string) (T, error),
+	show func(w io.Writer, args []string, v T) error) *cobra.Command {
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		client, cc, err := clientFor(cmd)
+		if err != nil {
+			return err
+		}
+		v, err := ask(cmd, client, args)
+		if err != nil {
+			return err
+		}
+		if cc.Output == "json" {
+			return printJSON(cmd.OutOrStdout(), v)
+		}
+		return show(cmd.OutOrStdout(), args, v)
+	}
+	return c
+}
+
 func followJob(cmd *cobra.Command, client *coordinator.Client, output string, res coordinator.JobRunResult, detach bool, timeout time.Duration) error {
 	out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	j := res.Job
@@ -234,30 +265,20 @@ func jobLine(st coordinator.JobStatus) string {
 }
 
 func newJobPlanCmd() *cobra.Command {
-	return &cobra.Command{
+	return readingCmd(&cobra.Command{
 		Use:   "plan FILE",
 		Short: "Show what orch job run FILE would do — create, update in place or by replacing, stop, and where — changing nothing",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := readJobSpec(cmd, args[0])
-			if err != nil {
-				return err
-			}
-			client, cc, err := clientFor(cmd)
-			if err != nil {
-				return err
-			}
-			p, err := client.PlanJob(cmd.Context(), spec)
-			if err != nil {
-				return err
-			}
-			if cc.Output == "json" {
-				return printJSON(cmd.OutOrStdout(), p)
-			}
-			printPlan(cmd.OutOrStdout(), p)
-			return nil
-		},
-	}
+	}, func(cmd *cobra.Command, client *coordinator.Client, args []string) (coordinator.JobPlanResult, error) {
+		spec, err := readJobSpec(cmd, args[0])
+		if err != nil {
+			return coordinator.JobPlanResult{}, err
+		}
+		return client.PlanJob(cmd.Context(), spec)
+	}, func(w io.Writer, _ []string, p coordinator.JobPlanResult) error {
+		printPlan(w, p)
+		return nil
+	})
 }
 
 func printPlan(w io.Writer, p coordinator.JobPlanResult) {
@@ -306,33 +327,23 @@ func printPlan(w io.Writer, p coordinator.JobPlanResult) {
 }
 
 func newJobListCmd() *cobra.Command {
-	return &cobra.Command{
+	return readingCmd(&cobra.Command{
 		Use:   "list",
 		Short: "List jobs with their versions, status and tasks",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, cc, err := clientFor(cmd)
-			if err != nil {
-				return err
+	}, func(cmd *cobra.Command, client *coordinator.Client, _ []string) ([]queue.JobSummary, error) {
+		return client.ListJobs(cmd.Context())
+	}, func(w io.Writer, _ []string, jobs []queue.JobSummary) error {
+		t := newTable(w, "NAME", "TYPE", "VERSION", "STATUS", "RUNNING", "DEPLOYMENT", "AGE")
+		for _, j := range jobs {
+			running := strconv.Itoa(j.Counts[queue.Running])
+			if j.Type == queue.JobService || j.Type == queue.JobBatch {
+				running += "/" + strconv.Itoa(j.Spec.Count)
 			}
-			jobs, err := client.ListJobs(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if cc.Output == "json" {
-				return printJSON(cmd.OutOrStdout(), jobs)
-			}
-			t := newTable(cmd.OutOrStdout(), "NAME", "TYPE", "VERSION", "STATUS", "RUNNING", "DEPLOYMENT", "AGE")
-			for _, j := range jobs {
-				running := strconv.Itoa(j.Counts[queue.Running])
-				if j.Type == queue.JobService || j.Type == queue.JobBatch {
-					running += "/" + strconv.Itoa(j.Spec.Count)
-				}
-				t.row(j.Name, string(j.Type), strconv.Itoa(j.Version), string(j.Status), running, deploymentCell(j.Deployment), age(j.CreatedAt))
-			}
-			return t.flush()
-		},
-	}
+			t.row(j.Name, string(j.Type), strconv.Itoa(j.Version), string(j.Status), running, deploymentCell(j.Deployment), age(j.CreatedAt))
+		}
+		return t.flush()
+	})
 }
 
 func deploymentCell(d *queue.Deployment) string {
@@ -347,26 +358,16 @@ func deploymentCell(d *queue.Deployment) string {
 }
 
 func newJobStatusCmd() *cobra.Command {
-	return &cobra.Command{
+	return readingCmd(&cobra.Command{
 		Use:   "status NAME",
 		Short: "Show a job: type, version, deployment, tasks by state, each task's node and health, recent events",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			client, cc, err := clientFor(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := client.JobStatus(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if cc.Output == "json" {
-				return printJSON(cmd.OutOrStdout(), st)
-			}
-			printJobStatus(cmd.OutOrStdout(), st)
-			return nil
-		},
-	}
+	}, func(cmd *cobra.Command, client *coordinator.Client, args []string) (coordinator.JobStatus, error) {
+		return client.JobStatus(cmd.Context(), args[0])
+	}, func(w io.Writer, _ []string, st coordinator.JobStatus) error {
+		printJobStatus(w, st)
+		return nil
+	})
 }
 
 func printJobStatus(w io.Writer, st coordinator.JobStatus) {
@@ -444,225 +445,135 @@ func printJobStatus(w io.Writer, st coordinator.JobStatus) {
 }
 
 func newJobHistoryCmd() *cobra.Command {
-	return &cobra.Command{
+	return readingCmd(&cobra.Command{
 		Use:   "history NAME",
 		Short: "List a job's versions, newest first, with what changed in each",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			client, cc, err := clientFor(cmd)
-			if err != nil {
-				return err
+	}, func(cmd *cobra.Command, client *coordinator.Client, args []string) ([]queue.JobVersion, error) {
+		return client.JobVersions(cmd.Context(), args[0])
+	}, func(w io.Writer, _ []string, vs []queue.JobVersion) error {
+		for _, v := range vs {
+			fmt.Fprintf(w, "version %d  %s ago  %s\n", v.Version, age(v.CreatedAt), printable(v.Reason))
+			for _, d := range v.Diff {
+				fmt.Fprintln(w, "    "+printable(d))
 			}
-			vs, err := client.JobVersions(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if cc.Output == "json" {
-				return printJSON(cmd.OutOrStdout(), vs)
-			}
-			w := cmd.OutOrStdout()
-			for _, v := range vs {
-				fmt.Fprintf(w, "version %d  %s ago  %s\n", v.Version, age(v.CreatedAt), printable(v.Reason))
-				for _, d := range v.Diff {
-					fmt.Fprintln(w, "    "+printable(d))
-				}
-			}
-			return nil
-		},
-	}
+		}
+		return nil
+	})
 }
 
 func newJobRevertCmd() *cobra.Command {
-	var detach bool
-	var timeout time.Duration
-	cmd := &cobra.Command{
+	return followingCmd(&cobra.Command{
 		Use:   "revert NAME VERSION",
 		Short: "Run an earlier version's spec again, as a new version",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	}, "return at once, without following the deployment",
+		func(cmd *cobra.Command, client *coordinator.Client, args []string) (coordinator.JobRunResult, error) {
 			v, err := strconv.Atoi(args[1])
 			if err != nil || v < 1 {
-				return usageError{err: fmt.Errorf("VERSION %q is not a version number (see orch job history %s)", args[1], args[0])}
+				return coordinator.JobRunResult{}, usageError{err: fmt.Errorf("VERSION %q is not a version number (see orch job history %s)", args[1], args[0])}
 			}
-			client, cc, err := clientFor(cmd)
-			if err != nil {
-				return err
-			}
-			res, err := client.RevertJob(cmd.Context(), args[0], v)
-			if err != nil {
-				return err
-			}
-			return followJob(cmd, client, cc.Output, res, detach, timeout)
-		},
-	}
-	cmd.Flags().BoolVar(&detach, "detach", false, "return at once, without following the deployment")
-	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "how long to follow the deployment")
-	return cmd
+			return client.RevertJob(cmd.Context(), args[0], v)
+		})
 }
 
 func newJobScaleCmd() *cobra.Command {
-	var detach bool
-	var timeout time.Duration
-	cmd := &cobra.Command{
+	return followingCmd(&cobra.Command{
 		Use:   "scale NAME COUNT",
 		Short: "Change how many tasks a service or batch job runs (a new version; its tasks stay)",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	}, "return at once, without following the deployment",
+		func(cmd *cobra.Command, client *coordinator.Client, args []string) (coordinator.JobRunResult, error) {
 			n, err := strconv.Atoi(args[1])
 			if err != nil {
-				return usageError{err: fmt.Errorf("COUNT %q is not a number", args[1])}
+				return coordinator.JobRunResult{}, usageError{err: fmt.Errorf("COUNT %q is not a number", args[1])}
 			}
-			client, cc, err := clientFor(cmd)
-			if err != nil {
-				return err
-			}
-			res, err := client.ScaleJob(cmd.Context(), args[0], n)
-			if err != nil {
-				return err
-			}
-			return followJob(cmd, client, cc.Output, res, detach, timeout)
-		},
-	}
-	cmd.Flags().BoolVar(&detach, "detach", false, "return at once, without following the deployment")
-	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "how long to follow the deployment")
-	return cmd
+			return client.ScaleJob(cmd.Context(), args[0], n)
+		})
 }
 
 func newJobRestartCmd() *cobra.Command {
-	var detach bool
-	var timeout time.Duration
-	cmd := &cobra.Command{
+	return followingCmd(&cobra.Command{
 		Use:   "restart NAME",
 		Short: "Replace every task of a job with a fresh one: a rolling update of a service, max_parallel at a time",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			client, cc, err := clientFor(cmd)
-			if err != nil {
-				return err
-			}
-			res, err := client.RestartJob(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return followJob(cmd, client, cc.Output, res, detach, timeout)
-		},
-	}
-	cmd.Flags().BoolVar(&detach, "detach", false, "return at once, without following the deployment")
-	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "how long to follow the deployment")
-	return cmd
+	}, "return at once, without following the deployment",
+		func(cmd *cobra.Command, client *coordinator.Client, args []string) (coordinator.JobRunResult, error) {
+			return client.RestartJob(cmd.Context(), args[0])
+		})
 }
 
 func newJobPromoteCmd() *cobra.Command {
-	return &cobra.Command{
+	return readingCmd(&cobra.Command{
 		Use:   "promote NAME",
 		Short: "Promote a deployment whose canaries are healthy: the rest of the tasks are replaced",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			client, cc, err := clientFor(cmd)
-			if err != nil {
-				return err
-			}
-			d, err := client.PromoteJob(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if cc.Output == "json" {
-				return printJSON(cmd.OutOrStdout(), d)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "job %s: deployment of version %d promoted\n", args[0], d.Version)
-			return nil
-		},
-	}
+	}, func(cmd *cobra.Command, client *coordinator.Client, args []string) (queue.Deployment, error) {
+		return client.PromoteJob(cmd.Context(), args[0])
+	}, func(w io.Writer, args []string, d queue.Deployment) error {
+		fmt.Fprintf(w, "job %s: deployment of version %d promoted\n", args[0], d.Version)
+		return nil
+	})
 }
 
 func newJobStopCmd() *cobra.Command {
 	var purge bool
-	cmd := &cobra.Command{
+	cmd := readingCmd(&cobra.Command{
 		Use:   "stop NAME",
 		Short: "Stop a job's tasks and keep it stopped (orch job run resumes it); --purge deletes it once they have stopped",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			client, cc, err := clientFor(cmd)
-			if err != nil {
-				return err
-			}
-			j, err := client.StopJob(cmd.Context(), args[0], purge)
-			if err != nil {
-				return err
-			}
-			if cc.Output == "json" {
-				return printJSON(cmd.OutOrStdout(), j)
-			}
-			what := "stopping"
-			if purge {
-				what = "stopping; deleted once its tasks have stopped"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "job %s: %s\n", j.Name, what)
-			return nil
-		},
-	}
+	}, func(cmd *cobra.Command, client *coordinator.Client, args []string) (queue.Job, error) {
+		return client.StopJob(cmd.Context(), args[0], purge)
+	}, func(w io.Writer, _ []string, j queue.Job) error {
+		what := "stopping"
+		if purge {
+			what = "stopping; deleted once its tasks have stopped"
+		}
+		fmt.Fprintf(w, "job %s: %s\n", j.Name, what)
+		return nil
+	})
 	cmd.Flags().BoolVar(&purge, "purge", false, "delete the job, its versions, deployments and tasks once its tasks have stopped")
 	return cmd
 }
 
 func newJobEndpointsCmd() *cobra.Command {
-	return &cobra.Command{
+	return readingCmd(&cobra.Command{
 		Use:   "endpoints NAME",
 		Short: "Show where a job's running tasks can be reached (the report_job_endpoints view)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			client, cc, err := clientFor(cmd)
-			if err != nil {
-				return err
+	}, func(cmd *cobra.Command, client *coordinator.Client, args []string) ([]queue.Endpoint, error) {
+		return client.JobEndpoints(cmd.Context(), args[0])
+	}, func(w io.Writer, _ []string, eps []queue.Endpoint) error {
+		sort.SliceStable(eps, func(i, j int) bool { return eps[i].Task < eps[j].Task })
+		t := newTable(w, "TASK", "VERSION", "NODE", "ADDRESS", "PORT", "HEALTHY")
+		for _, e := range eps {
+			addr := orDash(e.NodeAddress)
+			if e.HostPort != nil {
+				addr += ":" + strconv.Itoa(*e.HostPort)
 			}
-			eps, err := client.JobEndpoints(cmd.Context(), args[0])
-			if err != nil {
-				return err
+			port := "-"
+			if e.ContainerPort != nil {
+				port = strconv.Itoa(*e.ContainerPort) + "/" + e.Protocol
 			}
-			if cc.Output == "json" {
-				return printJSON(cmd.OutOrStdout(), eps)
-			}
-			sort.SliceStable(eps, func(i, j int) bool { return eps[i].Task < eps[j].Task })
-			t := newTable(cmd.OutOrStdout(), "TASK", "VERSION", "NODE", "ADDRESS", "PORT", "HEALTHY")
-			for _, e := range eps {
-				addr := orDash(e.NodeAddress)
-				if e.HostPort != nil {
-					addr += ":" + strconv.Itoa(*e.HostPort)
-				}
-				port := "-"
-				if e.ContainerPort != nil {
-					port = strconv.Itoa(*e.ContainerPort) + "/" + e.Protocol
-				}
-				t.row(e.Task, strconv.Itoa(e.Version), e.Node, addr, port, strconv.FormatBool(e.Healthy))
-			}
-			return t.flush()
-		},
-	}
+			t.row(e.Task, strconv.Itoa(e.Version), e.Node, addr, port, strconv.FormatBool(e.Healthy))
+		}
+		return t.flush()
+	})
 }
 
 func newJobDeploymentsCmd() *cobra.Command {
-	return &cobra.Command{
+	return readingCmd(&cobra.Command{
 		Use:   "deployments NAME",
 		Short: "List a job's deployments, newest first",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			client, cc, err := clientFor(cmd)
-			if err != nil {
-				return err
-			}
-			ds, err := client.JobDeployments(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if cc.Output == "json" {
-				return printJSON(cmd.OutOrStdout(), ds)
-			}
-			t := newTable(cmd.OutOrStdout(), "VERSION", "STATE", "HEALTHY", "PLACED", "UNHEALTHY", "STARTED", "REASON")
-			for _, d := range ds {
-				t.row(strconv.Itoa(d.Version), string(d.State), fmt.Sprintf("%d/%d", d.Healthy, d.Desired), strconv.Itoa(d.Placed),
-					strconv.Itoa(d.Unhealthy), age(d.StartedAt), d.Reason)
-			}
-			return t.flush()
-		},
-	}
+	}, func(cmd *cobra.Command, client *coordinator.Client, args []string) ([]queue.Deployment, error) {
+		return client.JobDeployments(cmd.Context(), args[0])
+	}, func(w io.Writer, _ []string, ds []queue.Deployment) error {
+		t := newTable(w, "VERSION", "STATE", "HEALTHY", "PLACED", "UNHEALTHY", "STARTED", "REASON")
+		for _, d := range ds {
+			t.row(strconv.Itoa(d.Version), string(d.State), fmt.Sprintf("%d/%d", d.Healthy, d.Desired), strconv.Itoa(d.Placed),
+				strconv.Itoa(d.Unhealthy), age(d.StartedAt), d.Reason)
+		}
+		return t.flush()
+	})
 }
