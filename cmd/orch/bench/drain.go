@@ -2,14 +2,11 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"math"
-	"net"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/orchd/orch/coordinator"
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
 )
@@ -78,37 +75,20 @@ func (b *bench) drain(ctx context.Context) error {
 	f.start(ctx)
 	// Let the agents connect and take their first look for work.
 	sleepCtx(ctx, time.Second+time.Duration(n)*5*time.Millisecond)
-	cstore, err := postgres.Open(ctx, b.url)
-	if err != nil {
-		return err
-	}
-	defer cstore.Close()
-	c, err := coordinator.New(cstore, coordinator.Options{Listen: "127.0.0.1:0", Strategy: b.opts.Strategy,
-		MaxHeartbeatsPerSecond: coordinator.DefaultMaxHeartbeatsPerSecond, Name: "bench drain", Logger: quietLogger(b.logw)})
-	if err != nil {
-		return err
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ready := make(chan net.Addr, 1)
-	runErr := make(chan error, 1)
 	start = time.Now()
-	go func() { runErr <- c.Run(cctx, func(a net.Addr) { ready <- a }) }()
-	select {
-	case <-ready:
-	case err := <-runErr:
-		return fmt.Errorf("coordinator: %w", err)
+	rc, err := b.startCoordinator(ctx, "bench drain")
+	if err != nil {
+		return err
 	}
+	defer rc.stop() //nolint:errcheck // stopped below; this is for early returns
 	probes, err := b.probe(ctx, ids, live0)
 	if err != nil {
 		return err
 	}
 	took := time.Since(start)
-	cancel()
-	if err := <-runErr; err != nil && ctx.Err() == nil {
-		return fmt.Errorf("coordinator: %w", err)
+	if err := rc.stop(); err != nil {
+		return err
 	}
-	cstore.Close()
 	f.stop()
 	a1, err := b.settledActivity(ctx)
 	if err != nil {

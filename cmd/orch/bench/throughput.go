@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
 	"time"
 
 	"github.com/orchd/orch/coordinator"
-	"github.com/orchd/orch/queue/postgres"
 )
 
 // placement measures how fast one coordinator places a backlog: tasks are
@@ -89,33 +87,12 @@ func (b *bench) pipeline(ctx context.Context) error {
 	}
 	defer f.stop()
 	f.start(ctx)
-	cstore, err := postgres.Open(ctx, b.url)
+	rc, err := b.startCoordinator(ctx, "bench pipeline")
 	if err != nil {
 		return err
 	}
-	defer cstore.Close()
-	c, err := coordinator.New(cstore, coordinator.Options{Listen: "127.0.0.1:0", Strategy: b.opts.Strategy,
-		MaxHeartbeatsPerSecond: coordinator.DefaultMaxHeartbeatsPerSecond, Name: "bench pipeline", Logger: quietLogger(b.logw)})
-	if err != nil {
-		return err
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ready := make(chan net.Addr, 1)
-	runErr := make(chan error, 1)
-	go func() { runErr <- c.Run(cctx, func(a net.Addr) { ready <- a }) }()
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case err := <-runErr:
-		return fmt.Errorf("coordinator: %w", err)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	client, err := coordinator.NewClient("http://"+addr.String(), "")
-	if err != nil {
-		return err
-	}
+	defer rc.stop() //nolint:errcheck // stopped below; this is for early returns
+	client := rc.client
 	// Let the agents connect and take their first look for work, so the
 	// counters below hold the tasks' writes, not the agents' start.
 	sleepCtx(ctx, time.Second+time.Duration(n)*5*time.Millisecond)
@@ -138,11 +115,9 @@ func (b *bench) pipeline(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cancel()
-	if err := <-runErr; err != nil && ctx.Err() == nil {
-		return fmt.Errorf("coordinator: %w", err)
+	if err := rc.stop(); err != nil {
+		return err
 	}
-	cstore.Close()
 	f.stop()
 	a1, err := b.settledActivity(ctx)
 	if err != nil {
