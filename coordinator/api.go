@@ -82,9 +82,15 @@ func (c *Coordinator) createTask(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	t, err := c.store.CreateTask(r.Context(), id, spec, opts)
+	// A create sent again with the id the client chose (its first answer
+	// was lost) gets the task it made: 200 instead of 201.
+	t, created, err := c.store.SubmitTask(r.Context(), id, spec, opts)
 	if err != nil {
 		c.writeError(w, r, err)
+		return
+	}
+	if !created {
+		writeJSON(w, http.StatusOK, t)
 		return
 	}
 	c.poke()

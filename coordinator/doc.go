@@ -74,9 +74,15 @@
 //
 // # HTTP API
 //
-// All bodies are JSON. The routes:
+// All bodies are JSON. A create is safe to send again: Client.CreateTask
+// (every Go caller, the CLI among them) chooses the task's id and, while the
+// coordinator cannot be reached, the answer is lost or the answer is a 5xx,
+// sends the create again with backoff for up to DefaultCreateRetry, so that a
+// coordinator restart or a database failover during a create ends in one
+// task and success. The routes:
 //
-//	POST   /tasks                          create a task → 201 with the stored task
+//	POST   /tasks                          create a task → 201 with the stored task; 200 with it when the body's
+//	                                       id exists with the same spec (a create sent again), 409 when with another
 //	GET    /tasks?state=running&node=NAME&limit=N
 //	                                       list tasks, newest first (state may list several, comma-separated;
 //	                                       1000 unless limit= says otherwise, at most 10000)
@@ -99,7 +105,7 @@
 //
 // Errors are {"error": "...", "field": "...", "hint": "..."} with status 400
 // (bad input), 401 (no valid token), 403 (a token whose scope is too weak, or
-// a forged request, below), 404, 409 (a conflict, e.g. a duplicate id, or a
+// a forged request, below), 404, 409 (a conflict, e.g. a known id with another spec, or a
 // change the task's state does not allow), 413 (a body over 1 MiB), 415 (a
 // change whose body is not declared JSON) or 500. The sentinels of package
 // queue are mapped to these statuses in one place.

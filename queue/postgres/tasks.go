@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -56,6 +57,27 @@ func (s *Store) CreateTask(ctx context.Context, id uuid.UUID, spec queue.TaskSpe
 		s.wakeAsync(ctx, ChannelPending)
 	}
 	return t, nil
+}
+
+// SubmitTask is CreateTask for a client that may send the same create
+// again: one that chose the id and did not learn whether its first try
+// committed (a lost answer, a coordinator restart, a database failover).
+// When a task with that id exists already and was created with the same
+// spec (queue.Task.SameSpec), SubmitTask returns it with created false;
+// with another spec it fails with queue.ErrConflict.
+func (s *Store) SubmitTask(ctx context.Context, id uuid.UUID, spec queue.TaskSpec, opts CreateOpts) (t queue.Task, created bool, err error) {
+	t, err = s.CreateTask(ctx, id, spec, opts)
+	if err == nil || id == uuid.Nil || !errors.Is(err, errIDTaken) {
+		return t, err == nil, err
+	}
+	stored, err := s.GetTask(ctx, id)
+	if err != nil {
+		return queue.Task{}, false, err
+	}
+	if !stored.SameSpec(spec) {
+		return queue.Task{}, false, fmt.Errorf("task %s exists with another spec: %w: send the same spec to get it back, or leave out the id", id, queue.ErrConflict)
+	}
+	return stored, false, nil
 }
 
 // newTask is a task to insert: its spec, its sealed secrets and, for a
