@@ -138,16 +138,18 @@ func (c *Coordinator) listTasks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, tasks)
 }
 
-func taskID(r *http.Request) (uuid.UUID, error) {
-	id, err := uuid.Parse(r.PathValue("id"))
-	if err != nil {
-		return uuid.Nil, queue.Invalid("id", fmt.Sprintf("%q is not a task id", r.PathValue("id")), "task ids are UUIDs, as printed by orch task list")
+// taskID is the task that the route's {id} means: a full id, a name or a
+// unique part of an id (postgres.Store.ResolveTask).
+func (c *Coordinator) taskID(r *http.Request) (uuid.UUID, error) {
+	ref := r.PathValue("id")
+	if ref == "" {
+		return uuid.Nil, queue.Invalid("id", "no task given", "give the task's id, a unique part of it, or its name")
 	}
-	return id, nil
+	return c.store.ResolveTask(r.Context(), ref)
 }
 
 func (c *Coordinator) getTask(w http.ResponseWriter, r *http.Request) {
-	id, err := taskID(r)
+	id, err := c.taskID(r)
 	if err != nil {
 		c.writeError(w, r, err)
 		return
@@ -171,7 +173,7 @@ func (c *Coordinator) getTask(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Coordinator) deleteTask(w http.ResponseWriter, r *http.Request) {
-	id, err := taskID(r)
+	id, err := c.taskID(r)
 	if err != nil {
 		c.writeError(w, r, err)
 		return

@@ -257,9 +257,9 @@ func newTaskListCmd() *cobra.Command {
 
 func newTaskGetCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "get ID",
+		Use:   "get TASK",
 		Short: "Show a task and its history",
-		Args:  exactArgs(1, "give the task's id, as printed by orch task list"),
+		Args:  exactArgs(1, "give the task's name, its id or a unique part of the id (as orch task list prints them)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, cc, err := clientFor(cmd)
 			if err != nil {
@@ -344,13 +344,13 @@ func newTaskDeleteCmd() *cobra.Command {
 	var wait, purge bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:     "delete ID",
+		Use:     "delete TASK",
 		Aliases: []string{"stop", "rm"},
 		Short:   "Stop a task: its container is stopped and removed, and the task ends stopped",
 		Long: `Stop a task: its container is stopped and removed, and the task ends stopped.
 With --purge, a finished task is deleted at once with everything recorded about it
 (events, logs, stats), instead of after the coordinators' --retention.`,
-		Args: exactArgs(1, "give the task's id, as printed by orch task list"),
+		Args: exactArgs(1, "give the task's name, its id or a unique part of the id (as orch task list prints them)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, cc, err := clientFor(cmd)
 			if err != nil {
