@@ -28,6 +28,13 @@ type TaskDetail struct {
 	Usage *queue.TaskUsage `json:"usage,omitempty"`
 }
 
+// CreatedTask is POST /tasks's answer: the stored task, and warnings about
+// it (a request no node in the cluster could ever hold).
+type CreatedTask struct {
+	queue.Task
+	Warnings []string `json:"warnings,omitempty"`
+}
+
 // Handler is the coordinator's HTTP API.
 func (c *Coordinator) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -89,12 +96,22 @@ func (c *Coordinator) createTask(w http.ResponseWriter, r *http.Request) {
 		c.writeError(w, r, err)
 		return
 	}
-	if !created {
-		writeJSON(w, http.StatusOK, t)
-		return
+	status := http.StatusOK
+	if created {
+		c.poke()
+		status = http.StatusCreated
 	}
-	c.poke()
-	writeJSON(w, http.StatusCreated, t)
+	answer := CreatedTask{Task: t}
+	if res := spec.Resources; res.CPUMillis > 0 || res.MemoryBytes > 0 || res.DiskBytes > 0 {
+		// Accepted all the same (a node that large may join), but say so.
+		fit, err := c.store.ClusterFit(r.Context(), res)
+		if err != nil {
+			c.log.Warn("checking the cluster's capacity", "err", err)
+		} else if warn := fit.Warning(res); warn != "" {
+			answer.Warnings = append(answer.Warnings, warn)
+		}
+	}
+	writeJSON(w, status, answer)
 }
 
 func (c *Coordinator) listTasks(w http.ResponseWriter, r *http.Request) {

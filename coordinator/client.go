@@ -167,10 +167,16 @@ func (e *transportError) Unwrap() error { return e.err }
 // whose id exists with the same spec with the task it made (so the user sees
 // one task and success), and one with another spec with a conflict.
 func (c *Client) CreateTask(ctx context.Context, req TaskRequest) (queue.Task, error) {
+	t, err := c.SubmitTask(ctx, req)
+	return t.Task, err
+}
+
+// SubmitTask is CreateTask with the coordinator's warnings about the task.
+func (c *Client) SubmitTask(ctx context.Context, req TaskRequest) (CreatedTask, error) {
 	if req.ID == "" {
 		req.ID = uuid.Must(uuid.NewV7()).String()
 	}
-	var t queue.Task
+	var t CreatedTask
 	err := c.retrying(ctx, func() error { return c.do(ctx, http.MethodPost, "/tasks", req, &t) })
 	return t, err
 }

@@ -183,3 +183,26 @@ func TestAPI_CreateTask_SameIDAgain(t *testing.T) {
 		t.Fatalf("client: %v, want a conflict at once", err)
 	}
 }
+
+// A task no node could ever hold is accepted (a node that large may join),
+// with a warning in the answer that says what is short.
+func TestAPI_CreateTask_WarnsOfARequestNoNodeCouldHold(t *testing.T) {
+	t.Parallel()
+	r := newAPIRig(t)
+	r.node("n1") // 2 cores, 4 GiB
+	client, _ := NewClient(r.srv.URL, "")
+	ctx := context.Background()
+	huge, err := client.SubmitTask(ctx, TaskRequest{Name: "huge", Image: "workload:test", Memory: ptr(Quantity("100GiB"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if huge.State != queue.Pending || len(huge.Warnings) != 1 || !strings.Contains(huge.Warnings[0], "100GiB of memory (the most a node has: 4GiB)") {
+		t.Fatalf("huge: %s, warnings %q", huge.State, huge.Warnings)
+	}
+	small, err := client.SubmitTask(ctx, TaskRequest{Name: "small", Image: "workload:test", Memory: ptr(Quantity("1GiB"))})
+	if err != nil || len(small.Warnings) != 0 {
+		t.Fatalf("small: warnings %q, %v", small.Warnings, err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

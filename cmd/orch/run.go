@@ -91,12 +91,17 @@ deleted once it has ended, as docker run --rm removes its container.`,
 			}
 			ctx := cmd.Context()
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
-			t, err := client.CreateTask(ctx, req)
+			created, err := client.SubmitTask(ctx, req)
 			if err != nil {
 				return err
 			}
+			t := created.Task
 			id := t.ID.String()
 			fmt.Fprintf(errOut, "orch: task %s (%s) submitted\n", t.Name, t.ID)
+			if len(created.Warnings) > 0 {
+				// It would wait for a node that is not there.
+				return fmt.Errorf("task %s: %s (orch task delete %s drops it)", t.Name, strings.Join(created.Warnings, "; "), t.Name)
+			}
 			watchCtx, stopWatch := context.WithCancel(ctx)
 			watched := make(chan struct{})
 			go func() { defer close(watched); watchStart(watchCtx, client, errOut, id) }()

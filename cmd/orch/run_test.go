@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -64,6 +66,40 @@ func TestE2E_TaskRunAndTaskNames(t *testing.T) {
 			out, code := c.orch("task", "logs", "web")
 			return code == 0 && out == "line 1\nline 2\n"
 		})
+	})
+
+	t.Run("task get and list show the ports as published, and the restart policy as Nomad does", func(t *testing.T) {
+		c.eventually(30*time.Second, "the host port of web", func() bool {
+			return len(c.task("web").HostPorts) == 1
+		})
+		host := c.task("web").HostPorts[0].HostPort
+		published := fmt.Sprintf("%d->8080/tcp", host)
+		out, code := c.orch("task", "get", "web")
+		if code != 0 || !regexp.MustCompile(`ports +`+published).MatchString(out) || !regexp.MustCompile(`restart policy +never`).MatchString(out) {
+			t.Errorf("orch task get web: exit %d, want ports %s and restart policy never\n%s", code, published, out)
+		}
+		out, code = c.orch("task", "list")
+		if code != 0 || !strings.Contains(out, "PORTS") || !strings.Contains(out, published) {
+			t.Errorf("orch task list: exit %d, want a PORTS column with %s\n%s", code, published, out)
+		}
+		tk := createTask(t, c, "--name", "retrier", "--restart-policy", "on-failure", "--", "-sleep", "forever")
+		out, _ = c.orch("task", "get", tk.ID.String())
+		if !regexp.MustCompile(`restart policy +on-failure, unlimited`).MatchString(out) {
+			t.Errorf("orch task get of --restart-policy on-failure, want on-failure, unlimited:\n%s", out)
+		}
+		c.orch("task", "delete", "retrier")
+	})
+
+	t.Run("a task no node could ever hold is accepted with a warning, and --wait says so at once", func(t *testing.T) {
+		start := time.Now()
+		out, code := c.orch("task", "create", "--image", c.image, "--name", "huge", "--memory", "100GiB", "--wait")
+		if code != 1 || !strings.Contains(out, "could ever hold") || !strings.Contains(out, "100GiB of memory") || time.Since(start) > 20*time.Second {
+			t.Fatalf("create --wait of 100GiB on 4GiB nodes: exit %d after %s\n%s", code, time.Since(start), out)
+		}
+		if d := c.task("huge"); d.State != queue.Pending {
+			t.Fatalf("huge is %s, want accepted and pending", d.State)
+		}
+		c.orch("task", "delete", "huge")
 	})
 
 	t.Run("a second live task of a name is refused, naming the first", func(t *testing.T) {

@@ -158,9 +158,18 @@ task's exit code (1 if it failed without one). orch task run also streams the lo
 			if err != nil {
 				return err
 			}
-			t, err := client.CreateTask(cmd.Context(), req)
+			created, err := client.SubmitTask(cmd.Context(), req)
 			if err != nil {
 				return err
+			}
+			t := created.Task
+			for _, w := range created.Warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "orch: warning: task %s: %s\n", t.Name, w)
+			}
+			if wait != "" && len(created.Warnings) > 0 {
+				// Waiting would be waiting for a node that is not there.
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", t.ID, t.Name, t.State)
+				return fmt.Errorf("not waiting for task %s: no node could ever hold it (orch task delete %s drops it)", t.Name, t.Name)
 			}
 			if wait != "" {
 				until := func(t queue.Task) bool { return t.State == queue.Running || t.State.Terminal() }
@@ -285,13 +294,14 @@ func newTaskListCmd() *cobra.Command {
 			if cc.Output == "json" {
 				return printJSON(cmd.OutOrStdout(), tasks)
 			}
-			tb := newTable(cmd.OutOrStdout(), "ID", "NAME", "IMAGE", "STATE", "NODE", "ATTEMPT", "EXIT", "AGE")
+			tb := newTable(cmd.OutOrStdout(), "ID", "NAME", "IMAGE", "STATE", "NODE", "ATTEMPT", "EXIT", "PORTS", "AGE")
 			for _, t := range tasks {
 				exit := "-"
 				if t.ExitCode != nil {
 					exit = strconv.Itoa(*t.ExitCode)
 				}
-				tb.row(t.ID.String(), t.Name, t.Image, string(t.State), orDash(t.NodeName), strconv.Itoa(t.Attempt), exit, age(t.CreatedAt))
+				tb.row(t.ID.String(), t.Name, t.Image, string(t.State), orDash(t.NodeName), strconv.Itoa(t.Attempt), exit,
+					orDash(portList(t)), age(t.CreatedAt))
 			}
 			return tb.flush()
 		},
@@ -337,7 +347,7 @@ func printTask(w io.Writer, t coordinator.TaskDetail) error {
 		{"node", orDash(t.NodeName)}, {"attempt", strconv.Itoa(t.Attempt)}, {"restarts", strconv.Itoa(t.Restarts)},
 		{"cpu", queue.FormatCPU(t.Resources.CPUMillis)}, {"memory", queue.FormatBytes(t.Resources.MemoryBytes)},
 		{"disk", queue.FormatBytes(t.Resources.DiskBytes)},
-		{"restart policy", fmt.Sprintf("%s (max %d)", t.RestartPolicy, t.MaxRestarts)},
+		{"restart policy", restartText(t.Task)}, {"ports", orDash(portList(t.Task))},
 		{"strategy", orDash(t.Strategy)}, {"constraints", orDash(constraintList(t.Constraints))},
 		{"container", orDash(t.ContainerID)}, {"exit code", exit}, {"error", orDash(t.Error)},
 		{"waiting because", orDash(t.Reason)}, {"created", t.CreatedAt.Format(time.RFC3339)},
