@@ -16,11 +16,11 @@ import (
 // and hyphens, at least four.
 var hexRef = regexp.MustCompile(`^[0-9a-f][0-9a-f-]{3,35}$`)
 
-// refMatch is a task a reference could mean.
+// refMatch is a task (or job) a reference could mean.
 type refMatch struct {
 	ID    uuid.UUID
 	Name  string
-	State queue.State
+	State string // a task's state, a job's status
 }
 
 // maxRefMatches bounds the matches an ambiguous reference lists.
@@ -47,13 +47,13 @@ ORDER BY state IN ('pending', 'scheduled', 'starting', 'running') DESC, created_
 	}
 	var live []refMatch
 	for _, m := range byName {
-		if m.State.Live() {
+		if queue.State(m.State).Live() {
 			live = append(live, m)
 		}
 	}
 	switch {
 	case len(live) > 1: // a job's old and new task during an update
-		return uuid.Nil, ambiguous(ref, live)
+		return uuid.Nil, ambiguous("task", ref, live)
 	case len(byName) > 0:
 		return byName[0].ID, nil
 	}
@@ -81,13 +81,13 @@ ORDER BY state IN ('pending', 'scheduled', 'starting', 'running') DESC, created_
 	case 1:
 		return byID[0].ID, nil
 	}
-	return uuid.Nil, ambiguous(ref, byID)
+	return uuid.Nil, ambiguous("task", ref, byID)
 }
 
 func (s *Store) refMatches(ctx context.Context, q string, args ...any) ([]refMatch, error) {
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
-		return nil, translate(err, "looking up task")
+		return nil, translate(err, "looking up")
 	}
 	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (refMatch, error) {
 		var m refMatch
@@ -95,13 +95,14 @@ func (s *Store) refMatches(ctx context.Context, q string, args ...any) ([]refMat
 		return m, err
 	})
 	if err != nil {
-		return nil, translate(err, "looking up task")
+		return nil, translate(err, "looking up")
 	}
 	return ms, nil
 }
 
-// ambiguous is the error for a reference that fits several tasks.
-func ambiguous(ref string, ms []refMatch) error {
+// ambiguous is the error for a reference that fits several tasks (what:
+// "task") or jobs.
+func ambiguous(what, ref string, ms []refMatch) error {
 	var b strings.Builder
 	for i, m := range ms {
 		if i == maxRefMatches {
@@ -117,7 +118,7 @@ func ambiguous(ref string, ms []refMatch) error {
 	if len(ms) > maxRefMatches {
 		n = fmt.Sprintf("more than %d", maxRefMatches)
 	}
-	return queue.Invalid("id", fmt.Sprintf("%q could mean %s tasks: %s", ref, n, b.String()),
+	return queue.Invalid("id", fmt.Sprintf("%q could mean %s %ss: %s", ref, n, what, b.String()),
 		"give more of the id, or the whole id")
 }
 
@@ -141,4 +142,41 @@ func prefixRange(ref string) (lo, hi uuid.UUID, ok bool) {
 	lo, err1 := uuid.Parse(digits + strings.Repeat("0", 32-len(digits)))
 	hi, err2 := uuid.Parse(digits + strings.Repeat("f", 32-len(digits)))
 	return lo, hi, err1 == nil && err2 == nil
+}
+
+// ResolveJob returns the name of the job a user means by ref: a job's name,
+// else its id, or a unique start or end of it (jobs are addressed by name,
+// which ResolveJob returns as it is when nothing else fits, for the caller
+// to find or not). A reference that fits several jobs is invalid input
+// that lists them.
+func (s *Store) ResolveJob(ctx context.Context, ref string) (string, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM jobs WHERE name = $1)`, ref).Scan(&exists); err != nil {
+		return "", translate(err, "looking up job")
+	}
+	low := strings.ToLower(strings.TrimSpace(ref))
+	if exists || !hexRef.MatchString(low) {
+		return ref, nil
+	}
+	var ms []refMatch
+	var err error
+	if id, perr := uuid.Parse(low); perr == nil {
+		ms, err = s.refMatches(ctx, `SELECT id, name, status FROM jobs WHERE id = $1`, id)
+	} else if lo, hi, ok := prefixRange(low); ok {
+		ms, err = s.refMatches(ctx, `SELECT id, name, status FROM jobs WHERE id BETWEEN $1 AND $2 ORDER BY id LIMIT $3`, lo, hi, maxRefMatches+1)
+	}
+	if err == nil && len(ms) == 0 {
+		ms, err = s.refMatches(ctx, `SELECT id, name, status FROM jobs WHERE right(id::text, length($1)) = $1 ORDER BY id LIMIT $2`, low, maxRefMatches+1)
+	}
+	switch {
+	case err != nil:
+		return "", err
+	case len(ms) == 0:
+		return ref, nil
+	case len(ms) == 1:
+		return ms[0].Name, nil
+	}
+	return "", ambiguous("job", ref, ms)
 }

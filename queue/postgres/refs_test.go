@@ -71,3 +71,21 @@ func TestStore_CreateTask_LiveNameTakenNamesTheTask(t *testing.T) {
 		t.Fatalf("the same create again: %s created=%v %v", again.ID, created, err)
 	}
 }
+
+func TestStore_ResolveJob_ByNameIDStartOrEnd(t *testing.T) {
+	s, ctx := newStore(t)
+	web, _ := submit(t, s, "name: web\ntype: batch\ntask: {image: busybox}")
+	api, _ := submit(t, s, "name: api\ntype: batch\ntask: {image: busybox}")
+	full := web.ID.String()
+	for ref, want := range map[string]string{
+		"web": "web", full: "web", full[:23]: "web", queue.ShortID(api.ID): "api",
+		"new-job": "new-job", // no such job: the name as it is, for the caller to find or not
+	} {
+		if got, err := s.ResolveJob(ctx, ref); err != nil || got != want {
+			t.Errorf("ResolveJob(%q) = %q, %v; want %q", ref, got, err, want)
+		}
+	}
+	if _, err := s.ResolveJob(ctx, full[:4]); !errors.Is(err, queue.ErrInvalid) || !strings.Contains(err.Error(), "2 jobs") {
+		t.Errorf("an id start of both jobs: %v, want invalid input listing them", err)
+	}
+}
