@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -145,6 +146,50 @@ func TestE2E_TaskRunAndTaskNames(t *testing.T) {
 		}
 		if _, err := c.store.GetTask(context.Background(), tk.ID); !errors.Is(err, queue.ErrNotFound) {
 			t.Fatalf("the task after Ctrl-C of run --rm: %v, want it deleted\n%s", err, out.String())
+		}
+	})
+
+	t.Run("task create retried across a coordinator restart: one task, and success", func(t *testing.T) {
+		c.stop("coordinator-1", false)
+		cmd := exec.Command(orchBin, "task", "create", "--image", c.image, "--name", "patient", "--", "-sleep", "forever")
+		cmd.Env = c.env()
+		var out bytes.Buffer
+		var mu sync.Mutex
+		cmd.Stdout, cmd.Stderr = &lockedWriter{w: &out, mu: &mu}, &lockedWriter{w: &out, mu: &mu}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		c.eventually(30*time.Second, "the CLI to retry", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return strings.Contains(out.String(), "trying again")
+		})
+		c.start("coordinator-1", "coordinator", "--database-url", c.db, "--listen", strings.TrimPrefix(c.addrs[0], "http://"),
+			"--no-migrate", "--pass-interval", "300ms", "--node-down-timeout", "5s")
+		select {
+		case err := <-done:
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil || !strings.Contains(out.String(), "patient\tpending") && !strings.Contains(out.String(), "patient\tscheduled") {
+				t.Fatalf("task create across a restart: %v\n%s", err, out.String())
+			}
+		case <-time.After(90 * time.Second):
+			t.Fatal("task create did not end once the coordinator was back")
+		}
+		ts, err := c.store.ListTasks(context.Background(), postgres.TaskFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, x := range ts {
+			if x.Name == "patient" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%d tasks named patient, want 1", n)
 		}
 	})
 }
