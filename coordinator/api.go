@@ -28,6 +28,13 @@ type TaskDetail struct {
 	Usage *queue.TaskUsage `json:"usage,omitempty"`
 }
 
+// CreatedTask is POST /tasks's answer: the stored task, and warnings about
+// it (a request no node in the cluster could ever hold).
+type CreatedTask struct {
+	queue.Task
+	Warnings []string `json:"warnings,omitempty"`
+}
+
 // Handler is the coordinator's HTTP API.
 func (c *Coordinator) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -82,13 +89,29 @@ func (c *Coordinator) createTask(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	t, err := c.store.CreateTask(r.Context(), id, spec, opts)
+	// A create sent again with the id the client chose (its first answer
+	// was lost) gets the task it made: 200 instead of 201.
+	t, created, err := c.store.SubmitTask(r.Context(), id, spec, opts)
 	if err != nil {
 		c.writeError(w, r, err)
 		return
 	}
-	c.poke()
-	writeJSON(w, http.StatusCreated, t)
+	status := http.StatusOK
+	if created {
+		c.poke()
+		status = http.StatusCreated
+	}
+	answer := CreatedTask{Task: t}
+	if res := spec.Resources; res.CPUMillis > 0 || res.MemoryBytes > 0 || res.DiskBytes > 0 {
+		// Accepted all the same (a node that large may join), but say so.
+		fit, err := c.store.ClusterFit(r.Context(), res)
+		if err != nil {
+			c.log.Warn("checking the cluster's capacity", "err", err)
+		} else if warn := fit.Warning(res); warn != "" {
+			answer.Warnings = append(answer.Warnings, warn)
+		}
+	}
+	writeJSON(w, status, answer)
 }
 
 func (c *Coordinator) listTasks(w http.ResponseWriter, r *http.Request) {
@@ -132,16 +155,18 @@ func (c *Coordinator) listTasks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, tasks)
 }
 
-func taskID(r *http.Request) (uuid.UUID, error) {
-	id, err := uuid.Parse(r.PathValue("id"))
-	if err != nil {
-		return uuid.Nil, queue.Invalid("id", fmt.Sprintf("%q is not a task id", r.PathValue("id")), "task ids are UUIDs, as printed by orch task list")
+// taskID is the task that the route's {id} means: a full id, a name or a
+// unique part of an id (postgres.Store.ResolveTask).
+func (c *Coordinator) taskID(r *http.Request) (uuid.UUID, error) {
+	ref := r.PathValue("id")
+	if ref == "" {
+		return uuid.Nil, queue.Invalid("id", "no task given", "give the task's id, a unique part of it, or its name")
 	}
-	return id, nil
+	return c.store.ResolveTask(r.Context(), ref)
 }
 
 func (c *Coordinator) getTask(w http.ResponseWriter, r *http.Request) {
-	id, err := taskID(r)
+	id, err := c.taskID(r)
 	if err != nil {
 		c.writeError(w, r, err)
 		return
@@ -165,7 +190,7 @@ func (c *Coordinator) getTask(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Coordinator) deleteTask(w http.ResponseWriter, r *http.Request) {
-	id, err := taskID(r)
+	id, err := c.taskID(r)
 	if err != nil {
 		c.writeError(w, r, err)
 		return

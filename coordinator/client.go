@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,14 +16,31 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/orchd/orch/queue"
 )
+
+// DefaultCreateRetry is how long Client.CreateTask keeps trying when the
+// coordinator cannot be reached or answers 5xx: long enough for a
+// coordinator to restart or the database to fail over.
+const DefaultCreateRetry = time.Minute
 
 // Client talks to a coordinator's API. The CLI is its main user.
 type Client struct {
 	base  string
 	token string
 	http  *http.Client
+	// retryFor bounds CreateTask's retries; onRetry, if set, hears of each.
+	retryFor time.Duration
+	onRetry  func(err error, wait time.Duration)
+}
+
+// RetryCreates sets how long CreateTask keeps trying (0: one try) and a
+// function told of every failed try before the next (nil: none), e.g. to
+// tell the user.
+func (c *Client) RetryCreates(d time.Duration, notify func(err error, wait time.Duration)) {
+	c.retryFor, c.onRetry = d, notify
 }
 
 // NewClient returns a client for the coordinator at addr (http:// or https://).
@@ -54,7 +72,7 @@ func NewClientTLS(addr, token, caFile string) (*Client, error) {
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		hc.Transport = tr
 	}
-	return &Client{base: strings.TrimRight(addr, "/"), token: token, http: hc}, nil
+	return &Client{base: strings.TrimRight(addr, "/"), token: token, http: hc, retryFor: DefaultCreateRetry}, nil
 }
 
 // APIError is an error answer from the coordinator.
@@ -113,12 +131,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("reaching coordinator at %s: %w", c.base, err)
+		return &transportError{fmt.Errorf("reaching coordinator at %s: %w", c.base, err)}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("reading answer from %s: %w", c.base, err)
+		return &transportError{fmt.Errorf("reading answer from %s: %w", c.base, err)}
 	}
 	if resp.StatusCode >= 400 {
 		apiErr := &APIError{Status: resp.StatusCode}
@@ -135,11 +153,74 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
-// CreateTask submits a task.
+// transportError is a request that got no complete answer: the request
+// may or may not have been carried out.
+type transportError struct{ err error }
+
+func (e *transportError) Error() string { return e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
+
+// CreateTask submits a task. It chooses the task's id unless req names one,
+// so that it can send the create again, for up to the RetryCreates time
+// (DefaultCreateRetry), when the coordinator cannot be reached, the answer
+// is lost or the coordinator answers 5xx: the coordinator answers a create
+// whose id exists with the same spec with the task it made (so the user sees
+// one task and success), and one with another spec with a conflict.
 func (c *Client) CreateTask(ctx context.Context, req TaskRequest) (queue.Task, error) {
-	var t queue.Task
-	err := c.do(ctx, http.MethodPost, "/tasks", req, &t)
+	t, err := c.SubmitTask(ctx, req)
+	return t.Task, err
+}
+
+// SubmitTask is CreateTask with the coordinator's warnings about the task.
+func (c *Client) SubmitTask(ctx context.Context, req TaskRequest) (CreatedTask, error) {
+	if req.ID == "" {
+		req.ID = uuid.Must(uuid.NewV7()).String()
+	}
+	var t CreatedTask
+	err := c.retrying(ctx, func() error { return c.do(ctx, http.MethodPost, "/tasks", req, &t) })
 	return t, err
+}
+
+// retrying runs try until it succeeds, fails for good, or c.retryFor has
+// passed, backing off from 100 ms to 2 s between tries.
+func (c *Client) retrying(ctx context.Context, try func() error) error {
+	deadline := time.Now().Add(c.retryFor)
+	wait := 100 * time.Millisecond
+	for n := 1; ; n++ {
+		err := try()
+		if err == nil || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		if time.Now().Add(wait).After(deadline) {
+			if n == 1 {
+				return err
+			}
+			return fmt.Errorf("%w (gave up after %d tries in %s)", err, n, c.retryFor)
+		}
+		if c.onRetry != nil {
+			c.onRetry(err, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// retryable says whether a request that failed with err may be sent again
+// in the hope of success: it got no answer, or a server error.
+func retryable(err error) bool {
+	var te *transportError
+	var ae *APIError
+	switch {
+	case errors.As(err, &te):
+		return true
+	case errors.As(err, &ae):
+		return ae.Status >= 500
+	}
+	return false
 }
 
 // ListTasks lists tasks; states may be empty.

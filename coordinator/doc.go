@@ -74,9 +74,26 @@
 //
 // # HTTP API
 //
-// All bodies are JSON. The routes:
+// All bodies are JSON. A create is safe to send again: Client.CreateTask
+// (every Go caller, the CLI among them) chooses the task's id and, while the
+// coordinator cannot be reached, the answer is lost or the answer is a 5xx,
+// sends the create again with backoff for up to DefaultCreateRetry, so that a
+// coordinator restart or a database failover during a create ends in one
+// task and success. The answer carries "warnings" when no node in the
+// cluster could ever hold the task (it is accepted all the same, as such a
+// node may join).
 //
-//	POST   /tasks                          create a task → 201 with the stored task
+// A task's {id} in a route is its id, its name or a unique start or end of
+// its id (the status page prints the last twelve digits), as Docker finds
+// containers. Names are unique among live tasks created on their own (a
+// second live "web" is refused with 409 naming the first); a finished
+// task keeps its name for history, and a name then means the newest task
+// of that name. A job's tasks are named JOB.N. A job's {name} may also be
+// its id or a unique part of it; a reference that fits several is a 400
+// that lists them. The routes:
+//
+//	POST   /tasks                          create a task → 201 with the stored task; 200 with it when the body's
+//	                                       id exists with the same spec (a create sent again), 409 when with another
 //	GET    /tasks?state=running&node=NAME&limit=N
 //	                                       list tasks, newest first (state may list several, comma-separated;
 //	                                       1000 unless limit= says otherwise, at most 10000)
@@ -99,8 +116,9 @@
 //
 // Errors are {"error": "...", "field": "...", "hint": "..."} with status 400
 // (bad input), 401 (no valid token), 403 (a token whose scope is too weak, or
-// a forged request, below), 404, 409 (a conflict, e.g. a duplicate id, or a
-// change the task's state does not allow), 413 (a body over 1 MiB), 415 (a
+// a forged request, below), 404, 409 (a conflict, e.g. a known id with
+// another spec, a live task's name, or a change the task's state does not
+// allow), 413 (a body over 1 MiB), 415 (a
 // change whose body is not declared JSON) or 500. The sentinels of package
 // queue are mapped to these statuses in one place.
 //

@@ -47,18 +47,19 @@ type RevertRequest struct {
 
 // jobRoutes adds the job API to mux.
 func (c *Coordinator) jobRoutes(mux *http.ServeMux) {
+	// withJob lets {name} be a job's id or a unique part of it too.
 	mux.HandleFunc("POST /jobs", c.runJob)
 	mux.HandleFunc("GET /jobs", c.listJobs)
-	mux.HandleFunc("GET /jobs/{name}", c.getJob)
-	mux.HandleFunc("DELETE /jobs/{name}", c.stopJob)
-	mux.HandleFunc("POST /jobs/{name}/plan", c.planJob)
-	mux.HandleFunc("POST /jobs/{name}/scale", c.scaleJob)
-	mux.HandleFunc("POST /jobs/{name}/revert", c.revertJob)
-	mux.HandleFunc("POST /jobs/{name}/restart", c.restartJob)
-	mux.HandleFunc("POST /jobs/{name}/promote", c.promoteJob)
-	mux.HandleFunc("GET /jobs/{name}/endpoints", c.jobEndpoints)
-	mux.HandleFunc("GET /jobs/{name}/versions", c.jobVersions)
-	mux.HandleFunc("GET /jobs/{name}/deployments", c.jobDeployments)
+	mux.HandleFunc("GET /jobs/{name}", c.withJob(c.getJob))
+	mux.HandleFunc("DELETE /jobs/{name}", c.withJob(c.stopJob))
+	mux.HandleFunc("POST /jobs/{name}/plan", c.planJob) // a plan may be of a new job
+	mux.HandleFunc("POST /jobs/{name}/scale", c.withJob(c.scaleJob))
+	mux.HandleFunc("POST /jobs/{name}/revert", c.withJob(c.revertJob))
+	mux.HandleFunc("POST /jobs/{name}/restart", c.withJob(c.restartJob))
+	mux.HandleFunc("POST /jobs/{name}/promote", c.withJob(c.promoteJob))
+	mux.HandleFunc("GET /jobs/{name}/endpoints", c.withJob(c.jobEndpoints))
+	mux.HandleFunc("GET /jobs/{name}/versions", c.withJob(c.jobVersions))
+	mux.HandleFunc("GET /jobs/{name}/deployments", c.withJob(c.jobDeployments))
 }
 
 // DecodeJob reads a job spec sent as JSON (POST /jobs and /plan): the
@@ -294,4 +295,18 @@ func (c *Coordinator) jobDeployments(w http.ResponseWriter, r *http.Request) {
 		ds = []queue.Deployment{}
 	}
 	writeJSON(w, http.StatusOK, ds)
+}
+
+// withJob resolves the route's {name} (a job's name, id, or a unique start
+// or end of its id) to the job's name before h sees it.
+func (c *Coordinator) withJob(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name, err := c.store.ResolveJob(r.Context(), r.PathValue("name"))
+		if err != nil {
+			c.writeError(w, r, err)
+			return
+		}
+		r.SetPathValue("name", name)
+		h(w, r)
+	}
 }

@@ -63,7 +63,7 @@ func boolParam(r *http.Request, name string) (bool, error) {
 // after=ID to read on from a line; follow=true streams new lines (JSON: one
 // LogFrame per line of the answer) until the task ends.
 func (c *Coordinator) taskLogs(w http.ResponseWriter, r *http.Request) {
-	id, err := taskID(r)
+	id, err := c.taskID(r)
 	if err != nil {
 		c.writeError(w, r, err)
 		return
@@ -181,7 +181,7 @@ func writeLogText(w http.ResponseWriter, p queue.LogPage, timestamps bool) {
 }
 
 func (c *Coordinator) taskStats(w http.ResponseWriter, r *http.Request) {
-	id, err := taskID(r)
+	id, err := c.taskID(r)
 	if err != nil {
 		c.writeError(w, r, err)
 		return

@@ -47,7 +47,7 @@ type taskPageData struct {
 // started says why instead of showing an empty log.
 func (c *Coordinator) taskPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	id, err := taskID(r)
+	id, err := c.taskID(r)
 	if err != nil {
 		c.writeError(w, r, err)
 		return

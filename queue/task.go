@@ -97,6 +97,10 @@ type Task struct {
 	JobID      *uuid.UUID `json:"job_id,omitempty"`
 	JobVersion *int       `json:"job_version,omitempty"`
 	JobIndex   *int       `json:"job_index,omitempty"`
+	// HostPorts are the ports as published on the node for the current
+	// attempt, host ports the engine chose included, once the agent has
+	// recorded them.
+	HostPorts []Port `json:"host_ports,omitempty"`
 }
 
 // Lease names one placement of a task: the node it is on and the attempt

@@ -108,8 +108,7 @@ func TestE2E_BadInput_EachRefusedWithItsExactError(t *testing.T) {
 		{[]string{"task", "create", "--image", "alpine", "--restart-policy", "often"}, `orch: restart_policy: unknown restart policy "often" (use never, on-failure or always)`},
 		{[]string{"task", "create", "--image", "alpine", "--name", "bad name!"}, `orch: name: name "bad name!" has characters outside [a-zA-Z0-9_.-] or does not start with a letter or digit (use letters, digits, '_', '.', '-')`},
 		{[]string{"task", "create", "--image", "alpine", "--stop-after-disconnect", "100ms"}, `orch: stop_after_disconnect: 100ms is outside 1s..1h (e.g. 3s; with the agent's --stop-grace it should end before the coordinators' --node-down-timeout (10s), so the container is gone before a replacement starts; 0 never stops it)`},
-		{[]string{"task", "get"}, "orch: orch task get takes 1 argument(s), got 0: give the task's id, as printed by orch task list"},
-		{[]string{"task", "get", "not-a-uuid"}, `orch: id: "not-a-uuid" is not a task id (task ids are UUIDs, as printed by orch task list)`},
+		{[]string{"task", "get"}, "orch: orch task get takes 1 argument(s), got 0: give the task's name, its id or a unique part of the id (as orch task list prints them)"},
 		{[]string{"-o", "yaml", "task", "list"}, `orch: --output "yaml": use table or json`},
 	}
 	for _, tc := range cli {
@@ -117,6 +116,9 @@ func TestE2E_BadInput_EachRefusedWithItsExactError(t *testing.T) {
 		if code != 2 || strings.TrimSpace(out) != tc.want {
 			t.Errorf("orch %v →\n  exit %d: %q\n  want exit 2: %q", tc.args, code, strings.TrimSpace(out), tc.want)
 		}
+	}
+	if out, code := c.orch("task", "get", "no-such-task"); code != 1 || !strings.Contains(out, `task "no-such-task": not found: no task has this name or id`) {
+		t.Errorf("orch task get no-such-task → exit %d %q, want exit 1 and not found", code, out)
 	}
 	if out, code := c.orch("task", "create", "--image", "alpine", "--bogus-flag"); code != 2 || !strings.HasPrefix(out, "orch: unknown flag: --bogus-flag") {
 		t.Errorf("unknown flag → exit %d %q", code, out)

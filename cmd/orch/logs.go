@@ -18,7 +18,7 @@ func newTaskLogsCmd() *cobra.Command {
 		tail                    int
 	)
 	cmd := &cobra.Command{
-		Use:   "logs ID",
+		Use:   "logs TASK",
 		Short: "Show a task's output (stdout and stderr), as its agent stored it in the database",
 		Long: `orch task logs prints what a task's containers wrote, across its attempts, oldest first:
 the container's stdout to stdout and its stderr to stderr. The agent keeps a bounded
@@ -27,7 +27,7 @@ were dropped, a note on stderr says how many.`,
 		Example: `  orch task logs 0193...          # everything kept
   orch task logs --tail 20 0193...
   orch task logs --follow 0193... # new lines as they arrive, until the task ends`,
-		Args: exactArgs(1, "give the task's id, as printed by orch task list"),
+		Args: exactArgs(1, "give the task's name, its id or a unique part of the id (as orch task list prints them)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if tail < 0 {
 				return usageError{err: fmt.Errorf("--tail %d: give a number of lines, 0 for all", tail)}

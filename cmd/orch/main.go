@@ -35,11 +35,19 @@ func (e usageError) Error() string {
 }
 func (e usageError) Unwrap() error { return e.err }
 
-// exitCode is the one table from errors to exit codes: 2 for bad input,
-// 1 for everything else that went wrong.
+// exitCode is the one table from errors to exit codes: 2 for bad input, the
+// code an exitError carries (a task's exit code, for a command that waited
+// for its end), 1 for everything else that went wrong.
 func exitCode(err error) int {
 	if err == nil {
 		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintln(os.Stderr, "orch:", ee.msg)
+		}
+		return ee.code
 	}
 	fmt.Fprintln(os.Stderr, "orch:", err)
 	var ue usageError

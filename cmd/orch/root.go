@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -77,6 +78,10 @@ func clientFor(cmd *cobra.Command) (*coordinator.Client, config.Client, error) {
 	if err != nil {
 		return nil, cc, err
 	}
+	stderr := cmd.ErrOrStderr()
+	c.RetryCreates(coordinator.DefaultCreateRetry, func(err error, wait time.Duration) {
+		fmt.Fprintf(stderr, "orch: %v; trying again in %s (for up to %s)\n", err, wait, coordinator.DefaultCreateRetry)
+	})
 	return c, cc, nil
 }
 

@@ -19,133 +19,189 @@ import (
 
 func newTaskCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "task", Short: "Create, list, inspect and stop tasks"}
-	cmd.AddCommand(newTaskCreateCmd(), newTaskListCmd(), newTaskGetCmd(), newTaskDeleteCmd())
+	cmd.AddCommand(newTaskCreateCmd(), newTaskRunCmd(), newTaskListCmd(), newTaskGetCmd(), newTaskDeleteCmd())
 	cmd.AddCommand(newTaskLogsCmd())
 	return cmd
 }
 
+// taskFlags are the flags that describe a task, shared by orch task create
+// and orch task run.
+type taskFlags struct {
+	name, image, cpu, memory, disk, restart string
+	strategy, network                       string
+	maxRestarts                             int
+	env, ports, labels, constraints         []string
+	secretVals, secretFiles                 []string
+	pidsLimit                               int64
+	privileged                              bool
+	stopAfterDisconnect                     time.Duration
+	health                                  healthFlags
+}
+
+func (tf *taskFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&tf.image, "image", "", "container image (required)")
+	f.StringVar(&tf.name, "name", "", "task name (default task-<id>); one live task per name")
+	f.StringVar(&tf.cpu, "cpu", "", "CPU to reserve and limit, in cores (0.5) or millicores (500m)")
+	f.StringVar(&tf.memory, "memory", "", "memory to reserve and limit, e.g. 256MiB, 1G")
+	f.StringVar(&tf.disk, "disk", "", "disk to reserve, e.g. 1GiB")
+	f.StringArrayVar(&tf.env, "env", nil, "environment variable K=V (repeatable)")
+	f.StringArrayVar(&tf.secretVals, "secret", nil, "secret K=V, given to the container as an environment variable and never shown again (repeatable)")
+	f.StringArrayVar(&tf.secretFiles, "secret-file", nil, "secret K=PATH: the secret's value is the content of the file PATH (repeatable)")
+	f.Int64Var(&tf.pidsLimit, "pids-limit", 0, "processes the container may have, below its node's limit (default: the node's)")
+	f.StringArrayVar(&tf.ports, "port", nil, "publish a port: HOST:CONTAINER[/udp] or CONTAINER (repeatable)")
+	f.StringArrayVar(&tf.labels, "label", nil, "task label k=v (repeatable)")
+	f.StringVar(&tf.restart, "restart-policy", "never", "never, on-failure or always")
+	f.StringVar(&tf.strategy, "strategy", "", "placement strategy for this task: "+strings.Join(queue.Strategies, ", ")+" (default: the coordinator's)")
+	f.StringArrayVar(&tf.constraints, "constraint", nil, "only nodes whose labels match: key=value or key!=value (repeatable)")
+	f.IntVar(&tf.maxRestarts, "max-restarts", 0, "restarts allowed by the restart policy (0: unlimited)")
+	f.BoolVar(&tf.privileged, "privileged", false, "run the container privileged (needs an admin token and an agent started with --allow-privileged)")
+	f.StringVar(&tf.network, "network", "", "bridge (default), host or none; host needs what --privileged needs")
+	f.DurationVar(&tf.stopAfterDisconnect, "stop-after-disconnect", 0, "have the agent stop the task once its node has been cut off from the database this long, so it never runs beside its replacement (e.g. 3s; default: never)")
+	tf.health.register(f)
+}
+
+// request builds the task the flags and the arguments after -- describe,
+// and checks it as the API would, with the same words.
+func (tf *taskFlags) request(cmd *cobra.Command, args []string) (coordinator.TaskRequest, error) {
+	req := coordinator.TaskRequest{Name: tf.name, Image: tf.image, Command: args,
+		RestartPolicy: queue.RestartPolicy(tf.restart), MaxRestarts: tf.maxRestarts, Strategy: tf.strategy,
+		Privileged: tf.privileged, Network: tf.network, PidsLimit: tf.pidsLimit}
+	if cmd.Flags().Changed("cpu") {
+		q := coordinator.Quantity(tf.cpu)
+		req.CPU = &q
+	}
+	if cmd.Flags().Changed("memory") {
+		q := coordinator.Quantity(tf.memory)
+		req.Memory = &q
+	}
+	if cmd.Flags().Changed("disk") {
+		q := coordinator.Quantity(tf.disk)
+		req.Disk = &q
+	}
+	var err error
+	if req.Env, err = keyValues("env", tf.env); err != nil {
+		return req, err
+	}
+	if req.Labels, err = keyValues("label", tf.labels); err != nil {
+		return req, err
+	}
+	if req.Secrets, err = secretValues(tf.secretVals, tf.secretFiles); err != nil {
+		return req, err
+	}
+	for _, c := range tf.constraints {
+		k, err := queue.ParseConstraint(c)
+		if err != nil {
+			return req, err
+		}
+		req.Constraints = append(req.Constraints, k)
+	}
+	for _, p := range tf.ports {
+		port, err := parsePortFlag(p)
+		if err != nil {
+			return req, err
+		}
+		req.Ports = append(req.Ports, port)
+	}
+	if req.HealthCheck, err = tf.health.check(cmd); err != nil {
+		return req, err
+	}
+	if tf.stopAfterDisconnect != 0 {
+		req.StopAfterDisconnect = tf.stopAfterDisconnect.String()
+	}
+	spec, err := req.Spec()
+	if err != nil {
+		return req, err
+	}
+	spec.Normalize()
+	return req, spec.Validate()
+}
+
+// What orch task create --wait waits for.
+const (
+	waitRunning = "running"
+	waitExit    = "exit"
+)
+
 func newTaskCreateCmd() *cobra.Command {
 	var (
-		name, image, cpu, memory, disk, restart string
-		strategy, network                       string
-		maxRestarts                             int
-		env, ports, labels, constraints         []string
-		secretVals, secretFiles                 []string
-		pidsLimit                               int64
-		wait, privileged                        bool
-		timeout, stopAfterDisconnect            time.Duration
-		health                                  healthFlags
+		tf      taskFlags
+		wait    string
+		timeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "create --image IMAGE [flags] [-- COMMAND [ARGS...]]",
 		Short: "Submit a task; it runs as a container on a node with room for it",
+		Long: `Submit a task; it runs as a container on a node with room for it.
+
+--wait (or --wait=running) waits until the task is running, or has ended, or cannot
+start; it exits 0 once the task runs, even if it fails a moment later. --wait=exit
+waits until the task has ended (completed, failed or stopped) and exits with the
+task's exit code (1 if it failed without one). orch task run also streams the logs.`,
 		Example: `  orch task create --image nginx:1.27 --cpu 0.5 --memory 256MiB --port 8080:80
   orch task create --image alpine:3.20 --restart-policy on-failure --max-restarts 3 -- sh -c 'exit 1'
   orch task create --image nginx:1.27 --strategy spread --constraint zone=eu --constraint gpu!=none`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := coordinator.TaskRequest{Name: name, Image: image, Command: args,
-				RestartPolicy: queue.RestartPolicy(restart), MaxRestarts: maxRestarts, Strategy: strategy,
-				Privileged: privileged, Network: network}
-			if cmd.Flags().Changed("cpu") {
-				q := coordinator.Quantity(cpu)
-				req.CPU = &q
+			switch wait {
+			case "true":
+				wait = waitRunning
+			case "false":
+				wait = ""
 			}
-			if cmd.Flags().Changed("memory") {
-				q := coordinator.Quantity(memory)
-				req.Memory = &q
+			if wait != "" && wait != waitRunning && wait != waitExit {
+				return queue.Invalid("wait", fmt.Sprintf("--wait=%s: wait for what?", wait), "use --wait (until running) or --wait=exit (until it ends)")
 			}
-			if cmd.Flags().Changed("disk") {
-				q := coordinator.Quantity(disk)
-				req.Disk = &q
-			}
-			var err error
-			if req.Env, err = keyValues("env", env); err != nil {
-				return err
-			}
-			if req.Labels, err = keyValues("label", labels); err != nil {
-				return err
-			}
-			if req.Secrets, err = secretValues(secretVals, secretFiles); err != nil {
-				return err
-			}
-			req.PidsLimit = pidsLimit
-			for _, c := range constraints {
-				k, err := queue.ParseConstraint(c)
-				if err != nil {
-					return err
-				}
-				req.Constraints = append(req.Constraints, k)
-			}
-			for _, p := range ports {
-				port, err := parsePortFlag(p)
-				if err != nil {
-					return err
-				}
-				req.Ports = append(req.Ports, port)
-			}
-			if req.HealthCheck, err = health.check(cmd); err != nil {
-				return err
-			}
-			if stopAfterDisconnect != 0 {
-				req.StopAfterDisconnect = stopAfterDisconnect.String()
-			}
-			// Check here what the API would refuse, with the same words.
-			spec, err := req.Spec()
+			req, err := tf.request(cmd, args)
 			if err != nil {
-				return err
-			}
-			spec.Normalize()
-			if err := spec.Validate(); err != nil {
 				return err
 			}
 			client, cc, err := clientFor(cmd)
 			if err != nil {
 				return err
 			}
-			t, err := client.CreateTask(cmd.Context(), req)
+			created, err := client.SubmitTask(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
-			if wait {
-				t, err = waitFor(cmd.Context(), client, cmd.ErrOrStderr(), t.ID.String(), timeout, func(t queue.Task) bool {
-					return t.State == queue.Running || t.State.Terminal()
-				})
+			t := created.Task
+			for _, w := range created.Warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "orch: warning: task %s: %s\n", t.Name, w)
+			}
+			if wait != "" && len(created.Warnings) > 0 {
+				// Waiting would be waiting for a node that is not there.
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", t.ID, t.Name, t.State)
+				return fmt.Errorf("not waiting for task %s: no node could ever hold it (orch task delete %s drops it)", t.Name, t.Name)
+			}
+			if wait != "" {
+				until := func(t queue.Task) bool { return t.State == queue.Running || t.State.Terminal() }
+				if wait == waitExit {
+					until = func(t queue.Task) bool { return t.State.Terminal() }
+				}
+				t, err = waitFor(cmd.Context(), client, cmd.ErrOrStderr(), t.ID.String(), timeout, until)
 				if err != nil {
 					return err
 				}
 			}
 			if cc.Output == "json" {
-				return printJSON(cmd.OutOrStdout(), t)
+				if err := printJSON(cmd.OutOrStdout(), t); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", t.ID, t.Name, t.State)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", t.ID, t.Name, t.State)
-			if wait && t.State == queue.Failed {
+			switch {
+			case wait == waitExit:
+				return taskExit(t)
+			case wait != "" && t.State == queue.Failed:
 				return fmt.Errorf("task %s failed: %s", t.ID, t.Error)
 			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&image, "image", "", "container image (required)")
-	f.StringVar(&name, "name", "", "task name (default task-<id>)")
-	f.StringVar(&cpu, "cpu", "", "CPU to reserve and limit, in cores (0.5) or millicores (500m)")
-	f.StringVar(&memory, "memory", "", "memory to reserve and limit, e.g. 256MiB, 1G")
-	f.StringVar(&disk, "disk", "", "disk to reserve, e.g. 1GiB")
-	f.StringArrayVar(&env, "env", nil, "environment variable K=V (repeatable)")
-	f.StringArrayVar(&secretVals, "secret", nil, "secret K=V, given to the container as an environment variable and never shown again (repeatable)")
-	f.StringArrayVar(&secretFiles, "secret-file", nil, "secret K=PATH: the secret's value is the content of the file PATH (repeatable)")
-	f.Int64Var(&pidsLimit, "pids-limit", 0, "processes the container may have, below its node's limit (default: the node's)")
-	f.StringArrayVar(&ports, "port", nil, "publish a port: HOST:CONTAINER[/udp] or CONTAINER (repeatable)")
-	f.StringArrayVar(&labels, "label", nil, "task label k=v (repeatable)")
-	f.StringVar(&restart, "restart-policy", "never", "never, on-failure or always")
-	f.StringVar(&strategy, "strategy", "", "placement strategy for this task: "+strings.Join(queue.Strategies, ", ")+" (default: the coordinator's)")
-	f.StringArrayVar(&constraints, "constraint", nil, "only nodes whose labels match: key=value or key!=value (repeatable)")
-	f.IntVar(&maxRestarts, "max-restarts", 0, "restarts allowed by the restart policy")
-	f.BoolVar(&wait, "wait", false, "wait until the task is running or has ended, showing its status")
-	f.BoolVar(&privileged, "privileged", false, "run the container privileged (needs an admin token and an agent started with --allow-privileged)")
-	f.StringVar(&network, "network", "", "bridge (default), host or none; host needs what --privileged needs")
+	tf.register(f)
+	f.StringVar(&wait, "wait", "", "wait until the task runs (--wait) or ends (--wait=exit), showing its status")
+	f.Lookup("wait").NoOptDefVal = waitRunning
 	f.DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
-	f.DurationVar(&stopAfterDisconnect, "stop-after-disconnect", 0, "have the agent stop the task once its node has been cut off from the database this long, so it never runs beside its replacement (e.g. 3s; default: never)")
-	health.register(f)
 	return cmd
 }
 
@@ -238,13 +294,14 @@ func newTaskListCmd() *cobra.Command {
 			if cc.Output == "json" {
 				return printJSON(cmd.OutOrStdout(), tasks)
 			}
-			tb := newTable(cmd.OutOrStdout(), "ID", "NAME", "IMAGE", "STATE", "NODE", "ATTEMPT", "EXIT", "AGE")
+			tb := newTable(cmd.OutOrStdout(), "ID", "NAME", "IMAGE", "STATE", "NODE", "ATTEMPT", "EXIT", "PORTS", "AGE")
 			for _, t := range tasks {
 				exit := "-"
 				if t.ExitCode != nil {
 					exit = strconv.Itoa(*t.ExitCode)
 				}
-				tb.row(t.ID.String(), t.Name, t.Image, string(t.State), orDash(t.NodeName), strconv.Itoa(t.Attempt), exit, age(t.CreatedAt))
+				tb.row(t.ID.String(), t.Name, t.Image, string(t.State), orDash(t.NodeName), strconv.Itoa(t.Attempt), exit,
+					orDash(portList(t)), age(t.CreatedAt))
 			}
 			return tb.flush()
 		},
@@ -257,9 +314,9 @@ func newTaskListCmd() *cobra.Command {
 
 func newTaskGetCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "get ID",
+		Use:   "get TASK",
 		Short: "Show a task and its history",
-		Args:  exactArgs(1, "give the task's id, as printed by orch task list"),
+		Args:  exactArgs(1, "give the task's name, its id or a unique part of the id (as orch task list prints them)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, cc, err := clientFor(cmd)
 			if err != nil {
@@ -290,7 +347,7 @@ func printTask(w io.Writer, t coordinator.TaskDetail) error {
 		{"node", orDash(t.NodeName)}, {"attempt", strconv.Itoa(t.Attempt)}, {"restarts", strconv.Itoa(t.Restarts)},
 		{"cpu", queue.FormatCPU(t.Resources.CPUMillis)}, {"memory", queue.FormatBytes(t.Resources.MemoryBytes)},
 		{"disk", queue.FormatBytes(t.Resources.DiskBytes)},
-		{"restart policy", fmt.Sprintf("%s (max %d)", t.RestartPolicy, t.MaxRestarts)},
+		{"restart policy", restartText(t.Task)}, {"ports", orDash(portList(t.Task))},
 		{"strategy", orDash(t.Strategy)}, {"constraints", orDash(constraintList(t.Constraints))},
 		{"container", orDash(t.ContainerID)}, {"exit code", exit}, {"error", orDash(t.Error)},
 		{"waiting because", orDash(t.Reason)}, {"created", t.CreatedAt.Format(time.RFC3339)},
@@ -344,13 +401,13 @@ func newTaskDeleteCmd() *cobra.Command {
 	var wait, purge bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:     "delete ID",
+		Use:     "delete TASK",
 		Aliases: []string{"stop", "rm"},
 		Short:   "Stop a task: its container is stopped and removed, and the task ends stopped",
 		Long: `Stop a task: its container is stopped and removed, and the task ends stopped.
 With --purge, a finished task is deleted at once with everything recorded about it
 (events, logs, stats), instead of after the coordinators' --retention.`,
-		Args: exactArgs(1, "give the task's id, as printed by orch task list"),
+		Args: exactArgs(1, "give the task's name, its id or a unique part of the id (as orch task list prints them)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, cc, err := clientFor(cmd)
 			if err != nil {
@@ -433,8 +490,9 @@ func waitFor(ctx context.Context, c *coordinator.Client, w io.Writer, id string,
 	}
 }
 
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+// isTerminal reports whether v (a reader or writer) is a terminal.
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
 	if !ok {
 		return false
 	}

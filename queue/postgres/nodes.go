@@ -97,3 +97,20 @@ func (s *Store) SetCordoned(ctx context.Context, idOrName string, cordoned bool)
 	}
 	return out, nil
 }
+
+// ClusterFit tells whether any node's whole capacity (down and cordoned
+// nodes included: they may come back) could hold r, and the largest
+// capacities, in one scan of the nodes.
+func (s *Store) ClusterFit(ctx context.Context, r queue.Resources) (queue.ClusterFit, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	var f queue.ClusterFit
+	err := s.pool.QueryRow(ctx, `
+SELECT count(*), COALESCE(bool_or(cpu_millis >= $1 AND memory_bytes >= $2 AND disk_bytes >= $3), false),
+       COALESCE(max(cpu_millis), 0), COALESCE(max(memory_bytes), 0), COALESCE(max(disk_bytes), 0)
+FROM nodes`, r.CPUMillis, r.MemoryBytes, r.DiskBytes).Scan(&f.Nodes, &f.Fits, &f.Largest.CPUMillis, &f.Largest.MemoryBytes, &f.Largest.DiskBytes)
+	if err != nil {
+		return f, translate(err, "reading node capacities")
+	}
+	return f, nil
+}

@@ -49,6 +49,12 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// errIDTaken is a conflict on a task's id, which SubmitTask looks into.
+var errIDTaken = fmt.Errorf("a task with this id exists: %w", queue.ErrConflict)
+
+// errNameTaken is a conflict on a live task's name (sql/00030_task_names.sql).
+var errNameTaken = fmt.Errorf("a live task has this name: %w", queue.ErrConflict)
+
 // translate turns driver errors into the queue's sentinels, in one place.
 func translate(err error, what string) error {
 	if err == nil {
@@ -61,6 +67,12 @@ func translate(err error, what string) error {
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
 		case "23505": // unique_violation
+			switch pgErr.ConstraintName {
+			case "tasks_pkey":
+				return fmt.Errorf("%s: %w: %s", what, errIDTaken, pgErr.Detail)
+			case "tasks_live_name_key":
+				return fmt.Errorf("%s: %w: %s", what, errNameTaken, pgErr.Detail)
+			}
 			return fmt.Errorf("%s: %w: %s", what, queue.ErrConflict, pgErr.Detail)
 		case "23503", "23514", "22P02", "22001", "22021": // fk, check, bad text repr, too long, bad encoding
 			return fmt.Errorf("%s: %w: %s", what, queue.ErrInvalid, pgErr.Message)

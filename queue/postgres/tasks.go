@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -50,12 +51,55 @@ func (s *Store) CreateTask(ctx context.Context, id uuid.UUID, spec queue.TaskSpe
 	}
 	t, err := scanTask(s.pool.QueryRow(ctx, q, args...))
 	if err != nil {
-		return queue.Task{}, translate(err, "creating task")
+		err = translate(err, "creating task")
+		if errors.Is(err, errNameTaken) {
+			err = s.nameTaken(ctx, spec.Name, err)
+		}
+		return queue.Task{}, err
 	}
 	if !o.Quiet {
 		s.wakeAsync(ctx, ChannelPending)
 	}
 	return t, nil
+}
+
+// nameTaken is the error for a create whose name a live task has: it names
+// that task (or, if it is gone meanwhile, says err).
+func (s *Store) nameTaken(ctx context.Context, name string, err error) error {
+	var id uuid.UUID
+	var state queue.State
+	if s.pool.QueryRow(ctx, `SELECT id, state FROM tasks WHERE name = $1 AND job_id IS NULL
+AND state IN ('pending', 'scheduled', 'starting', 'running')`, name).Scan(&id, &state) != nil {
+		return err
+	}
+	return fmt.Errorf("%w: task %s (%s) is named %s: a name belongs to one live task at a time; stop that one (orch task delete %s) or choose another name",
+		queue.ErrConflict, id, state, name, name)
+}
+
+// SubmitTask is CreateTask for a client that may send the same create
+// again: one that chose the id and did not learn whether its first try
+// committed (a lost answer, a coordinator restart, a database failover).
+// When a task with that id exists already and was created with the same
+// spec (queue.Task.SameSpec), SubmitTask returns it with created false;
+// with another spec it fails with queue.ErrConflict.
+func (s *Store) SubmitTask(ctx context.Context, id uuid.UUID, spec queue.TaskSpec, opts CreateOpts) (t queue.Task, created bool, err error) {
+	t, err = s.CreateTask(ctx, id, spec, opts)
+	if err == nil || id == uuid.Nil || !errors.Is(err, queue.ErrConflict) {
+		return t, err == nil, err
+	}
+	// The id, or the name, is taken (when both are, PostgreSQL may name
+	// either index): is it this task?
+	stored, gerr := s.GetTask(ctx, id)
+	if errors.Is(gerr, queue.ErrNotFound) {
+		return queue.Task{}, false, err
+	}
+	if gerr != nil {
+		return queue.Task{}, false, gerr
+	}
+	if !stored.SameSpec(spec) {
+		return queue.Task{}, false, fmt.Errorf("task %s exists with another spec: %w: send the same spec to get it back, or leave out the id", id, queue.ErrConflict)
+	}
+	return stored, false, nil
 }
 
 // newTask is a task to insert: its spec, its sealed secrets and, for a

@@ -3,6 +3,7 @@ package postgres
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -75,5 +76,45 @@ func TestStore_RequestStop_PendingStopsAtOnce_RunningWaitsForAgent(t *testing.T)
 	reqs, _ := s.StopRequests(ctx, node.ID)
 	if len(reqs) != 1 || reqs[0].ID != running.ID {
 		t.Fatalf("stop requests = %+v", reqs)
+	}
+}
+
+// A create sent again with its id (its answer was lost) gets the task it
+// made, running or not, and no second one; another spec under that id is a
+// conflict.
+func TestStore_SubmitTask_SameIDAndSpecReturnsTheStoredTask(t *testing.T) {
+	s, ctx := newStore(t)
+	spec := queue.TaskSpec{Image: "nginx:1.27", Command: []string{"-serve", ":80"}, Env: map[string]string{"A": "1"},
+		Resources: queue.Resources{CPUMillis: 250, MemoryBytes: 64 << 20}, RestartPolicy: queue.RestartOnFailure,
+		Ports:       []queue.Port{{ContainerPort: 80}},
+		HealthCheck: &queue.HealthCheck{Type: queue.HealthHTTP, Port: 80}, StopAfterDisconnect: queue.Duration(3 * time.Second)}
+	spec.Normalize()
+	id := uuid.Must(uuid.NewV7())
+	first, created, err := s.SubmitTask(ctx, id, spec, CreateOpts{})
+	if err != nil || !created {
+		t.Fatalf("first submit: created %v, %v", created, err)
+	}
+	node := mustNode(t, s, "n1", queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30})
+	runOn(t, s, id, node.ID)
+	again, created, err := s.SubmitTask(ctx, id, spec, CreateOpts{})
+	if err != nil || created {
+		t.Fatalf("same id and spec again: created %v, %v", created, err)
+	}
+	if again.ID != id || again.Name != first.Name || again.State != queue.Running {
+		t.Errorf("second submit answered %+v, want the stored, running task %s", again, id)
+	}
+	other := spec
+	other.Resources.CPUMillis = 500
+	if _, _, err := s.SubmitTask(ctx, id, other, CreateOpts{}); !errors.Is(err, queue.ErrConflict) {
+		t.Errorf("same id, other spec: %v, want ErrConflict", err)
+	}
+	named := spec
+	named.Name = "web"
+	if _, _, err := s.SubmitTask(ctx, id, named, CreateOpts{}); !errors.Is(err, queue.ErrConflict) {
+		t.Errorf("same id, another name: %v, want ErrConflict", err)
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM tasks`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("%d tasks (%v), want 1", n, err)
 	}
 }

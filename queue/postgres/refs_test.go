@@ -1,0 +1,91 @@
+package postgres
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/orchd/orch/queue"
+)
+
+func TestStore_ResolveTask_ByNameIDStartOrEnd(t *testing.T) {
+	s, ctx := newStore(t)
+	old := createSpec(t, s, queue.TaskSpec{Name: "web"})
+	if _, err := s.RequestStop(ctx, old.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	web := createSpec(t, s, queue.TaskSpec{Name: "web"}) // the name is free again
+	other := createSpec(t, s, queue.TaskSpec{Name: "other"})
+	done := createSpec(t, s, queue.TaskSpec{Name: "done"})
+	if _, err := s.RequestStop(ctx, done.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	full := web.ID.String()
+	for ref, want := range map[string]uuid.UUID{
+		"web":                                  web.ID, // the live one
+		"done":                                 done.ID,
+		full:                                   web.ID,
+		strings.ToUpper(full):                  web.ID,
+		full[:23]:                              web.ID, // with its hyphens
+		strings.ReplaceAll(full, "-", "")[:24]: web.ID,
+		queue.ShortID(other.ID):                other.ID, // as the status page prints it
+	} {
+		got, err := s.ResolveTask(ctx, ref)
+		if err != nil || got != want {
+			t.Errorf("ResolveTask(%q) = %s, %v; want %s", ref, got, err, want)
+		}
+	}
+	// Ids made together share their first digits (UUIDv7: a timestamp).
+	_, err := s.ResolveTask(ctx, full[:4])
+	if !errors.Is(err, queue.ErrInvalid) || !strings.Contains(err.Error(), web.ID.String()) || !strings.Contains(err.Error(), other.ID.String()) {
+		t.Errorf("an id start shared by several tasks: %v, want invalid input listing them", err)
+	}
+	if _, err := s.ResolveTask(ctx, "nothing"); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("an unknown name: %v, want not found", err)
+	}
+	if _, err := s.ResolveTask(ctx, "ffffffffffff"); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("an unknown id end: %v, want not found", err)
+	}
+	// Once every "web" has finished, the name means the newest.
+	if _, err := s.RequestStop(ctx, web.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ResolveTask(ctx, "web"); err != nil || got != web.ID {
+		t.Errorf(`"web", all finished = %s, %v; want the newest, %s`, got, err, web.ID)
+	}
+}
+
+func TestStore_CreateTask_LiveNameTakenNamesTheTask(t *testing.T) {
+	s, ctx := newStore(t)
+	web := createSpec(t, s, queue.TaskSpec{Name: "web"})
+	_, err := s.CreateTask(ctx, uuid.Nil, queue.TaskSpec{Name: "web", Image: "workload:test", RestartPolicy: queue.RestartNever})
+	if !errors.Is(err, queue.ErrConflict) || !strings.Contains(err.Error(), web.ID.String()) || !strings.Contains(err.Error(), "pending") {
+		t.Fatalf("a second live web: %v, want a conflict naming %s (pending)", err, web.ID)
+	}
+	// A retried create of that task is not a name conflict.
+	stored := getTask(t, s, web.ID)
+	again, created, err := s.SubmitTask(ctx, web.ID, stored.TaskSpec, CreateOpts{})
+	if err != nil || created || again.ID != web.ID {
+		t.Fatalf("the same create again: %s created=%v %v", again.ID, created, err)
+	}
+}
+
+func TestStore_ResolveJob_ByNameIDStartOrEnd(t *testing.T) {
+	s, ctx := newStore(t)
+	web, _ := submit(t, s, "name: web\ntype: batch\ntask: {image: busybox}")
+	api, _ := submit(t, s, "name: api\ntype: batch\ntask: {image: busybox}")
+	full := web.ID.String()
+	for ref, want := range map[string]string{
+		"web": "web", full: "web", full[:23]: "web", queue.ShortID(api.ID): "api",
+		"new-job": "new-job", // no such job: the name as it is, for the caller to find or not
+	} {
+		if got, err := s.ResolveJob(ctx, ref); err != nil || got != want {
+			t.Errorf("ResolveJob(%q) = %q, %v; want %q", ref, got, err, want)
+		}
+	}
+	if _, err := s.ResolveJob(ctx, full[:4]); !errors.Is(err, queue.ErrInvalid) || !strings.Contains(err.Error(), "2 jobs") {
+		t.Errorf("an id start of both jobs: %v, want invalid input listing them", err)
+	}
+}
