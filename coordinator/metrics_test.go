@@ -152,7 +152,7 @@ func TestMetrics_CoordinatorServesPrometheusText(t *testing.T) {
 		{"orch_schedule_pass_duration_seconds_count", nil, 2},
 		{"orch_schedule_placed_total", nil, 1},
 		{"orch_api_requests_total", map[string]string{"route": "/tasks", "method": "GET", "code": "200"}, 1},
-		{"orch_api_requests_total", map[string]string{"route": "/tasks/{id}", "method": "GET", "code": "400"}, 1},
+		{"orch_api_requests_total", map[string]string{"route": "/tasks/{id}", "method": "GET", "code": "404"}, 1},
 		{"orch_api_requests_total", map[string]string{"route": "/nodes/{node}", "code": "404"}, 1},
 		{"orch_api_requests_total", map[string]string{"route": "unmatched", "code": "404"}, 1},
 	}

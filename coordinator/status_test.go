@@ -218,7 +218,8 @@ func TestTaskPage_ShowsSpecEventsLogsAndWhyATaskNeverStarted(t *testing.T) {
 	if strings.Contains(html, `id="why"`) {
 		t.Errorf("a running task has a failure headline")
 	}
-	if code, body, _ := r.get("/ui/tasks/not-a-uuid"); code != 400 || !strings.Contains(body, `"field": "id"`) {
+	// Not an id: a name, and no task has it.
+	if code, body, _ := r.get("/ui/tasks/not-a-uuid"); code != 404 || !strings.Contains(body, "no task has this name or id") {
 		t.Errorf("GET /ui/tasks/not-a-uuid: %d %s", code, body)
 	}
 	if code, _, _ := r.get("/ui/tasks/" + uuid.Must(uuid.NewV7()).String()); code != 404 {
