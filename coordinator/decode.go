@@ -243,26 +243,6 @@ func parseID(field, s string) (uuid.UUID, error) {
 	return id, nil
 }
 
-// jsonKind names the kind of a raw JSON value, for error messages.
-func jsonKind(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return "nothing"
-	}
-	switch b[0] {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	}
-	return "number"
-}
 
 // kindOf names a Go type as the JSON a client should send.
 func kindOf(t reflect.Type) string {
