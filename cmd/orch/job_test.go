@@ -655,10 +655,11 @@ update: {min_healthy_time: 500ms, healthy_deadline: 20s, progress_deadline: 40s}
 	if out, code := c.orch("job", "run", writeSpec(t, "api.yaml", svc(2, "1", "16MiB"))); code != 0 {
 		t.Fatalf("job run: exit %d\n%s", code, out)
 	}
-	// Settled: the job's last reconciliation saw every change of its tasks.
-	c.eventually(20*time.Second, "the job to settle", func() bool {
+	// Settled: the job's last reconciliation saw every change of its tasks
+	// and asks for no other soon (the fallback is 30 s away).
+	c.eventually(30*time.Second, "the job to settle", func() bool {
 		var settled bool
-		err := p.QueryRow(ctx, `SELECT j.evaluated_seq = c.seq AND j.eval_at > now() + interval '1 minute'
+		err := p.QueryRow(ctx, `SELECT j.evaluated_seq = c.seq AND j.eval_at > now() + interval '20 seconds'
 FROM jobs j JOIN job_changes c ON c.job_id = j.id WHERE j.name = 'api'`).Scan(&settled)
 		return err == nil && settled
 	})
@@ -684,6 +685,7 @@ FROM jobs j JOIN job_changes c ON c.job_id = j.id WHERE j.name = 'api'`).Scan(&s
 			t.Errorf("plan of a new system job: task %s to node %q, want one of %v", pt.Name, pt.Node, c.nodes)
 		}
 	}
+	plan = coordinator.JobPlanResult{}
 	c.orchJSON(&plan, "job", "plan", writeSpec(t, "huge.yaml", svc(1, "1", "64GiB")))
 	if len(plan.Tasks) != 1 || plan.Tasks[0].Node != "" || !strings.Contains(plan.Tasks[0].Reason, "memory") {
 		t.Fatalf("plan of a job too big for any node: %+v, want its task unplaced for lack of memory", plan.Tasks)
@@ -718,7 +720,7 @@ func TestE2E_Job_BadSpecs(t *testing.T) {
 		{"unknown field", base(`, "update": {"max_paralel": 2}`), "update.max_paralel", `unknown field "max_paralel"`},
 		{"periodic without cron", base(`, "type": "periodic"`), "periodic.cron", "a periodic job needs a cron schedule"},
 		{"max_parallel 0", base(`, "update": {"max_parallel": 0}`), "update.max_parallel", "max_parallel 0: at least one task must be replaced at a time"},
-		{"bad memory unit", base(`, "task": {"image": "x", "resources": {"memory": "5XB"}}`), "task.resources.memory", `unknown unit "XB"`},
+		{"bad memory unit", `{"name": "bad", "task": {"image": "x", "resources": {"memory": "5XB"}}}`, "task.resources.memory", `unknown unit "XB"`},
 	}
 	for _, tc := range cases {
 		// The API.
