@@ -590,7 +590,7 @@ FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE j.name = 'crunch'`).Scan(&comp
 	}
 
 	out, code = c.orch("job", "run", writeSpec(t, "broken.yaml", batchSpec(c.image, "broken", 1, `"-exit", "1"`, "  max_restarts: 1\n")))
-	if code != 1 || !strings.Contains(out, "job broken failed") {
+	if code != 1 || !strings.Contains(out, "job broken failed: broken.0 failed after 1 restart") {
 		t.Fatalf("job run of a failing batch: exit %d, want 1\n%s", code, out)
 	}
 	t.Logf("failing batch: %s", lastLine(out))
