@@ -365,3 +365,12 @@ FROM tasks t WHERE t.job_id = ANY($1) AND t.job_version = $2`, ids, version).
 		Scan(&p.Now, &p.Tasks, &p.Placed, &p.Running, &p.LastPlaced, &p.LastStarted, &p.Deployed, &p.LastDeployed, &p.Outdated)
 	return p, translate(err, "reading job progress")
 }
+
+// Now reads the database's clock, against which Progress is measured.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	var now time.Time
+	err := s.pool.QueryRow(ctx, `SELECT now()`).Scan(&now)
+	return now, translate(err, "reading the clock")
+}

@@ -43,8 +43,8 @@ type JobsResult struct {
 	UpdateParallel int     `json:"rolling_update_max_parallel"`
 }
 
-// jobs runs Tasks plain tasks through a coordinator's API to measure
-// placements, stops them, then runs JobServices services of JobTasks tasks
+// jobs runs JobServices × JobTasks plain tasks through a coordinator's API
+// to measure placements, stops them, then runs JobServices services of JobTasks tasks
 // each through the job API, timing until all run, and rolls all of them to
 // a new version.
 func (b *bench) jobs(ctx context.Context) error {
@@ -94,7 +94,7 @@ func (b *bench) jobs(ctx context.Context) error {
 	// The yardstick: as many plain tasks, created through the API by 16
 	// clients, placed and run; then stopped, so the jobs start from the
 	// same empty fleet.
-	p0, err := b.store.TasksProgress(ctx, nil)
+	t0, err := b.store.Now(ctx)
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func (b *bench) jobs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.PlainPlacementsPerSec = perSecond(total, p.LastPlaced.Sub(p0.Now))
+	r.PlainPlacementsPerSec = perSecond(total, p.LastPlaced.Sub(t0))
 	if err := forEach(ctx, total, 16, func(ctx context.Context, i int) error {
 		_, err := b.store.RequestStop(ctx, ids[i], "bench: the yardstick is measured")
 		return err
@@ -123,7 +123,7 @@ func (b *bench) jobs(ctx context.Context) error {
 	for i := range names {
 		names[i] = fmt.Sprintf("bench-%s-svc-%d", b.id, i+1)
 	}
-	p0, err = b.store.TasksProgress(ctx, nil)
+	t0, err = b.store.Now(ctx)
 	if err != nil {
 		return err
 	}
@@ -136,14 +136,14 @@ func (b *bench) jobs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.JobPlacementsPerSec = perSecond(total, p.LastPlaced.Sub(p0.Now))
-	r.RunSec = p.LastStarted.Sub(p0.Now).Seconds()
+	r.JobPlacementsPerSec = perSecond(total, p.LastPlaced.Sub(t0))
+	r.RunSec = p.LastStarted.Sub(t0).Seconds()
 	if r.PlainPlacementsPerSec > 0 {
 		r.Ratio = r.JobPlacementsPerSec / r.PlainPlacementsPerSec
 	}
 
 	// A rolling update of every service to version 2.
-	p0, err = b.store.TasksProgress(ctx, nil)
+	t0, err = b.store.Now(ctx)
 	if err != nil {
 		return err
 	}
@@ -155,7 +155,7 @@ func (b *bench) jobs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.UpdateSec = p.LastDeployed.Sub(p0.Now).Seconds()
+	r.UpdateSec = p.LastDeployed.Sub(t0).Seconds()
 	b.report.Jobs = r
 
 	// Purge the services, so later phases see none of their rows.
