@@ -239,7 +239,9 @@ func (b *bench) waitProgress(ctx context.Context, what string, timeout time.Dura
 		if time.Now().After(deadline) {
 			return p, fmt.Errorf("waiting for %s: gave up after %s at %+v", what, timeout, p)
 		}
-		if !sleepCtx(ctx, 100*time.Millisecond) {
+		// The figures come from the rows' timestamps: a slow poll
+		// changes them little, and costs the phase less.
+		if !sleepCtx(ctx, 250*time.Millisecond) {
 			return p, ctx.Err()
 		}
 	}
