@@ -54,6 +54,24 @@
 // nodes, and the node's own interval (nodes.heartbeat_interval_ms) is what
 // counts, so a policy that shrinks again takes no node by surprise.
 //
+// # Jobs
+//
+// The job API (POST/GET /jobs, GET/DELETE /jobs/{name}, and /plan, /scale,
+// /revert, /restart, /promote, /endpoints, /versions, /deployments under
+// it) takes the job spec described in package queue (Jobs), and every
+// replica runs a job loop that reconciles the jobs that are due: changed
+// by a user (the replica that took the change at once, the others within
+// --pass-interval), with a task that started, ended or changed health, a
+// node that came, went or was cordoned (system jobs), a timer the last
+// reconciliation set (a health or progress deadline, a periodic tick), or
+// the 30 s fallback. A reconciliation is one transaction that holds its
+// job's row, skipping a job another replica holds, so replicas share the
+// jobs without a leader: it reads the job's tasks, lets scheduler.Reconcile
+// decide, and writes new pending tasks (placed by the scheduling passes as
+// any task), stop requests, deployments, the job's status and a periodic
+// launch. POST /jobs/{name}/plan runs the same decision and the scheduler
+// on what a read-only transaction sees, and writes nothing.
+//
 // # Drain
 //
 // POST /nodes/{node}/drain (orch node drain NODE [--deadline 1m]) cordons the

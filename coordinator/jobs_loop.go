@@ -3,6 +3,8 @@ package coordinator
 import (
 	"context"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,6 +24,13 @@ import (
 
 // jobBatch is how many due jobs the loop takes at a time.
 const jobBatch = 100
+
+// jobWorkers is how many of them a replica reconciles at once. Each
+// reconciliation is a transaction of a few round trips that holds one
+// job's row, so they do not wait for each other; more than a few would
+// take the connections the API and the scheduling passes need (pgx's pool
+// holds max(4, CPUs) by default).
+const jobWorkers = 2
 
 // jobLoop reconciles due jobs until ctx ends.
 func (c *Coordinator) jobLoop(ctx context.Context) {
@@ -59,13 +68,24 @@ func (c *Coordinator) reconcileDue(ctx context.Context) time.Duration {
 		if len(ids) == 0 {
 			return wait
 		}
-		done := 0
-		for _, id := range ids {
-			if c.ReconcileJob(ctx, id) {
-				done++
-			}
+		var done atomic.Int64
+		var wg sync.WaitGroup
+		next := make(chan uuid.UUID)
+		for range min(jobWorkers, len(ids)) {
+			wg.Go(func() {
+				for id := range next {
+					if c.ReconcileJob(ctx, id) {
+						done.Add(1)
+					}
+				}
+			})
 		}
-		if done == 0 {
+		for _, id := range ids {
+			next <- id
+		}
+		close(next)
+		wg.Wait()
+		if done.Load() == 0 {
 			return c.opts.PassInterval / 4 // other replicas hold them: look again soon
 		}
 	}

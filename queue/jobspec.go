@@ -14,8 +14,8 @@ import (
 )
 
 // JobSpec is what a user submits to run a job (orch job run FILE, POST
-// /jobs): YAML or JSON with these fields. The package doc of
-// coordinator ("Jobs") shows an example of each type.
+// /jobs): YAML or JSON with these fields. The package doc ("Jobs")
+// describes them with an example of each type.
 type JobSpec struct {
 	Name string  `json:"name"`
 	Type JobType `json:"type"`
@@ -195,11 +195,11 @@ func specDecodeError(err error) error {
 		if field == "" {
 			field = "spec"
 		}
-		return Invalid(field, fmt.Sprintf("wrong type: got %s, want %s", typ.Value, jsonKindOf(typ.Type)), "see the job spec reference (go doc github.com/orchd/orch/coordinator)")
+		return Invalid(field, fmt.Sprintf("wrong type: got %s, want %s", typ.Value, jsonKindOf(typ.Type)), "see the job spec reference (go doc github.com/orchd/orch/queue)")
 	case errors.As(err, &fe):
 		return fe
 	}
-	return Invalid("spec", err.Error(), "see the job spec reference (go doc github.com/orchd/orch/coordinator)")
+	return Invalid("spec", err.Error(), "see the job spec reference (go doc github.com/orchd/orch/queue)")
 }
 
 // jsonKindOf names a Go type as the value a spec should hold.
@@ -240,7 +240,7 @@ func knownFields(v any, t reflect.Type, path string) error {
 			if errors.As(err, &fe) {
 				return &FieldError{Field: path, Message: fe.Message, Hint: fe.Hint}
 			}
-			return Invalid(path, err.Error(), "see the job spec reference (go doc github.com/orchd/orch/coordinator)")
+			return Invalid(path, err.Error(), "see the job spec reference (go doc github.com/orchd/orch/queue)")
 		}
 		return nil
 	}

@@ -2,6 +2,8 @@ package queue
 
 import (
 	"errors"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,5 +192,38 @@ func TestDiffSpecs_NamesChangedFieldsByPath(t *testing.T) {
 	}
 	if d := DiffSpecs(a, a); len(d) != 0 {
 		t.Fatalf("a spec differs from itself: %v", d)
+	}
+}
+
+// TestParseJobSpec_DocExamples parses the example of each job type in the
+// package doc, so that the documentation cannot drift from the validator.
+func TestParseJobSpec_DocExamples(t *testing.T) {
+	src, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var examples []string
+	var cur strings.Builder
+	for _, line := range strings.Split(string(src), "\n") {
+		if code, ok := strings.CutPrefix(line, "//\t"); ok {
+			cur.WriteString(code + "\n")
+			continue
+		}
+		if cur.Len() > 0 {
+			examples = append(examples, cur.String())
+			cur.Reset()
+		}
+	}
+	var types []JobType
+	for _, ex := range examples {
+		spec, err := ParseJobSpec([]byte(ex))
+		if err != nil {
+			t.Errorf("the example does not parse: %v\n%s", err, ex)
+			continue
+		}
+		types = append(types, spec.Type)
+	}
+	if want := []JobType{JobService, JobBatch, JobSystem, JobPeriodic}; !slices.Equal(types, want) {
+		t.Errorf("the doc's examples are of types %v, want one of each: %v", types, want)
 	}
 }

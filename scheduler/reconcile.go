@@ -475,6 +475,13 @@ func (r *reconciler) ended(i int) (why string, ok bool) {
 			return "", true
 		case queue.Failed:
 			why = fmt.Sprintf("%s failed", queue.JobTaskName(r.v.Job.Name, i))
+			switch t.Restarts {
+			case 0:
+			case 1:
+				why += " after 1 restart"
+			default:
+				why += fmt.Sprintf(" after %d restarts", t.Restarts)
+			}
 			if t.Error != "" {
 				why += ": " + t.Error
 			}

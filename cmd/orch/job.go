@@ -53,7 +53,7 @@ func newJobRunCmd() *cobra.Command {
 a new version, which a service rolls out as a deployment; an unchanged spec
 changes nothing. Without --detach the command follows the deployment (a batch
 job until it ends) with a live progress line and exits non-zero if it fails.
-The spec is documented in 'go doc github.com/orchd/orch/coordinator' (Jobs).`,
+The spec, with an example of each type, is documented in 'go doc github.com/orchd/orch/queue'.`,
 		Example: `  orch job run web.yaml
   orch job run --detach nightly.yaml
   orch -o json job run web.yaml`,

@@ -2,20 +2,24 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orchd/orch/coordinator"
 	"github.com/orchd/orch/queue"
+	"github.com/orchd/orch/queue/postgres/proc"
 )
 
 // This file holds the end-to-end tests of jobs: real coordinator and agent
@@ -348,5 +352,402 @@ func TestE2E_Job_Service(t *testing.T) {
 	c.orchJSON(&eps, "job", "endpoints", "web")
 	if len(eps) != 2 || eps[0].HostPort == nil || eps[0].NodeAddress == "" || !eps[0].Healthy {
 		t.Fatalf("endpoints %+v", eps)
+	}
+}
+
+// runningByNode counts a job's running tasks that are not being stopped
+// by the name of their node, and by version.
+func runningByNode(ctx context.Context, p *pgxpool.Pool, job string) (byNode map[string]int, byVersion map[int]int, err error) {
+	rows, err := p.Query(ctx, `SELECT n.name, t.job_version FROM tasks t JOIN jobs j ON j.id = t.job_id JOIN nodes n ON n.id = t.node_id
+WHERE j.name = $1 AND t.state = 'running' AND t.desired_state = 'running'`, job)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	byNode, byVersion = map[string]int{}, map[int]int{}
+	for rows.Next() {
+		var node string
+		var version int
+		if err := rows.Scan(&node, &version); err != nil {
+			return nil, nil, err
+		}
+		byNode[node]++
+		byVersion[version]++
+	}
+	return byNode, byVersion, rows.Err()
+}
+
+// tasksOnNode counts every task of a job (whatever its state) that is on
+// the node or pinned to it.
+func tasksOnNode(ctx context.Context, p *pgxpool.Pool, job, node string, version int) (n int, err error) {
+	err = p.QueryRow(ctx, `SELECT count(*) FROM tasks t JOIN jobs j ON j.id = t.job_id LEFT JOIN nodes n ON n.id = t.node_id
+WHERE j.name = $1 AND t.job_version = $3 AND (n.name = $2 OR t.constraints @> jsonb_build_array(jsonb_build_object('key', 'node.name', 'value', $2::text)))`,
+		job, node, version).Scan(&n)
+	return n, err
+}
+
+// systemSpec is a system job of the workload image; version goes into its
+// environment, so a new one replaces its tasks.
+func systemSpec(image, name, version string) string {
+	return fmt.Sprintf(`name: %s
+type: system
+task:
+  image: %s
+  command: ["-sleep", "forever"]
+  env: {VERSION: "%s"}
+  resources: {cpu: 50m, memory: 16MiB}
+update: {max_parallel: 3, min_healthy_time: 0s, healthy_deadline: 30s, progress_deadline: 60s}
+`, name, image, version)
+}
+
+// TestE2E_Job_System runs a system job: one task on each of 3 agents, one
+// more on a 4th agent soon after it joins, and none on a cordoned node,
+// neither for a new system job nor for a new version of the first.
+func TestE2E_Job_System(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{coordinators: 1, agents: 3})
+	p := jobPool(t, c)
+	ctx := context.Background()
+	oneEach := func(job string, nodes []string, version int) func() bool {
+		return func() bool {
+			byNode, byVersion, err := runningByNode(ctx, p, job)
+			if err != nil || len(byNode) != len(nodes) || byVersion[version] != len(nodes) {
+				return false
+			}
+			for _, n := range nodes {
+				if byNode[n] != 1 {
+					return false
+				}
+			}
+			return true
+		}
+	}
+
+	if out, code := c.orch("job", "run", "--detach", writeSpec(t, "sys.yaml", systemSpec(c.image, "sys", "1"))); code != 0 {
+		t.Fatalf("job run: exit %d\n%s", code, out)
+	}
+	c.eventually(30*time.Second, "a task of sys running on each of the 3 nodes", oneEach("sys", c.nodes, 1))
+
+	// A 4th agent joins: it runs a task of the job within 10 s of joining.
+	fourth := fmt.Sprintf("e2e-%s-4", proc.RandomHex(4))
+	started := time.Now()
+	c.startAgent(fourth)
+	c.waitNodes(4)
+	joined := time.Now()
+	c.eventually(10*time.Second, "a task of sys on the 4th node within 10 s of its joining", oneEach("sys", c.nodes, 1))
+	t.Logf("4th agent: registered %s after its start, its task of sys running %s after it registered",
+		joined.Sub(started).Round(10*time.Millisecond), time.Since(joined).Round(10*time.Millisecond))
+
+	// Cordon one: a new system job leaves it out, and so does a new
+	// version of sys (the task already there keeps running, as on any
+	// cordoned node).
+	cordoned, others := c.nodes[0], c.nodes[1:]
+	if out, code := c.orch("node", "cordon", cordoned); code != 0 {
+		t.Fatalf("node cordon: exit %d\n%s", code, out)
+	}
+	if out, code := c.orch("job", "run", "--detach", writeSpec(t, "sys2.yaml", systemSpec(c.image, "sys2", "1"))); code != 0 {
+		t.Fatalf("job run sys2: exit %d\n%s", code, out)
+	}
+	if out, code := c.orch("job", "run", "--detach", writeSpec(t, "sys-v2.yaml", systemSpec(c.image, "sys", "2"))); code != 0 {
+		t.Fatalf("job run sys v2: exit %d\n%s", code, out)
+	}
+	c.eventually(30*time.Second, "a task of sys2 on each node but the cordoned one", oneEach("sys2", others, 1))
+	c.eventually(30*time.Second, "version 2 of sys on each node but the cordoned one", func() bool {
+		byNode, byVersion, err := runningByNode(ctx, p, "sys")
+		return err == nil && byVersion[2] == len(others) && byNode[cordoned] == 1
+	})
+	for _, check := range []struct {
+		job     string
+		version int
+	}{{"sys2", 1}, {"sys", 2}} {
+		if n, err := tasksOnNode(ctx, p, check.job, cordoned, check.version); err != nil || n != 0 {
+			t.Errorf("%d tasks of %s version %d on the cordoned node (%v), want none", n, check.job, check.version, err)
+		}
+	}
+	if n, err := tasksOnNode(ctx, p, "sys", cordoned, 1); err != nil || n != 1 {
+		t.Errorf("%d tasks of sys version 1 on the cordoned node (%v), want its one task kept", n, err)
+	}
+}
+
+// TestE2E_Job_Periodic runs a periodic job every 2 s for 30 s under three
+// coordinator replicas: the launches, counted in SQL, are exactly the
+// schedule's ticks, each once, none missed.
+func TestE2E_Job_Periodic(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{coordinators: 3, agents: 1})
+	p := jobPool(t, c)
+	ctx := context.Background()
+	spec := fmt.Sprintf(`name: tick
+type: periodic
+periodic: {cron: "@every 2s"}
+task:
+  image: %s
+  command: ["-sleep", "100ms"]
+  resources: {cpu: 50m, memory: 16MiB}
+`, c.image)
+	if out, code := c.orch("job", "run", writeSpec(t, "tick.yaml", spec)); code != 0 {
+		t.Fatalf("job run: exit %d\n%s", code, out)
+	}
+	var id uuid.UUID
+	var created time.Time
+	if err := p.QueryRow(ctx, `SELECT id, created_at FROM jobs WHERE name = 'tick'`).Scan(&id, &created); err != nil {
+		t.Fatal(err)
+	}
+	launches := func() int {
+		var n int
+		_ = p.QueryRow(ctx, `SELECT count(*) FROM periodic_launches WHERE job_id = $1`, id).Scan(&n)
+		return n
+	}
+	c.eventually(60*time.Second, "15 launches (30 s)", func() bool { return launches() >= 15 })
+	if out, code := c.orch("job", "stop", "tick"); code != 0 {
+		t.Fatalf("job stop: exit %d\n%s", code, out)
+	}
+	var stopped time.Time
+	if err := p.QueryRow(ctx, `SELECT now()`).Scan(&stopped); err != nil {
+		t.Fatal(err)
+	}
+
+	// The ticks of the schedule from the job's creation to its stop.
+	cfg := queue.PeriodicConfig{Cron: "@every 2s", TimeZone: "UTC"}
+	sched, err := cfg.Schedule()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []time.Time
+	for tk := sched.Next(created); !tk.After(stopped); tk = sched.Next(tk) {
+		want = append(want, tk)
+	}
+	rows, err := p.Query(ctx, `SELECT l.tick, l.skipped, (SELECT count(*) FROM tasks t WHERE t.job_id = l.child_id)
+FROM periodic_launches l WHERE l.job_id = $1 ORDER BY l.tick`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []time.Time
+	for rows.Next() {
+		var tk time.Time
+		var skipped string
+		var tasks int
+		if err := rows.Scan(&tk, &skipped, &tasks); err != nil {
+			t.Fatal(err)
+		}
+		if skipped != "" || tasks != 1 {
+			t.Errorf("launch of %s: skipped %q, %d tasks; want launched with 1 task", tk.Format(time.TimeOnly), skipped, tasks)
+		}
+		got = append(got, tk.UTC())
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var instances int
+	if err := p.QueryRow(ctx, `SELECT count(*) FROM jobs WHERE parent_id = $1`, id).Scan(&instances); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d ticks from the job's creation to its stop, %d launches, %d instances", len(want), len(got), instances)
+	// The tick just before the stop may not have been reached yet.
+	if len(got) > len(want) || len(got) < len(want)-1 || instances != len(got) {
+		t.Fatalf("launches at %v\nwant one at each of %v (%d instances)", got, want, instances)
+	}
+	for i := range got {
+		if !got[i].Equal(want[i]) {
+			t.Fatalf("launch %d at %s, want %s: launches %v", i, got[i].Format(time.TimeOnly), want[i].Format(time.TimeOnly), got)
+		}
+	}
+}
+
+// batchSpec is a batch job of count tasks that run the workload with args.
+func batchSpec(image, name string, count int, args string, extra string) string {
+	return fmt.Sprintf(`name: %s
+type: batch
+count: %d
+task:
+  image: %s
+  command: [%s]
+  resources: {cpu: 50m, memory: 16MiB}
+%s`, name, count, image, args, extra)
+}
+
+// TestE2E_Job_Batch runs a batch job of 20 short tasks to complete, and
+// one whose task fails past max_restarts 1 to failed.
+func TestE2E_Job_Batch(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{coordinators: 1, agents: 2})
+	p := jobPool(t, c)
+	ctx := context.Background()
+
+	out, code := c.orch("job", "run", writeSpec(t, "crunch.yaml", batchSpec(c.image, "crunch", 20, `"-sleep", "300ms"`, "")))
+	if code != 0 || !strings.Contains(out, "job crunch: complete at version 1") {
+		t.Fatalf("job run of a batch of 20: exit %d\n%s", code, out)
+	}
+	var completed, indexes int
+	var status string
+	if err := p.QueryRow(ctx, `SELECT count(*) FILTER (WHERE t.state = 'completed'), count(DISTINCT t.job_index) FILTER (WHERE t.state = 'completed'),
+    (SELECT status FROM jobs WHERE name = 'crunch')
+FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE j.name = 'crunch'`).Scan(&completed, &indexes, &status); err != nil {
+		t.Fatal(err)
+	}
+	if completed != 20 || indexes != 20 || status != "complete" {
+		t.Fatalf("%d completed tasks at %d indexes, job %s; want 20 at 20, complete", completed, indexes, status)
+	}
+
+	out, code = c.orch("job", "run", writeSpec(t, "broken.yaml", batchSpec(c.image, "broken", 1, `"-exit", "1"`, "  max_restarts: 1\n")))
+	if code != 1 || !strings.Contains(out, "job broken failed: broken.0 failed after 1 restart") {
+		t.Fatalf("job run of a failing batch: exit %d, want 1\n%s", code, out)
+	}
+	t.Logf("failing batch: %s", lastLine(out))
+	st := jobStatus(t, c, "broken")
+	if st.Status != queue.JobFailed || len(st.Tasks) != 1 {
+		t.Fatalf("job broken: %s with %d tasks, want failed with 1", st.Status, len(st.Tasks))
+	}
+	if tk := st.Tasks[0]; tk.State != queue.Failed || tk.Restarts != 1 || tk.ExitCode == nil || *tk.ExitCode != 1 {
+		t.Fatalf("task of broken: %s after %d restarts (exit %v), want failed after 1 restart with exit code 1", tk.State, tk.Restarts, tk.ExitCode)
+	}
+}
+
+// jobTables are the tables a job lives in; jobTasks the tasks of jobs and
+// what hangs on them.
+var (
+	jobTables  = []string{"jobs", "job_versions", "deployments", "periodic_launches", "job_changes"}
+	taskTables = []string{"tasks", "task_events", "task_secrets", "node_ports"}
+)
+
+// jobDigest is the row count of every table of jobs and tasks, and a
+// checksum of the contents of the job tables and of the tasks of jobs.
+func jobDigest(t *testing.T, p *pgxpool.Pool) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, table := range append(slices.Clone(jobTables), taskTables...) {
+		var n int
+		var sum string
+		q := fmt.Sprintf(`SELECT count(*), COALESCE(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM %s x`, table)
+		if slices.Contains(taskTables, table) {
+			q = fmt.Sprintf(`SELECT count(*), '' FROM %s`, table)
+			if table == "tasks" {
+				q = `SELECT count(*), COALESCE(md5(string_agg(x::text, '|' ORDER BY x::text) FILTER (WHERE x.job_id IS NOT NULL)), '') FROM tasks x`
+			}
+		}
+		if err := p.QueryRow(context.Background(), q).Scan(&n, &sum); err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		out[table] = fmt.Sprintf("%d rows %s", n, sum)
+	}
+	return out
+}
+
+// TestE2E_Job_Plan plans a change of a running service, a new job and a
+// job that fits nowhere: each plan says what would happen and where, and
+// the database is the same afterwards, row for row.
+func TestE2E_Job_Plan(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{coordinators: 1, agents: 2})
+	p := jobPool(t, c)
+	ctx := context.Background()
+	svc := func(count int, version, memory string) string {
+		return fmt.Sprintf(`name: api
+count: %d
+task:
+  image: %s
+  command: ["-sleep", "forever"]
+  env: {VERSION: "%s"}
+  resources: {cpu: 50m, memory: %s}
+update: {min_healthy_time: 500ms, healthy_deadline: 20s, progress_deadline: 40s}
+`, count, c.image, version, memory)
+	}
+	if out, code := c.orch("job", "run", writeSpec(t, "api.yaml", svc(2, "1", "16MiB"))); code != 0 {
+		t.Fatalf("job run: exit %d\n%s", code, out)
+	}
+	// Settled: the job's last reconciliation saw every change of its tasks
+	// and asks for no other soon (the fallback is 30 s away).
+	c.eventually(30*time.Second, "the job to settle", func() bool {
+		var settled bool
+		err := p.QueryRow(ctx, `SELECT j.evaluated_seq = c.seq AND j.eval_at > now() + interval '20 seconds'
+FROM jobs j JOIN job_changes c ON c.job_id = j.id WHERE j.name = 'api'`).Scan(&settled)
+		return err == nil && settled
+	})
+	before := jobDigest(t, p)
+
+	out, code := c.orch("job", "plan", writeSpec(t, "api-v2.yaml", svc(3, "2", "16MiB")))
+	if code != 0 {
+		t.Fatalf("job plan: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"job api (service): version 1 → 2", "count: 2 → 3", `task.env.VERSION: "1" → "2"`,
+		"tasks: 1 to create, 0 to update in place, 2 to replace (destructive), 0 to stop, 0 unchanged", "api.2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan of api v2 lacks %q:\n%s", want, out)
+		}
+	}
+	var plan coordinator.JobPlanResult
+	c.orchJSON(&plan, "job", "plan", writeSpec(t, "new.yaml", systemSpec(c.image, "agents", "1")))
+	if plan.Exists || !plan.Changed || plan.Version != 1 || len(plan.Tasks) != 2 {
+		t.Fatalf("plan of a new system job: %+v, want 2 new tasks of version 1", plan)
+	}
+	for _, pt := range plan.Tasks {
+		if !slices.Contains(c.nodes, pt.Node) {
+			t.Errorf("plan of a new system job: task %s to node %q, want one of %v", pt.Name, pt.Node, c.nodes)
+		}
+	}
+	plan = coordinator.JobPlanResult{}
+	c.orchJSON(&plan, "job", "plan", writeSpec(t, "huge.yaml", svc(1, "1", "64GiB")))
+	if len(plan.Tasks) != 1 || plan.Tasks[0].Node != "" || !strings.Contains(plan.Tasks[0].Reason, "memory") {
+		t.Fatalf("plan of a job too big for any node: %+v, want its task unplaced for lack of memory", plan.Tasks)
+	}
+	t.Logf("unplaced: %s", plan.Tasks[0].Reason)
+
+	after := jobDigest(t, p)
+	for table, b := range before {
+		if after[table] != b {
+			t.Errorf("%s changed under job plan: %s before, %s after", table, b, after[table])
+		}
+	}
+}
+
+// TestE2E_Job_BadSpecs submits bad specs through the API and the CLI: each
+// is refused naming the field by its path (HTTP 400, exit 2), and nothing
+// is stored.
+func TestE2E_Job_BadSpecs(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{coordinators: 1, agents: 0})
+	p := jobPool(t, c)
+	base := func(extra string) string {
+		return `{"name": "bad", "task": {"image": "` + c.image + `"}` + extra + `}`
+	}
+	cases := []struct {
+		name, spec, field, err string
+	}{
+		{"unknown type", base(`, "type": "daemon"`), "type", `unknown job type "daemon"`},
+		{"negative count", base(`, "count": -1`), "count", "count -1 is outside 0..10000"},
+		{"invalid cron", base(`, "type": "periodic", "periodic": {"cron": "*/5 * *"}`), "periodic.cron", `"*/5 * *" is not a cron expression`},
+		{"missing image", `{"name": "bad", "task": {"command": ["x"]}}`, "task.image", "image is required"},
+		{"unknown field", base(`, "update": {"max_paralel": 2}`), "update.max_paralel", `unknown field "max_paralel"`},
+		{"periodic without cron", base(`, "type": "periodic"`), "periodic.cron", "a periodic job needs a cron schedule"},
+		{"max_parallel 0", base(`, "update": {"max_parallel": 0}`), "update.max_parallel", "max_parallel 0: at least one task must be replaced at a time"},
+		{"bad memory unit", `{"name": "bad", "task": {"image": "x", "resources": {"memory": "5XB"}}}`, "task.resources.memory", `unknown unit "XB"`},
+	}
+	for _, tc := range cases {
+		// The API.
+		resp, err := http.Post(c.addrs[0]+"/jobs", "application/json", strings.NewReader(tc.spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body coordinator.ErrorBody
+		derr := json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || derr != nil || body.Field != tc.field || !strings.Contains(body.Error, tc.err) {
+			t.Errorf("%s: POST /jobs answered %d %+v (%v), want 400 naming %s: %s", tc.name, resp.StatusCode, body, derr, tc.field, tc.err)
+		}
+		// The CLI, from a YAML file of the same spec (JSON is YAML).
+		stdout, stderr, code := orchSplit(t, c, "job", "run", writeSpec(t, "bad.yaml", tc.spec))
+		if code != 2 || !strings.Contains(stderr, tc.field+": "+tc.err) || stdout != "" {
+			t.Errorf("%s: orch job run exited %d, stderr %q, stdout %q; want exit 2 naming %s: %s", tc.name, code, stderr, stdout, tc.field, tc.err)
+		}
+		// And its dry run.
+		if _, stderr, code := orchSplit(t, c, "job", "plan", writeSpec(t, "bad.yaml", tc.spec)); code != 2 || !strings.Contains(stderr, tc.field+": ") {
+			t.Errorf("%s: orch job plan exited %d, stderr %q; want exit 2 naming %s", tc.name, code, stderr, tc.field)
+		}
+	}
+	for _, table := range jobTables {
+		var n int
+		if err := p.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil || n != 0 {
+			t.Errorf("%s holds %d rows (%v) after bad specs only, want none", table, n, err)
+		}
 	}
 }

@@ -317,3 +317,60 @@ ev AS (DELETE FROM task_events e USING doomed d WHERE e.task_id = d.id)
 DELETE FROM tasks t USING doomed d WHERE t.id = d.id`, image)
 	return translate(err, "deleting pending tasks")
 }
+
+// Progress is how far a group of tasks has come, by the database's clock.
+type Progress struct {
+	// Now is the database's clock when it was read.
+	Now time.Time
+	// Tasks is the group's size; Placed how many of them were placed,
+	// Running how many run and are meant to.
+	Tasks, Placed, Running int
+	// LastPlaced and LastStarted are the latest placement and start in
+	// the group (the Unix epoch: none yet).
+	LastPlaced, LastStarted time.Time
+	// Deployed counts the jobs whose deployment of the version succeeded,
+	// and LastDeployed is when the latest of them did; Outdated counts the
+	// jobs' live tasks of other versions (for JobsProgress only).
+	Deployed     int
+	LastDeployed time.Time
+	Outdated     int
+}
+
+const progressCols = `now(), count(*), count(t.scheduled_at),
+    count(*) FILTER (WHERE t.state = 'running' AND t.desired_state = 'running'),
+    COALESCE(max(t.scheduled_at), 'epoch'), COALESCE(max(t.started_at), 'epoch')`
+
+// TasksProgress reads how far the tasks ids have come.
+func (s *Store) TasksProgress(ctx context.Context, ids []uuid.UUID) (Progress, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	var p Progress
+	err := s.pool.QueryRow(ctx, `SELECT `+progressCols+` FROM tasks t WHERE t.id = ANY($1)`, ids).
+		Scan(&p.Now, &p.Tasks, &p.Placed, &p.Running, &p.LastPlaced, &p.LastStarted)
+	return p, translate(err, "reading progress")
+}
+
+// JobsProgress reads how far the tasks of version of the jobs ids have
+// come, how many of the jobs have deployed it, and how many tasks of other
+// versions still live.
+func (s *Store) JobsProgress(ctx context.Context, ids []uuid.UUID, version int) (Progress, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	var p Progress
+	err := s.pool.QueryRow(ctx, `SELECT `+progressCols+`,
+    (SELECT count(*) FROM deployments d WHERE d.job_id = ANY($1) AND d.version = $2 AND d.state = 'successful'),
+    (SELECT COALESCE(max(d.ended_at), 'epoch') FROM deployments d WHERE d.job_id = ANY($1) AND d.version = $2 AND d.state = 'successful'),
+    (SELECT count(*) FROM tasks o WHERE o.job_id = ANY($1) AND o.job_version <> $2 AND o.state NOT IN ('completed', 'failed', 'stopped'))
+FROM tasks t WHERE t.job_id = ANY($1) AND t.job_version = $2`, ids, version).
+		Scan(&p.Now, &p.Tasks, &p.Placed, &p.Running, &p.LastPlaced, &p.LastStarted, &p.Deployed, &p.LastDeployed, &p.Outdated)
+	return p, translate(err, "reading job progress")
+}
+
+// Now reads the database's clock, against which Progress is measured.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	var now time.Time
+	err := s.pool.QueryRow(ctx, `SELECT now()`).Scan(&now)
+	return now, translate(err, "reading the clock")
+}

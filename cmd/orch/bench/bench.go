@@ -46,7 +46,7 @@ type Options struct {
 	PGBenchClients int           // pgbench's clients (-c)
 	PGBenchTime    time.Duration // how long pgbench runs (-T)
 
-	Agents int // simulated agents for the placement, pipeline and drain phases
+	Agents int // simulated agents for the placement, pipeline, jobs and drain phases
 	// DrainTasks is the backlog of the drain phase, and the jobs River
 	// works in the peer-river phase.
 	DrainTasks int
@@ -64,6 +64,11 @@ type Options struct {
 	// MaxHeartbeatsPerSecond is the cluster's heartbeat limit while agents
 	// are idle, as the coordinators' (0: no limit).
 	MaxHeartbeatsPerSecond float64
+
+	// JobServices services of JobTasks tasks each run as jobs in the jobs
+	// phase (by Agents simulated agents), against as many plain tasks.
+	JobServices int
+	JobTasks    int
 
 	ProcessTasks int // short tasks run through the coordinator and agent processes
 	ProcessHeld  int // containers the agent process holds meanwhile
@@ -94,6 +99,7 @@ const (
 	phaseDrain     = "drain"
 	phasePlacement = "placement"
 	phasePipeline  = "pipeline"
+	phaseJobs      = "jobs"
 	phaseIdle      = "idle"
 	phaseProcesses = "processes"
 	phaseLatency   = "latency"
@@ -104,7 +110,7 @@ const (
 // Phases are the bench's phases in the order they run. The idle phase comes
 // last: its thousand agents leave a thousand (cordoned) nodes behind, which
 // every later scheduling pass would read.
-var Phases = []string{phasePgbench, phasePeerRiver, phaseDrain, phasePlacement, phasePipeline, phaseProcesses, phaseLatency, phaseDocker, phaseRetention, phaseIdle}
+var Phases = []string{phasePgbench, phasePeerRiver, phaseDrain, phasePlacement, phasePipeline, phaseJobs, phaseProcesses, phaseLatency, phaseDocker, phaseRetention, phaseIdle}
 
 // Defaults are the options of a full run, or with quick of a small one that
 // runs in about a minute.
@@ -120,6 +126,7 @@ func Defaults(quick bool) Options {
 		o.Agents, o.Tasks, o.DrainTasks = 10, 1000, 5000
 		o.LatencyAgents, o.LatencyTasks = []int{1, 10}, 30
 		o.IdleAgents, o.IdleWindow = []int{0, 50}, 3*time.Second
+		o.JobServices, o.JobTasks = 20, 10
 		o.ProcessTasks, o.ProcessHeld = 300, 20
 		o.DockerRuns = 3
 		o.RetentionTasks, o.RetentionWaiting, o.RetentionPasses = 20_000, 2_000, 10
@@ -129,6 +136,7 @@ func Defaults(quick bool) Options {
 	o.Agents, o.Tasks, o.DrainTasks = 100, 20000, 50000
 	o.LatencyAgents, o.LatencyTasks = []int{1, 10, 100}, 300
 	o.IdleAgents, o.IdleWindow = []int{0, 100, 1000}, 30*time.Second
+	o.JobServices, o.JobTasks = 1000, 10
 	o.ProcessTasks, o.ProcessHeld = 5000, 250
 	o.DockerRuns = 20
 	o.RetentionTasks, o.RetentionWaiting, o.RetentionPasses = 1_000_000, 20_000, 30
@@ -139,7 +147,7 @@ func Defaults(quick bool) Options {
 func (o *Options) check() error {
 	for name, v := range map[string]int{"agents": o.Agents, "tasks": o.Tasks, "latency-tasks": o.LatencyTasks,
 		"process-tasks": o.ProcessTasks, "process-held": o.ProcessHeld, "docker-runs": o.DockerRuns, "pgbench-scale": o.PGBenchScale, "pgbench-clients": o.PGBenchClients,
-		"drain-tasks": o.DrainTasks, "retention-tasks": o.RetentionTasks, "retention-waiting": o.RetentionWaiting, "retention-passes": o.RetentionPasses} {
+		"drain-tasks": o.DrainTasks, "job-services": o.JobServices, "job-tasks": o.JobTasks, "retention-tasks": o.RetentionTasks, "retention-waiting": o.RetentionWaiting, "retention-passes": o.RetentionPasses} {
 		if v < 1 {
 			return queue.Invalid(name, fmt.Sprintf("--%s must be at least 1", name), "")
 		}
@@ -244,6 +252,7 @@ func (b *bench) run(ctx context.Context) {
 		{phaseDrain, b.drain},
 		{phasePlacement, b.placement},
 		{phasePipeline, b.pipeline},
+		{phaseJobs, b.jobs},
 		{phaseProcesses, b.processes},
 		{phaseLatency, b.latency},
 		{phaseDocker, b.docker},

@@ -87,6 +87,18 @@ func TestBench_QuickRunWritesEveryFigure(t *testing.T) {
 			t.Errorf("%.2f write transactions and %.1f rows per task: too few to be real", p.WriteTxnsPerTask, p.RowsWrittenPerTask)
 		}
 	}
+	if j := r.Jobs; j == nil {
+		t.Error("no jobs figures")
+	} else {
+		check("placements/s through jobs", j.JobPlacementsPerSec)
+		check("placements/s of plain tasks", j.PlainPlacementsPerSec)
+		check("jobs ÷ plain", j.Ratio)
+		check("job run → all running", j.RunSec)
+		check("rolling update", j.UpdateSec)
+		if j.Services != 20 || j.Tasks != 200 {
+			t.Errorf("jobs phase: %d services, %d tasks; want --quick's 20 of 10", j.Services, j.Tasks)
+		}
+	}
 	if len(r.Latency) != 2 || r.Latency[0].Agents != 1 || r.Latency[1].Agents != 10 {
 		t.Errorf("latency for %+v, want 1 and 10 agents", r.Latency)
 	}
@@ -140,7 +152,7 @@ func TestBench_QuickRunWritesEveryFigure(t *testing.T) {
 			t.Errorf("target %q is in the JSON but not in the table", tg.Name)
 		}
 	}
-	for _, want := range []string{"pgbench", "placements/s", "tasks/s end to end", "create→claimed", "idle", "peak RSS", "docker run"} {
+	for _, want := range []string{"pgbench", "placements/s", "tasks/s end to end", "placements/s through jobs", "rolling update", "create→claimed", "idle", "peak RSS", "docker run"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("the table has no %q line", want)
 		}

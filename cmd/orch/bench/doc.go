@@ -65,6 +65,19 @@
 //     WAL bytes and WAL flushes, the share of HOT updates, and tasks/s × write
 //     transactions per task ÷ pgbench TPS (close to 1: orch uses about as many
 //     commits as pgbench gets from the machine).
+//   - jobs: the same simulated agents and an in-process coordinator (its API,
+//     scheduling passes and job loop). First --job-services × --job-tasks
+//     (1,000 × 10) plain tasks are created through the API by 16 clients and
+//     run, as the yardstick, then stopped. Then as many services of
+//     --job-tasks tasks each are submitted (job run, 16 clients): the time
+//     from the first job run to every task running, and placements/s through
+//     jobs (tasks ÷ time from the first job run to the last placement, by the
+//     database's clock) against the same figure for the plain tasks, as a
+//     ratio (the target is ≥ 0.8×: a job adds a reconciliation, not a
+//     second placement path). Last, a new version of every service and the
+//     time until the last deployment succeeds: a rolling update, 2 tasks of
+//     a service at a time, each new task counting as healthy once it runs.
+//     The services are purged afterwards.
 //   - processes: a coordinator and an agent (--runtime memory) running as
 //     processes of the binary under load: the agent first takes
 //     --process-held containers (250) that keep running, then

@@ -30,6 +30,7 @@ type Report struct {
 	Drain     *DrainResult     `json:"drain,omitempty"`
 	Placement *PlacementResult `json:"placement,omitempty"`
 	Pipeline  *PipelineResult  `json:"pipeline,omitempty"`
+	Jobs      *JobsResult      `json:"jobs,omitempty"`
 	Idle      []IdleResult     `json:"idle,omitempty"`
 	// RoundTripServerCPU is the server CPU, in microseconds, of one empty
 	// query: a yardstick for the idle figures on this machine.
@@ -349,6 +350,14 @@ func (r *Report) Print(w io.Writer) error {
 		if p.CommitShare > 0 {
 			row("  tasks/s × writes per task ÷ pgbench TPS", fmt.Sprintf("%.2f", p.CommitShare))
 		}
+	}
+	if j := r.Jobs; j != nil {
+		row(fmt.Sprintf("jobs: %d services × %d tasks (%d agents): job run of all → all running", j.Services, j.Tasks/max(j.Services, 1), j.Agents),
+			fmt.Sprintf("%.1f s", j.RunSec))
+		row(fmt.Sprintf("  placements/s through jobs; through %d plain API tasks", j.Tasks),
+			fmt.Sprintf("%.0f; %.0f", j.JobPlacementsPerSec, j.PlainPlacementsPerSec))
+		row("  jobs ÷ plain tasks (target ≥ 0.8×)", fmt.Sprintf("%.2f×", j.Ratio))
+		row(fmt.Sprintf("  rolling update of all %d services, max_parallel %d", j.Services, j.UpdateParallel), fmt.Sprintf("%.1f s", j.UpdateSec))
 	}
 	for _, l := range r.Latency {
 		row(fmt.Sprintf("create→claimed, %d agent(s), %d tasks at %.0f/s: p50 / p99 / max", l.Agents, l.Tasks, l.RatePerSec),
