@@ -243,7 +243,6 @@ func parseID(field, s string) (uuid.UUID, error) {
 	return id, nil
 }
 
-
 // kindOf names a Go type as the JSON a client should send.
 func kindOf(t reflect.Type) string {
 	for t.Kind() == reflect.Pointer {
