@@ -112,20 +112,54 @@ func (s *Server) Promote(ctx context.Context) error {
 	return nil
 }
 
-// Kill ends the server at once, as kill -9 of every one of its processes
-// (the postmaster and its backends are one process group) would: no
-// shutdown checkpoint, connections cut without a word. It works only on a
-// server this process started, and returns once the postmaster is gone.
+// Kill ends the server at once, as a crash of its machine would: every one
+// of its processes gets SIGKILL (kill -9), so there is no shutdown
+// checkpoint and no backend says goodbye to its client: connections are cut.
+// (Each backend is a process group of its own, hence one kill per process.)
+// It works only on a server this process started, and returns once the
+// postmaster is gone.
 func (s *Server) Kill() error {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return fmt.Errorf("pgserver: kill %s: not started by this process", s.dataDir)
 	}
-	if err := syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+	pid := s.cmd.Process.Pid
+	children := childrenOf(pid) // before the postmaster dies and they are reparented
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("pgserver: kill %s: %w", s.dataDir, err)
+	}
+	for _, c := range children {
+		_ = syscall.Kill(c, syscall.SIGKILL)
 	}
 	<-s.exited
 	s.cleanupSocketDir()
 	return nil
+}
+
+// childrenOf lists the processes whose parent is pid, from /proc.
+func childrenOf(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		st := string(b)
+		i := strings.LastIndexByte(st, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(st[i+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
 }
 
 // queryRow runs one query as the superuser on a connection of its own.
