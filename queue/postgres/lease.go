@@ -19,7 +19,7 @@ func (s *Store) NodeTasks(ctx context.Context, node uuid.UUID) ([]queue.Task, er
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	var tasks []queue.Task
-	err := retry(ctx, func(ctx context.Context) error {
+	err := s.retry(ctx, func(ctx context.Context) error {
 		rows, err := s.pool.Query(ctx, `SELECT `+taskCols+` FROM tasks t
 WHERE t.node_id = $1 AND t.state IN ('starting', 'running') ORDER BY t.id`, node)
 		if err != nil {

@@ -39,7 +39,7 @@ func (s *Store) ListNodes(ctx context.Context) ([]queue.Node, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	var nodes []queue.Node
-	err := retry(ctx, func(ctx context.Context) error {
+	err := s.retry(ctx, func(ctx context.Context) error {
 		rows, err := s.pool.Query(ctx, nodeListSQL+` ORDER BY n.name`)
 		if err != nil {
 			return err
@@ -64,7 +64,7 @@ func (s *Store) GetNode(ctx context.Context, idOrName string) (queue.Node, error
 	defer cancel()
 	var live int
 	var n queue.Node
-	err := retry(ctx, func(ctx context.Context) (err error) {
+	err := s.retry(ctx, func(ctx context.Context) (err error) {
 		if id, perr := uuid.Parse(idOrName); perr == nil {
 			n, err = scanNode(s.pool.QueryRow(ctx, nodeListSQL+` WHERE n.id = $1`, id), &live)
 		} else {

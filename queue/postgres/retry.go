@@ -79,12 +79,17 @@ func uniqueViolation(err error) bool {
 
 // retry runs fn, and again with backoff for as long as it fails only because
 // the database is away (transient) and ctx has time left. fn must be safe
-// to repeat: a read, or an idempotent write.
-func retry(ctx context.Context, fn func(context.Context) error) error {
+// to repeat: a read, or an idempotent write. Every such failure is noted
+// (LastAway), also when a later try succeeds.
+func (s *Store) retry(ctx context.Context, fn func(context.Context) error) error {
 	wait := retryBackoff
 	for {
 		err := fn(ctx)
-		if err == nil || !transient(err) || ctx.Err() != nil {
+		if err == nil || !transient(err) {
+			return err
+		}
+		s.lastAway.Store(time.Now().UnixNano())
+		if ctx.Err() != nil {
 			return err
 		}
 		select {
@@ -94,4 +99,17 @@ func retry(ctx context.Context, fn func(context.Context) error) error {
 		}
 		wait = min(2*wait, retryBackoffMax)
 	}
+}
+
+// LastAway is when a call of this store last failed because the database
+// was away, zero if never; a call the store retried until it went through
+// counts. A caller that must not judge others by a silence the database
+// caused (the coordinators' node sweeper) counts from here, since a retried
+// call hides the outage from it.
+func (s *Store) LastAway() time.Time {
+	ns := s.lastAway.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -17,6 +18,9 @@ type Store struct {
 	pool   *pgxpool.Pool
 	obs    observability // settings of the stats writers (stats.go)
 	pooler Pooler        // what stands between the store and PostgreSQL (pooler.go)
+	// lastAway is when a call last failed because the database was away,
+	// in Unix nanoseconds (retry.go).
+	lastAway atomic.Int64
 }
 
 // Open connects to the database at url, directly (see OpenWith for a
@@ -101,7 +105,7 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	races := 0
-	return retry(ctx, func(ctx context.Context) error {
+	return s.retry(ctx, func(ctx context.Context) error {
 		for {
 			committing, err := s.tryTx(ctx, fn)
 			if err != nil && committing && !pgconn.SafeToRetry(err) {

@@ -60,7 +60,7 @@ func (s *Store) CreateTask(ctx context.Context, id uuid.UUID, spec queue.TaskSpe
 	}
 	var t queue.Task
 	mayHaveCommitted := false
-	err = retry(ctx, func(ctx context.Context) error {
+	err = s.retry(ctx, func(ctx context.Context) error {
 		var err error
 		t, err = scanTask(s.pool.QueryRow(ctx, q, args...))
 		if err != nil && mayHaveCommitted && uniqueViolation(err) {
@@ -216,7 +216,7 @@ func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (queue.Task, error) {
 	defer cancel()
 	q := `SELECT ` + taskCols + `, COALESCE(n.name, '') FROM tasks t LEFT JOIN nodes n ON n.id = t.node_id WHERE t.id = $1`
 	var t queue.Task
-	err := retry(ctx, func(ctx context.Context) (err error) {
+	err := s.retry(ctx, func(ctx context.Context) (err error) {
 		t, err = scanTaskWithNode(s.pool.QueryRow(ctx, q, id))
 		return err
 	})
@@ -262,7 +262,7 @@ func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]queue.Task, erro
 	}
 	q += fmt.Sprintf(" ORDER BY t.created_at DESC, t.id LIMIT $%d", len(args))
 	var tasks []queue.Task
-	err := retry(ctx, func(ctx context.Context) error {
+	err := s.retry(ctx, func(ctx context.Context) error {
 		rows, err := s.pool.Query(ctx, q, args...)
 		if err != nil {
 			return err
