@@ -3,14 +3,11 @@ package coordinator
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
@@ -70,38 +67,5 @@ func TestAPI_CreatePlacesAtOnceWithoutNotify(t *testing.T) {
 	case ch := <-heard:
 		t.Errorf("the API's create notified %q: every listening agent's connection is woken by a NOTIFY", ch)
 	case <-time.After(300 * time.Millisecond):
-	}
-}
-
-func TestAPI_CreateTask_SameIDAgainIsTheSameTask_AnotherSpecConflicts(t *testing.T) {
-	t.Parallel()
-	r := newAPIRig(t)
-	cl, err := NewClient(r.srv.URL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	id := uuid.Must(uuid.NewV7())
-	req := TaskRequest{ID: id.String(), Name: "again", Image: "workload:test", Command: []string{"-sleep", "1s"}}
-	first, err := cl.CreateTask(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The answer was lost, say: the client sends the same create again.
-	again, err := cl.CreateTask(ctx, req)
-	if err != nil {
-		t.Fatalf("the same create again: %v", err)
-	}
-	if again.ID != id || first.ID != id || !again.CreatedAt.Equal(first.CreatedAt) {
-		t.Errorf("created %s at %v, then %s at %v; want one task %s", first.ID, first.CreatedAt, again.ID, again.CreatedAt, id)
-	}
-	other := req
-	other.Command = []string{"-sleep", "2s"}
-	if _, err := cl.CreateTask(ctx, other); !errors.Is(err, queue.ErrConflict) {
-		t.Errorf("another task with the same id: %v, want a conflict (409)", err)
-	}
-	tasks, err := r.store.ListTasks(ctx, postgres.TaskFilter{})
-	if err != nil || len(tasks) != 1 {
-		t.Errorf("tasks after three creates of one id: %d (%v), want 1", len(tasks), err)
 	}
 }

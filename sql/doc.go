@@ -72,10 +72,6 @@
 //	    a pending task's place in the scheduling queue, moved back each time
 //	    no node fits it; a restart in backoff is queued where its wait ends
 //	created_at, updated_at, scheduled_at, started_at, finished_at
-//	create_digest
-//	    sha256 of the spec the task was created from, secret values left
-//	    out: a create of the same id and digest is the same create, and
-//	    answers with the task (NULL for a job's tasks)
 //
 // task_events: append-only history, one row per state change, written in the
 // same transaction as the change: id bigserial, task_id, at, from_state,

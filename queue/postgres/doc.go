@@ -260,10 +260,11 @@
 //     agent's next write or beat, the next scheduling pass or sweep, both
 //     idempotent) takes over. An API call made during the switch so waits
 //     for the new primary and answers as usual;
-//   - a create is idempotent: a task created again with the same id and
-//     spec is the same task (its digest is kept in create_digest), so the
-//     store, and any client that chose the id, may repeat a create whose
-//     answer was lost, and a task is never created twice;
+//   - a create is idempotent: the store fixes a task's id before its first
+//     try, and a try that finds the id taken by a task of the same spec
+//     (queue.Task.SameSpec) takes it as its own; a client that chose the
+//     id may so send a create whose answer it lost again (SubmitTask, and
+//     the API's POST /tasks), and a task is never created twice;
 //   - no node is declared down because the database was away. While it was,
 //     no agent could heartbeat. A coordinator marks nodes down only after it
 //     has itself been in touch with the database for a whole node-down
