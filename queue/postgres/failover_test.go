@@ -226,5 +226,9 @@ func TestStore_CreateTask_RidesOutFailover(t *testing.T) {
 			t.Errorf("task %s, acknowledged, after the failover: %v", id, err)
 		}
 	}
+	// A create repeated after a lost answer made no second task.
+	if all, err := s.ListTasks(ctx, TaskFilter{}); err != nil || len(all) != len(accepted) {
+		t.Errorf("tasks after the failover: %d (%v), want the %d acknowledged", len(all), err, len(accepted))
+	}
 	t.Logf("%d creates acknowledged, %d of them before the kill", len(accepted), before)
 }
