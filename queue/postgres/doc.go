@@ -287,7 +287,7 @@
 // task acknowledged before or during the switch exists afterwards and ran
 // once, no node was declared down, every process still runs, and no create
 // failed, nor did a client have to send one again: the slowest took 7.7 to
-// 8.2 s in five runs, the time the standby took to be promoted.
+// 8.2 s in six runs, the time the standby took to be promoted.
 // Before the store retried, the same test saw creates fail for the whole
 // switch (1,000 errors in the seven seconds).
 //
