@@ -34,7 +34,10 @@ func (c *Coordinator) sweepInterval() time.Duration {
 // A replica declares nodes down only once it has itself been in touch with
 // the database for a whole timeout: if the database was unreachable, the
 // agents could not heartbeat either, and their silence says nothing about
-// them. (The store adds the same rule for a database server that restarted.)
+// them. Any call of the replica's store that found the database away counts,
+// also one the store retried until it went through (Store.LastAway). (The
+// store adds the same rule for a database server that restarted or a
+// standby that was promoted.)
 func (c *Coordinator) sweepLoop(ctx context.Context) {
 	var connectedSince time.Time
 	t := time.NewTicker(c.sweepInterval())
@@ -43,6 +46,9 @@ func (c *Coordinator) sweepLoop(ctx context.Context) {
 		now := time.Now()
 		if connectedSince.IsZero() {
 			connectedSince = now
+		}
+		if away := c.store.LastAway(); away.After(connectedSince) {
+			connectedSince = away
 		}
 		mayMarkDown := now.Sub(connectedSince) >= c.opts.NodeDownTimeout
 		if err := c.Sweep(ctx, mayMarkDown); err != nil {

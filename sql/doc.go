@@ -132,6 +132,13 @@
 // clock, and when it was brought forward (counted_at); a count adds the
 // tasks finished since. /metrics reads it instead of the whole table.
 //
+// db_epochs: started_at, timeline, seen_at: each life of the primary (its
+// postmaster's start time and its WAL timeline, which a promotion bumps) and
+// when a coordinator's sweep first saw it. orch_db_back_since() returns when
+// the current one was first seen: nodes are not declared down until a
+// timeout after that, since no agent could heartbeat while the database was
+// away (package queue/postgres, Failover).
+//
 // Finished tasks are deleted, with their events, logs, usage, stats and
 // secrets, once they are older than the coordinators' --retention (7 days).
 //
@@ -143,7 +150,9 @@
 // Plain SQL for reports. These views are a public interface: their names,
 // columns and meaning only grow, and a migration that changes or drops a
 // column is a breaking change (00004_observability.sql defines them). They
-// run as their owner, so a reporting role needs only SELECT on them.
+// run as their owner, so a reporting role needs only SELECT on them. They
+// only read, so they work on a hot standby too: report users may read a
+// replica and leave the primary to the cluster (tested on a real standby).
 //
 //	report_task_counts      one row per node and state
 //	    node ('-' for none: pending tasks, and ended ones that never ran), state, tasks

@@ -36,7 +36,7 @@ func newAgentCmd() *cobra.Command {
 			return runAgent(cmd.Context(), cfg)
 		},
 	}
-	cmd.Flags().String(config.KeyDatabaseURL, "", "PostgreSQL URL (env ORCH_DATABASE_URL)")
+	cmd.Flags().String(config.KeyDatabaseURL, "", databaseURLHelp)
 	agentFlags(cmd, "")
 	runtimeFlag(cmd)
 	secretsKeyFlag(cmd)

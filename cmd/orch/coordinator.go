@@ -67,7 +67,7 @@ func newCoordinatorCmd() *cobra.Command {
 			return runCoordinator(cmd.Context(), cfg, nil)
 		},
 	}
-	cmd.Flags().String(config.KeyDatabaseURL, "", "PostgreSQL URL (env ORCH_DATABASE_URL)")
+	cmd.Flags().String(config.KeyDatabaseURL, "", databaseURLHelp)
 	coordinatorFlags(cmd)
 	secretsKeyFlag(cmd)
 	statsRetentionFlag(cmd)
@@ -133,7 +133,7 @@ func runCoordinator(ctx context.Context, cfg config.Coordinator, ready func(net.
 
 func newMigrateCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "migrate", Short: "Apply or inspect the database schema"}
-	cmd.PersistentFlags().String(config.KeyDatabaseURL, "", "PostgreSQL URL (env ORCH_DATABASE_URL)")
+	cmd.PersistentFlags().String(config.KeyDatabaseURL, "", databaseURLHelp)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "up",
 		Short: "Apply every pending migration",

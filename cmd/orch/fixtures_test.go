@@ -210,7 +210,7 @@ func (c *cluster) shutdown() {
 	// Agents leave containers running when they stop (a restarted agent
 	// adopts them); a test's cluster is gone for good, so remove them.
 	ctx := context.Background()
-	if c.store != nil {
+	if c.store != nil && c.docker != nil { // nil: agents on the memory runtime
 		nodes, _ := c.store.ListNodes(ctx)
 		for _, n := range nodes {
 			if _, err := dockertest.CleanupContainers(ctx, c.docker, map[string]string{agent.LabelNode: n.ID.String()}); err != nil {

@@ -92,3 +92,8 @@ func requireDB(url string) error {
 	}
 	return nil
 }
+
+// databaseURLHelp is the help of every --database-url that reaches the
+// schema: a URL may list every member of a primary and its standbys, so the
+// process follows a failover (go doc ./queue/postgres, Failover).
+const databaseURLHelp = "PostgreSQL URL; for a standby that may be promoted list every host, e.g. postgres://orch@db1,db2/orch?target_session_attrs=read-write (env ORCH_DATABASE_URL)"

@@ -223,4 +223,141 @@
 // the per-pass work (the node snapshot, the round trips); with several
 // replicas, a replica that finds a node being filled by another skips it and
 // re-plans, so a share of placements is retried by a later pass.
+//
+// # Failover: a standby, a failover manager, and a URL with every host
+//
+// PostgreSQL is orch's only truth, so a production cluster runs it as a
+// primary with a streaming standby and a failover manager that promotes the
+// standby when the primary dies. orch needs no part in the promotion; what
+// it does is ride it out.
+//
+// Every command that takes --database-url (orch coordinator, agent, migrate,
+// node token, dev, bench; ORCH_DATABASE_URL) accepts a multi-host URL, in
+// either of libpq's forms:
+//
+//	postgres://orch:…@db1:5432,db2:5432/orch?target_session_attrs=read-write
+//	host=db1,db2 port=5432,5432 dbname=orch user=orch target_session_attrs=read-write
+//
+// A new connection tries the hosts in order and keeps the first that accepts
+// writes: a dead primary refuses, a standby is turned down while it is
+// read-only, and the promoted one is taken. orch node token keeps every host
+// and target_session_attrs in the URL it prints for an agent. A virtual IP
+// or HAProxy in front of the members (checking Patroni's REST API, /primary)
+// works as well: then the URL names that one address.
+//
+// When the primary dies, every orch process carries on, without a restart:
+//
+//   - pgxpool drops the broken connections and dials again, with the URL's
+//     hosts, at the next use; the LISTEN connections reconnect with backoff
+//     and callers poll meanwhile (Listen);
+//   - the store repeats what failed only because the database was away —
+//     broken or refused connections, SQLSTATE 25006 (read-only: a standby
+//     or a demoted primary), 57P01–57P03 — with backoff, within the call's
+//     deadline (DefaultCallTimeout, 30 s), when that is safe: reads, a
+//     transaction that failed before its COMMIT was sent (it did not
+//     commit), and creates, which are idempotent (below); a COMMIT whose
+//     answer was lost is not repeated, and the caller's own retry (the
+//     agent's next write or beat, the next scheduling pass or sweep, both
+//     idempotent) takes over. An API call made during the switch so waits
+//     for the new primary and answers as usual;
+//   - a create is idempotent: the store fixes a task's id before its first
+//     try, and a try that finds the id taken by a task of the same spec
+//     (queue.Task.SameSpec) takes it as its own; a client that chose the
+//     id may so send a create whose answer it lost again (SubmitTask, and
+//     the API's POST /tasks), and a task is never created twice;
+//   - no node is declared down because the database was away. While it was,
+//     no agent could heartbeat. A coordinator marks nodes down only after it
+//     has itself been in touch with the database for a whole node-down
+//     timeout (package coordinator), and the statement that marks them
+//     counts the timeout from the database's return, not only from the
+//     nodes' last heartbeats: orch_db_back_since() is the server's start or
+//     the first sweep on a promoted standby (a promoted standby's
+//     pg_postmaster_start_time is its own start, often days before the
+//     promotion; db_epochs in package sql);
+//   - agents keep their containers running: losing the database is not a
+//     reason to stop work (a task that asked for it with
+//     stop_after_disconnect is stopped after that long, as in any outage).
+//
+// The fault test (cmd/orch, TestCoordinatorAndAgents_PrimaryKilledStandbyPromoted_NothingLostNothingDown)
+// does it for real: a primary and a synchronous standby made with the
+// host's initdb and pg_basebackup (pgserver.StartStandby), two coordinators
+// and four agents on the multi-host URL, 500 tasks running and creates
+// flowing through the API, kill -9 of every process of the primary, and
+// pg_ctl promote seven seconds later, past the node-down timeout. Every
+// task acknowledged before or during the switch exists afterwards and ran
+// once, no node was declared down, every process still runs, and no create
+// failed, nor did a client have to send one again: the slowest took 7.7 to
+// 8.2 s in six runs, the time the standby took to be promoted.
+// Before the store retried, the same test saw creates fail for the whole
+// switch (1,000 errors in the seven seconds).
+//
+// # Synchronous replication with Patroni and etcd
+//
+// The deployment orch documents is Patroni (Debian: patroni) with an etcd
+// cluster (etcd-server) of three members as its consensus store, one
+// PostgreSQL per Patroni member, and synchronous replication, because an
+// accepted task (HTTP 201) must never be lost: with synchronous_commit = on
+// and a synchronous standby, a COMMIT returns only once the standby has the
+// WAL on disk, so whatever orch acknowledged survives the primary. The
+// settings, in Patroni's dynamic configuration (patronictl edit-config):
+//
+//	synchronous_mode: true
+//	    Patroni manages synchronous_standby_names and promotes only the
+//	    synchronous standby, so no acknowledged commit is lost in a
+//	    failover. With one standby, a primary whose standby is gone waits
+//	    for none (writes go on, unprotected) until it is back;
+//	synchronous_mode_strict: true
+//	    instead refuses to commit without a synchronous standby: orch's
+//	    calls then wait and fail after their deadline. Choose it when losing
+//	    an accepted task is worse than stopping; with three members (two
+//	    standbys) neither costs availability when one machine fails;
+//	maximum_lag_on_failover: 1048576
+//	    the most WAL (bytes) a standby may be behind to be promoted: with
+//	    synchronous_mode the synchronous standby is never behind on what was
+//	    acknowledged; it matters for asynchronous replication (below);
+//	ttl: 20, loop_wait: 5, retry_timeout: 5
+//	    a dead primary's leader key expires after ttl and a standby is
+//	    promoted within about a loop after: a failover takes ttl + loop_wait
+//	    at worst. Patroni's defaults (30, 10, 10) give up to 40 s, longer
+//	    than an orch call's 30 s deadline, so API calls made right after the
+//	    primary died would fail; 20/5/5 (loop_wait + 2 × retry_timeout ≤
+//	    ttl) keeps a failover inside it. orch's node-down timeout needs no
+//	    change for the failover's sake: it counts from the database's
+//	    return;
+//	postgresql.parameters: synchronous_commit: "on", hot_standby: "on",
+//	    hot_standby_feedback: "on", wal_log_hints: "on"
+//	    (with postgresql.use_pg_rewind: true, the old primary rejoins as a
+//	    standby; hot_standby_feedback keeps long report queries on a standby
+//	    from being cancelled by vacuum on the primary). remote_apply instead
+//	    of on makes every acknowledged write visible on the synchronous
+//	    standby at once, for readers of a replica, at the price of a replay
+//	    in every commit's wait.
+//
+// orch's own settings stay as they are: give every orch process the URL
+// with all members and target_session_attrs=read-write.
+//
+// # Asynchronous replication
+//
+// Without a synchronous standby a COMMIT returns before any standby has the
+// WAL, and a promotion loses what the standby had not received yet (at most
+// maximum_lag_on_failover). For orch that means, for the last moments
+// before the failure: a create that was acknowledged may be gone (breaking
+// "an accepted task is never lost"; a client that chose the id and creates
+// again gets it back); a claim, a start or an exit an agent recorded may be
+// undone, so the database shows a task in an earlier state than its
+// container is in (orch has no test of this case yet); a placement may be
+// undone and is redone by the next pass. Nodes are not declared down either
+// way. Asynchronous replication suits a cluster that
+// can resubmit its recent work; otherwise use synchronous_mode.
+//
+// # Reading reports from a replica
+//
+// The report_* views (package sql) only read, so a hot standby serves them:
+// point report users at a standby (its own host, or
+// target_session_attrs=standby / prefer-standby in a multi-host URL) and
+// keep their queries off the primary. A standby lags the primary by its
+// replay delay (nothing with remote_apply); a query that runs long on a
+// standby may be cancelled by replay (max_standby_streaming_delay) unless
+// hot_standby_feedback is on. Coordinators, agents and orch migrate need the
+// primary: they write.
 package postgres

@@ -18,12 +18,16 @@ import (
 func (s *Store) NodeTasks(ctx context.Context, node uuid.UUID) ([]queue.Task, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT `+taskCols+` FROM tasks t
+	var tasks []queue.Task
+	err := s.retry(ctx, func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, `SELECT `+taskCols+` FROM tasks t
 WHERE t.node_id = $1 AND t.state IN ('starting', 'running') ORDER BY t.id`, node)
-	if err != nil {
-		return nil, translate(err, "reading node tasks")
-	}
-	tasks, err := collectTasks(rows, false)
+		if err != nil {
+			return err
+		}
+		tasks, err = collectTasks(rows, false)
+		return err
+	})
 	if err != nil {
 		return nil, translate(err, "reading node tasks")
 	}

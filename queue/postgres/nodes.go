@@ -38,15 +38,19 @@ const nodeListSQL = `SELECT ` + nodeCols + `, COALESCE(r.live_tasks, 0) FROM nod
 func (s *Store) ListNodes(ctx context.Context) ([]queue.Node, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, nodeListSQL+` ORDER BY n.name`)
-	if err != nil {
-		return nil, translate(err, "listing nodes")
-	}
-	nodes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (queue.Node, error) {
-		var live int
-		n, err := scanNode(r, &live)
-		n.LiveTasks = live
-		return n, err
+	var nodes []queue.Node
+	err := s.retry(ctx, func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, nodeListSQL+` ORDER BY n.name`)
+		if err != nil {
+			return err
+		}
+		nodes, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (queue.Node, error) {
+			var live int
+			n, err := scanNode(r, &live)
+			n.LiveTasks = live
+			return n, err
+		})
+		return err
 	})
 	if err != nil {
 		return nil, translate(err, "listing nodes")
@@ -60,12 +64,14 @@ func (s *Store) GetNode(ctx context.Context, idOrName string) (queue.Node, error
 	defer cancel()
 	var live int
 	var n queue.Node
-	var err error
-	if id, perr := uuid.Parse(idOrName); perr == nil {
-		n, err = scanNode(s.pool.QueryRow(ctx, nodeListSQL+` WHERE n.id = $1`, id), &live)
-	} else {
-		n, err = scanNode(s.pool.QueryRow(ctx, nodeListSQL+` WHERE n.name = $1`, idOrName), &live)
-	}
+	err := s.retry(ctx, func(ctx context.Context) (err error) {
+		if id, perr := uuid.Parse(idOrName); perr == nil {
+			n, err = scanNode(s.pool.QueryRow(ctx, nodeListSQL+` WHERE n.id = $1`, id), &live)
+		} else {
+			n, err = scanNode(s.pool.QueryRow(ctx, nodeListSQL+` WHERE n.name = $1`, idOrName), &live)
+		}
+		return err
+	})
 	if err != nil {
 		return queue.Node{}, translate(err, fmt.Sprintf("node %q", idOrName))
 	}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -124,7 +126,9 @@ func (s *Store) DropAgentRole(ctx context.Context, node string) error {
 	})
 }
 
-// urlFor is this store's database URL with another user and password.
+// urlFor is this store's database URL with another user and password. It
+// keeps every host of a multi-host URL and its target_session_attrs, so an
+// agent given the URL follows a failover as the store does.
 func (s *Store) urlFor(user, password string) string {
 	cfg := s.pool.Config().ConnConfig
 	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Path: "/" + cfg.Database}
@@ -133,11 +137,26 @@ func (s *Store) urlFor(user, password string) string {
 		q.Set("host", cfg.Host)
 		q.Set("port", strconv.Itoa(int(cfg.Port)))
 	} else {
-		u.Host = net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
+		hosts := []string{net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))}
+		// pgx lists each host once more per TLS mode it may try
+		// (sslmode=prefer): once each is enough.
+		for _, f := range cfg.Fallbacks {
+			if h := net.JoinHostPort(f.Host, strconv.Itoa(int(f.Port))); !slices.Contains(hosts, h) {
+				hosts = append(hosts, h)
+			}
+		}
+		u.Host = strings.Join(hosts, ",")
 	}
 	if cfg.TLSConfig == nil {
 		q.Set("sslmode", "disable")
 	}
+	if m := targetSessionAttrs.FindStringSubmatch(s.pool.Config().ConnString()); m != nil {
+		q.Set("target_session_attrs", m[1])
+	}
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// targetSessionAttrs finds the setting in a URL or a key=value string
+// (pgx turns it into a function, which cannot be printed back).
+var targetSessionAttrs = regexp.MustCompile(`target_session_attrs\s*=\s*'?([a-z-]+)`)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -338,5 +339,38 @@ func TestAgentRoles_PrivilegedLabelOnlyWhenTheAdminAllows(t *testing.T) {
 	n, err := admin.RegisterNode(ctx, queue.NodeRegistration{Name: "owner-" + suffix, Capacity: cap, AllowPrivileged: true})
 	if err != nil || n.Labels[queue.LabelAllowPrivileged] != "true" {
 		t.Errorf("the owner's agent asking for privileges: %v, %v", n.Labels, err)
+	}
+}
+
+func TestStore_CreateAgentRole_URLKeepsEveryHostAndTargetSessionAttrs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	u, err := url.Parse(newURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second host that answers nothing: a standby's place in the list.
+	u.Host += ",127.0.0.1:1"
+	q := u.Query()
+	q.Set("target_session_attrs", "read-write")
+	u.RawQuery = q.Encode()
+	admin := openStore(t, u.String())
+	node := "multi-" + strings.ToLower(uuid.NewString()[:8])
+	role, err := admin.CreateAgentRole(ctx, node, AgentRoleLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.DropAgentRole(context.Background(), node) })
+	got, err := url.Parse(role.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(u.Host, ",")
+	if got.Host != first+",127.0.0.1:1" || got.Query().Get("target_session_attrs") != "read-write" {
+		t.Errorf("agent URL hosts %q, target_session_attrs %q; want %q and read-write", got.Host, got.Query().Get("target_session_attrs"), u.Host)
+	}
+	s := openStore(t, role.DatabaseURL)
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("the agent's URL: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -17,6 +18,9 @@ type Store struct {
 	pool   *pgxpool.Pool
 	obs    observability // settings of the stats writers (stats.go)
 	pooler Pooler        // what stands between the store and PostgreSQL (pooler.go)
+	// lastAway is when a call last failed because the database was away,
+	// in Unix nanoseconds (retry.go).
+	lastAway atomic.Int64
 }
 
 // Open connects to the database at url, directly (see OpenWith for a
@@ -94,14 +98,46 @@ func retryable(err error) bool {
 }
 
 // inTx runs fn in a transaction, retrying when Postgres aborted it only
-// because of a race (serialization failure or deadlock).
+// because of a race (serialization failure or deadlock), and, within the
+// call's deadline, when the database was away before the transaction asked
+// to commit (retry.go): such a transaction did not commit, whatever fn did.
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	for attempt := 0; ; attempt++ {
-		err := pgx.BeginFunc(ctx, s.pool, fn)
-		if err == nil || !retryable(err) || attempt >= 5 {
-			return err
+	races := 0
+	return s.retry(ctx, func(ctx context.Context) error {
+		for {
+			committing, err := s.tryTx(ctx, fn)
+			if err != nil && committing && !pgconn.SafeToRetry(err) {
+				// The COMMIT may have gone through: not ours to repeat.
+				return commitUnknown{err}
+			}
+			if err == nil || !retryable(err) || races >= 5 {
+				return err
+			}
+			races++
 		}
-	}
+	})
 }
+
+// tryTx runs fn in one transaction and commits it; committing says the
+// error, if any, came from the COMMIT.
+func (s *Store) tryTx(ctx context.Context, fn func(pgx.Tx) error) (committing bool, err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = tx.Rollback(ctx) }() // a no-op once committed
+	if err := fn(tx); err != nil {
+		return false, err
+	}
+	return true, tx.Commit(ctx)
+}
+
+// commitUnknown is an error from a COMMIT whose outcome is unknown: the
+// connection broke after it was sent. It unwraps to the cause but is not
+// transient, so retry does not repeat it.
+type commitUnknown struct{ err error }
+
+func (a commitUnknown) Error() string { return "commit outcome unknown: " + a.err.Error() }
+func (a commitUnknown) Unwrap() error { return a.err }

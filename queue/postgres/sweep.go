@@ -16,16 +16,20 @@ import (
 // 00008_heartbeat_policy.sql). It is idempotent (a down node is left alone), so any
 // number of coordinator replicas may run it at once.
 //
-// The second condition keeps a restart of PostgreSQL itself from looking
-// like the death of every node: while the server was down no agent could
-// heartbeat, so for a timeout after the server (re)started no node is
-// declared down — the agents get that long to reconnect.
+// The second condition keeps an absence of PostgreSQL itself from looking
+// like the death of every node: while the server was down, or while the
+// cluster failed over to a standby, no agent could heartbeat, so for a
+// timeout after the database came back no node is declared down — the
+// agents get that long to reconnect. orch_db_back_since() is that moment:
+// the server's start, or the first sweep on a promoted standby (whose own
+// start time may be days before the failover; 00045_database_epochs.sql).
 const markDownSQL = `
-WITH n AS (
+WITH back AS MATERIALIZED (SELECT orch_db_back_since() AS since), n AS (
     UPDATE nodes n SET state = 'down', state_changed_at = now(), updated_at = now()
+    FROM back
     WHERE n.state <> 'down'
       AND n.last_heartbeat < now() - node_silence_allowed(n.heartbeat_interval_ms, $1::float8)
-      AND pg_postmaster_start_time() < now() - node_silence_allowed(n.heartbeat_interval_ms, $1::float8)
+      AND back.since < now() - node_silence_allowed(n.heartbeat_interval_ms, $1::float8)
     RETURNING n.*
 ) SELECT ` + nodeCols + ` FROM n` + nodeJoin
 

@@ -38,6 +38,12 @@ type CreateOpts struct {
 // spec must have been validated; the id may be preset (the seed's API lets
 // clients choose it) or uuid.Nil for a fresh one. opts may be left out, which
 // is what most callers do.
+//
+// A create that failed because the database was away (a failover, a
+// restart) is tried again within the call's deadline (retry.go). The id is
+// fixed before the first try, so a try that committed although its answer
+// was lost is found by the next one: its task, created with this spec
+// (queue.Task.SameSpec), is the answer, and no second task is made.
 func (s *Store) CreateTask(ctx context.Context, id uuid.UUID, spec queue.TaskSpec, opts ...CreateOpts) (queue.Task, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
@@ -45,11 +51,26 @@ func (s *Store) CreateTask(ctx context.Context, id uuid.UUID, spec queue.TaskSpe
 	if len(opts) > 0 {
 		o = opts[0]
 	}
+	if id == uuid.Nil {
+		id = uuid.Must(uuid.NewV7())
+	}
 	q, args, err := insertTask(newTask{ID: id, Spec: spec, Sealed: o.SealedSecrets})
 	if err != nil {
 		return queue.Task{}, err
 	}
-	t, err := scanTask(s.pool.QueryRow(ctx, q, args...))
+	var t queue.Task
+	mayHaveCommitted := false
+	err = s.retry(ctx, func(ctx context.Context) error {
+		var err error
+		t, err = scanTask(s.pool.QueryRow(ctx, q, args...))
+		if err != nil && mayHaveCommitted && uniqueViolation(err) {
+			if stored, gerr := s.GetTask(ctx, id); gerr == nil && stored.SameSpec(spec) {
+				t, err = stored, nil
+			}
+		}
+		mayHaveCommitted = mayHaveCommitted || transient(err)
+		return err
+	})
 	if err != nil {
 		err = translate(err, "creating task")
 		if errors.Is(err, errNameTaken) {
@@ -194,7 +215,11 @@ func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (queue.Task, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	q := `SELECT ` + taskCols + `, COALESCE(n.name, '') FROM tasks t LEFT JOIN nodes n ON n.id = t.node_id WHERE t.id = $1`
-	t, err := scanTaskWithNode(s.pool.QueryRow(ctx, q, id))
+	var t queue.Task
+	err := s.retry(ctx, func(ctx context.Context) (err error) {
+		t, err = scanTaskWithNode(s.pool.QueryRow(ctx, q, id))
+		return err
+	})
 	if err != nil {
 		return queue.Task{}, translate(err, fmt.Sprintf("task %s", id))
 	}
@@ -236,11 +261,15 @@ func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]queue.Task, erro
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += fmt.Sprintf(" ORDER BY t.created_at DESC, t.id LIMIT $%d", len(args))
-	rows, err := s.pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, translate(err, "listing tasks")
-	}
-	tasks, err := collectTasks(rows, true)
+	var tasks []queue.Task
+	err := s.retry(ctx, func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		tasks, err = collectTasks(rows, true)
+		return err
+	})
 	if err != nil {
 		return nil, translate(err, "listing tasks")
 	}
