@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orchd/orch/queue"
+	orchsql "github.com/orchd/orch/sql"
 )
 
 func TestStore_ResolveTask_ByNameIDStartOrEnd(t *testing.T) {
@@ -87,5 +88,33 @@ func TestStore_ResolveJob_ByNameIDStartOrEnd(t *testing.T) {
 	}
 	if _, err := s.ResolveJob(ctx, full[:4]); !errors.Is(err, queue.ErrInvalid) || !strings.Contains(err.Error(), "2 jobs") {
 		t.Errorf("an id start of both jobs: %v, want invalid input listing them", err)
+	}
+}
+
+// sql/00030 builds the index of live names on a cluster that had live
+// duplicates: the newest keeps the name, older ones get their short id.
+func TestMigration00030_RenamesOlderLiveDuplicates(t *testing.T) {
+	s, ctx := newStore(t)
+	exec(t, s, `DROP INDEX tasks_live_name_key; DROP INDEX tasks_name_idx`)
+	older := createSpec(t, s, queue.TaskSpec{Name: "web"})
+	newer := createSpec(t, s, queue.TaskSpec{Name: "web"})
+	done := createSpec(t, s, queue.TaskSpec{Name: "web"})
+	if _, err := s.RequestStop(ctx, done.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := orchsql.Migrations.ReadFile("00030_task_names.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, _, _ := strings.Cut(string(b), "-- +goose Down")
+	exec(t, s, up)
+	if got := getTask(t, s, older.ID).Name; got != "web-"+queue.ShortID(older.ID) {
+		t.Errorf("the older live web is named %q, want web-<short id>", got)
+	}
+	if got := getTask(t, s, newer.ID).Name; got != "web" {
+		t.Errorf("the newest live web is named %q, want web", got)
+	}
+	if got := getTask(t, s, done.ID).Name; got != "web" {
+		t.Errorf("a finished web is named %q, want web (history keeps names)", got)
 	}
 }
