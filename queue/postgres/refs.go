@@ -70,8 +70,13 @@ ORDER BY state IN ('pending', 'scheduled', 'starting', 'running') DESC, created_
 		}
 	}
 	if len(byID) == 0 {
-		if byID, err = s.refMatches(ctx, `SELECT id, name, state FROM tasks WHERE right(id::text, length($1)) = $1 ORDER BY id LIMIT $2`,
-			ref, maxRefMatches+1); err != nil {
+		// An end of the id: the short id (twelve digits) through its index
+		// (sql/00031), any other length by reading every id.
+		q := `SELECT id, name, state FROM tasks WHERE right(id::text, length($1)) = $1 ORDER BY id LIMIT $2`
+		if len(ref) == 12 {
+			q = `SELECT id, name, state FROM tasks WHERE right(id::text, 12) = $1 ORDER BY id LIMIT $2`
+		}
+		if byID, err = s.refMatches(ctx, q, ref, maxRefMatches+1); err != nil {
 			return uuid.Nil, err
 		}
 	}
