@@ -36,7 +36,9 @@
 // new attempts of the same row, each recorded in task_events.
 //
 //	id uuid, name, image, command text[], env jsonb, labels jsonb, ports jsonb
-//	    what to run
+//	    what to run; a name belongs to one live task at a time among tasks
+//	    not of a job (tasks_live_name_key, 00030), finished tasks keep theirs;
+//	    tasks_short_id_idx (00031) finds a task by its id's last 12 digits
 //	cpu_millis, memory_bytes, disk_bytes
 //	    the requests: reserved on the node; CPU and memory are also the
 //	    container's limits (disk is a scheduling figure only)
