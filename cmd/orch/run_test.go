@@ -149,6 +149,38 @@ func TestE2E_TaskRunAndTaskNames(t *testing.T) {
 		}
 	})
 
+	t.Run("task run: Ctrl-C away from a terminal leaves the task running and says how to stop it", func(t *testing.T) {
+		cmd := exec.Command(orchBin, "task", "run", "--image", c.image, "--name", "left", "--", "-logs", "1", "-sleep", "forever")
+		cmd.Env = c.env()
+		var out bytes.Buffer
+		var mu sync.Mutex
+		cmd.Stdout, cmd.Stderr = &lockedWriter{w: &out, mu: &mu}, &lockedWriter{w: &out, mu: &mu}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = cmd.Process.Kill() }()
+		c.eventually(60*time.Second, "the output of task left", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return strings.Contains(out.String(), "line 1")
+		})
+		if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		err := cmd.Wait()
+		mu.Lock()
+		text := out.String()
+		mu.Unlock()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != ExitInterrupted || !strings.Contains(text, "keeps running") {
+			t.Fatalf("orch task run after Ctrl-C: %v, want exit %d and a word on the task\n%s", err, ExitInterrupted, text)
+		}
+		if d := c.task("left"); d.State != queue.Running {
+			t.Fatalf("task left is %s after Ctrl-C without --rm, want running", d.State)
+		}
+		c.orch("task", "delete", "left")
+	})
+
 	t.Run("task create retried across a coordinator restart: one task, and success", func(t *testing.T) {
 		c.stop("coordinator-1", false)
 		cmd := exec.Command(orchBin, "task", "create", "--image", c.image, "--name", "patient", "--", "-sleep", "forever")
