@@ -88,10 +88,31 @@ func (q *Quantity) UnmarshalJSON(b []byte) error {
 	var n json.Number
 	if err := json.Unmarshal(b, &n); err != nil {
 		// A type error, so that a JSON decoder names the field.
-		return &json.UnmarshalTypeError{Value: "non-quantity value", Type: reflect.TypeFor[string]()}
+		return &json.UnmarshalTypeError{Value: jsonKind(b), Type: reflect.TypeFor[string]()}
 	}
 	*q = Quantity(n.String())
 	return nil
+}
+
+// jsonKind names the kind of a raw JSON value, for error messages.
+func jsonKind(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return "nothing"
+	}
+	switch b[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
 }
 
 // UpdateStrategy is how a service moves to a new version: new tasks start
