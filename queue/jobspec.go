@@ -61,6 +61,7 @@ type TaskTemplate struct {
 	Network             string            `json:"network,omitempty"`
 	StopAfterDisconnect Duration          `json:"stop_after_disconnect,omitempty"`
 	PidsLimit           int64             `json:"pids_limit,omitempty"`
+	Volumes             []Mount           `json:"volumes,omitempty"`
 }
 
 // ResourceRequest is a task's request as written in a spec.
@@ -480,7 +481,7 @@ func (s *JobSpec) TaskSpec(index int) (TaskSpec, error) {
 		Name: JobTaskName(s.Name, index), Image: t.Image, Command: t.Command, Env: t.Env, Secrets: t.Secrets,
 		RestartPolicy: t.RestartPolicy, Ports: t.Ports, Labels: t.Labels, Strategy: s.Strategy,
 		HealthCheck: t.HealthCheck, Privileged: t.Privileged, Network: t.Network,
-		StopAfterDisconnect: t.StopAfterDisconnect, PidsLimit: t.PidsLimit,
+		StopAfterDisconnect: t.StopAfterDisconnect, PidsLimit: t.PidsLimit, Volumes: t.Volumes,
 	}
 	if t.MaxRestarts != nil {
 		spec.MaxRestarts = *t.MaxRestarts
@@ -546,5 +547,5 @@ func (s *JobSpec) SecretKeys() []string {
 
 // NeedsPrivileges reports whether the job's tasks need an admin.
 func (s *JobSpec) NeedsPrivileges() bool {
-	return s.Task.Privileged || s.Task.Network == "host"
+	return s.Task.Privileged || s.Task.Network == "host" || s.Task.HostMounts()
 }

@@ -28,4 +28,7 @@ type Snapshot struct {
 	// RoundRobin is the node round-robin chose last (uuid.Nil: none yet); the
 	// next round-robin task goes to the first fitting node after it.
 	RoundRobin uuid.UUID
+	// Volumes holds where the named volumes the pass's tasks mount live;
+	// a volume not in it is new, and may go anywhere.
+	Volumes map[string]VolumeHome
 }

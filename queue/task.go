@@ -58,6 +58,10 @@ type TaskSpec struct {
 	// PidsLimit lowers the process limit of the task's container below its
 	// node's (0: the node's; a task cannot raise it).
 	PidsLimit int64 `json:"pids_limit,omitempty"`
+	// Volumes are named volumes (created on first use on the node the task
+	// is placed on, kept after it; later tasks naming one go to that node)
+	// and host paths (admin only, on agents that allow host mounts).
+	Volumes []Mount `json:"volumes,omitempty"`
 }
 
 // Task is a TaskSpec as orch tracks it: the spec plus where it is and what happened.

@@ -134,6 +134,9 @@ func (s *TaskSpec) Validate() error {
 	if n > MaxEnvBytes {
 		return Invalid("env", fmt.Sprintf("environment is %d bytes, the limit is %d", n, MaxEnvBytes), "bake configuration into the image")
 	}
+	if err := s.validateVolumes(); err != nil {
+		return err
+	}
 	if err := s.validateSecrets(); err != nil {
 		return err
 	}

@@ -99,8 +99,14 @@ func (s *Scheduler) Plan(tasks []queue.Task, snap queue.Snapshot) queue.Plan {
 	rr := &ring{cursor: snap.RoundRobin}
 
 	plan := queue.Plan{Unplaced: map[uuid.UUID]string{}}
+	homes := volumeHomes(snap.Volumes)
 	for i := range tasks {
 		t := &tasks[i]
+		pool, why, note := homes.candidates(t, cands)
+		if why != "" {
+			plan.Unplaced[t.ID] = why
+			continue
+		}
 		st := s.strategy
 		if t.Strategy != "" {
 			if named, err := lookup(t.Strategy); err == nil {
@@ -108,17 +114,17 @@ func (s *Scheduler) Plan(tasks []queue.Task, snap queue.Snapshot) queue.Plan {
 			}
 		}
 		var best *candidate
-		var why string
 		if st.name() == queue.StrategyRoundRobin {
-			best, why = rr.pick(t, cands)
+			best, why = rr.pick(t, pool)
 		} else {
-			best, why = pickBest(st, t, cands)
+			best, why = pickBest(st, t, pool)
 		}
 		if best == nil {
-			plan.Unplaced[t.ID] = why
+			plan.Unplaced[t.ID] = note + why
 			continue
 		}
 		best.take(t)
+		homes.settle(t, best)
 		plan.Placements = append(plan.Placements, queue.Placement{TaskID: t.ID, NodeID: best.node.ID})
 	}
 	if rr.moved {
@@ -208,6 +214,7 @@ const (
 	isUnhealthy // its agent is alive but its container engine fails
 	isCordoned
 	noPrivileges // the task needs privileges the node's agent does not allow
+	noHostMounts // the task binds host paths, which the node's agent does not allow
 	noMatch      // a label constraint fails; detail is its index
 	noCPU
 	noMemory
@@ -231,6 +238,9 @@ func reject(t *queue.Task, c *candidate) (reason, int) {
 	}
 	if t.NeedsPrivileges() && c.node.Labels[queue.LabelAllowPrivileged] != "true" {
 		return noPrivileges, 0
+	}
+	if t.HostMounts() && c.node.Labels[queue.LabelAllowHostMounts] != "true" {
+		return noHostMounts, 0
 	}
 	for i, k := range t.Constraints {
 		if !k.MatchesNode(c.node) {
@@ -296,6 +306,7 @@ func (r rejections) explain(total int, t *queue.Task) string {
 		isUnhealthy:  "unhealthy",
 		isCordoned:   "cordoned",
 		noPrivileges: "not allowing privileged containers (start its agent with --allow-privileged)",
+		noHostMounts: "not allowing host mounts (start its agent with --allow-host-mounts)",
 		noCPU:        fmt.Sprintf("short of CPU (needs %s cores)", queue.FormatCPU(res.CPUMillis)),
 		noMemory:     fmt.Sprintf("short of memory (needs %s)", queue.FormatBytes(res.MemoryBytes)),
 		noDisk:       fmt.Sprintf("short of disk (needs %s)", queue.FormatBytes(res.DiskBytes)),

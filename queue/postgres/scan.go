@@ -16,7 +16,7 @@ const taskCols = `t.id, t.name, t.image, t.command, t.env, t.labels, t.cpu_milli
 	t.updated_at, t.scheduled_at, t.started_at, t.finished_at, t.strategy, t.constraints,
 	t.not_before, t.health_check, t.health, t.health_detail, t.health_at, t.privileged, t.network,
 	t.stop_after_disconnect_ms, t.secret_keys, t.pids_limit, t.job_id, t.job_version, t.job_index,
-	CASE WHEN t.host_ports_attempt = t.attempt THEN t.host_ports END`
+	CASE WHEN t.host_ports_attempt = t.attempt THEN t.host_ports END, t.volumes`
 
 func taskDest(t *queue.Task) []any {
 	return []any{&t.ID, &t.Name, &t.Image, &t.Command, &t.Env, &t.Labels, &t.Resources.CPUMillis,
@@ -26,7 +26,7 @@ func taskDest(t *queue.Task) []any {
 		&t.Strategy, &t.Constraints,
 		&t.NotBefore, &t.HealthCheck, &t.Health, &t.HealthDetail, &t.HealthAt, &t.Privileged, &t.Network,
 		millis{&t.StopAfterDisconnect}, &t.SecretKeys, &t.PidsLimit, &t.JobID, &t.JobVersion, &t.JobIndex,
-		&t.HostPorts}
+		&t.HostPorts, &t.Volumes}
 }
 
 // millis scans a bigint of milliseconds into a duration.

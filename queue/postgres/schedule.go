@@ -46,7 +46,7 @@ type PlanFunc func(tasks []queue.Task, snap queue.Snapshot) queue.Plan
 //
 // It reads only what placement looks at (see passTask).
 const lockPendingSQL = `SELECT t.id, t.name, t.cpu_millis, t.memory_bytes, t.disk_bytes, t.ports,
-    t.strategy, t.constraints, t.created_at, t.privileged, t.network
+    t.strategy, t.constraints, t.created_at, t.privileged, t.network, t.volumes
 FROM tasks t
 WHERE t.state = 'pending' AND t.desired_state = 'running'
   AND t.queued_at <= now() -- a restart waiting out its backoff is queued at its end (transitionSQL)
@@ -153,6 +153,16 @@ WITH plan AS (
     SELECT wp.task_id FROM want_port wp
     JOIN want_port o ON o.node_id = wp.node_id AND o.protocol = wp.protocol AND o.host_port = wp.host_port
                     AND o.ord < wp.ord
+), vol AS (
+    SELECT * FROM unnest($11::uuid[], $12::text[]) AS v(task_id, name)
+), vol_clash AS (
+    -- a volume that lives on another node or is being deleted (00040), or
+    -- that an earlier task of the plan puts on another node
+    SELECT v.task_id FROM vol v JOIN want w ON w.task_id = v.task_id
+    JOIN volumes h ON h.name = v.name AND (h.node_id <> w.node_id OR h.delete_requested_at IS NOT NULL)
+    UNION
+    SELECT v.task_id FROM vol v JOIN want w ON w.task_id = v.task_id
+    JOIN vol o ON o.name = v.name JOIN want ow ON ow.task_id = o.task_id AND ow.node_id <> w.node_id AND ow.ord < w.ord
 ), free AS (
     -- what each chosen node has free now: its capacity less the requests of
     -- its live tasks, summed under the node's lock (00014)
@@ -169,6 +179,7 @@ WITH plan AS (
     FROM want w JOIN free f ON f.id = w.node_id
     WHERE w.cpu <= f.cpu AND w.mem <= f.mem AND w.disk <= f.disk
       AND NOT EXISTS (SELECT 1 FROM clash c WHERE c.task_id = w.task_id)
+      AND NOT EXISTS (SELECT 1 FROM vol_clash c WHERE c.task_id = w.task_id)
 ), placed AS (
     UPDATE tasks t SET
         state = 'scheduled', node_id = f.node_id, attempt = t.attempt + 1,
@@ -179,6 +190,12 @@ WITH plan AS (
 ), held AS (
     INSERT INTO node_ports (node_id, protocol, host_port, task_id)
     SELECT p.node_id, q.protocol, q.host_port, p.id FROM placed p JOIN port q ON q.task_id = p.id
+), homes AS (
+    -- the volumes' homes; one that another pass put elsewhere meanwhile
+    -- fails the pass in the trigger of 00040
+    INSERT INTO volumes (name, node_id)
+    SELECT DISTINCT v.name, p.node_id FROM placed p JOIN vol v ON v.task_id = p.id ORDER BY 1
+    ON CONFLICT (name) DO UPDATE SET node_id = EXCLUDED.node_id
 ), ev AS (
     INSERT INTO task_events (task_id, from_state, to_state, attempt, node_id, reason)
     SELECT id, 'pending', 'scheduled', attempt, node_id, $3::text FROM placed
@@ -265,6 +282,9 @@ func schedulePass(ctx context.Context, tx pgx.Tx, opts PassOpts, plan PlanFunc) 
 	}
 	snap, err := snapshot(ctx, tx, opts.NodeTimeout, roundRobin)
 	if err != nil {
+		return res, err
+	}
+	if snap.Volumes, err = volumeHomes(ctx, tx, tasks); err != nil {
 		return res, err
 	}
 
@@ -377,6 +397,8 @@ func place(ctx context.Context, tx pgx.Tx, opts PassOpts, commit []queue.Placeme
 	var portTask []uuid.UUID
 	var portProto []string
 	var portNum []int
+	var volTask []uuid.UUID
+	var volName []string
 	var nodes []uuid.UUID
 	seen := map[uuid.UUID]bool{}
 	for i, pl := range commit {
@@ -396,12 +418,15 @@ func place(ctx context.Context, tx pgx.Tx, opts PassOpts, commit []queue.Placeme
 			}
 			portTask, portProto, portNum = append(portTask, pl.TaskID), append(portProto, proto), append(portNum, p.HostPort)
 		}
+		for _, name := range byID[pl.TaskID].NamedVolumes() {
+			volTask, volName = append(volTask, pl.TaskID), append(volName, name)
+		}
 	}
 	placed := make(map[uuid.UUID]bool, len(commit))
 	var fresh []queue.Node
 	freshPorts := map[uuid.UUID][]queue.Port{}
 	b := &pgx.Batch{}
-	b.Queue(placeSQL, taskIDs, nodeIDs, "placed by "+opts.By, opts.NodeTimeout.Seconds(), portTask, portProto, portNum, cpu, mem, disk).
+	b.Queue(placeSQL, taskIDs, nodeIDs, "placed by "+opts.By, opts.NodeTimeout.Seconds(), portTask, portProto, portNum, cpu, mem, disk, volTask, volName).
 		Query(func(rows pgx.Rows) error {
 			defer rows.Close()
 			for rows.Next() {
@@ -493,6 +518,33 @@ func collectPorts(rows pgx.Rows, into map[uuid.UUID][]queue.Port) error {
 	return translate(rows.Err(), "reading host ports")
 }
 
+// volumeHomes reads where the named volumes the tasks mount live (nil when
+// they mount none, without asking).
+func volumeHomes(ctx context.Context, tx pgx.Tx, tasks []queue.Task) (map[string]queue.VolumeHome, error) {
+	var names []string
+	for i := range tasks {
+		names = append(names, tasks[i].NamedVolumes()...)
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT name, node_id, delete_requested_at IS NOT NULL FROM volumes WHERE name = ANY($1::text[])`, names)
+	if err != nil {
+		return nil, translate(err, "reading volumes")
+	}
+	homes := map[string]queue.VolumeHome{}
+	var name string
+	var h queue.VolumeHome
+	_, err = pgx.ForEachRow(rows, []any{&name, &h.NodeID, &h.Deleting}, func() error {
+		homes[name] = h
+		return nil
+	})
+	if err != nil {
+		return nil, translate(err, "reading volumes")
+	}
+	return homes, nil
+}
+
 // withoutNodes is snap without the nodes in drop.
 func withoutNodes(snap queue.Snapshot, drop map[uuid.UUID]bool) queue.Snapshot {
 	if len(drop) == 0 {
@@ -524,10 +576,10 @@ func replaceNodes(snap *queue.Snapshot, fresh []queue.Node, ports map[uuid.UUID]
 
 // passTask scans a row of lockPendingSQL: the pending task with the fields
 // placement reads (id, name, requests, host ports, strategy, constraints,
-// creation time, privileges); the rest of the spec stays in the database.
+// creation time, privileges, volumes); the rest of the spec stays in the database.
 func passTask(row pgx.CollectableRow) (queue.Task, error) {
 	t := queue.Task{State: queue.Pending, DesiredState: queue.DesiredRunning}
 	err := row.Scan(&t.ID, &t.Name, &t.Resources.CPUMillis, &t.Resources.MemoryBytes, &t.Resources.DiskBytes,
-		&t.Ports, &t.Strategy, &t.Constraints, &t.CreatedAt, &t.Privileged, &t.Network)
+		&t.Ports, &t.Strategy, &t.Constraints, &t.CreatedAt, &t.Privileged, &t.Network, &t.Volumes)
 	return t, err
 }

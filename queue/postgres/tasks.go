@@ -144,11 +144,11 @@ WITH ins AS (
     INSERT INTO tasks (id, name, image, command, env, labels, cpu_millis, memory_bytes, disk_bytes,
                        restart_policy, max_restarts, ports, strategy, constraints, health_check,
                        privileged, network, stop_after_disconnect_ms, secret_keys, pids_limit,
-                       job_id, job_version, job_index, not_before, queued_at)
+                       job_id, job_version, job_index, not_before, queued_at, volumes)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
             $22, $23, $24,
             CASE WHEN $25::float8 > 0 THEN now() + make_interval(secs => $25::float8) END,
-            now() + make_interval(secs => $25::float8))
+            now() + make_interval(secs => $25::float8), $27)
     RETURNING *
 ), sec AS (
     INSERT INTO task_secrets (task_id, sealed) SELECT id, $21::bytea FROM ins WHERE $21::bytea IS NOT NULL
@@ -185,6 +185,10 @@ func insertTask(nt newTask) (string, []any, error) {
 	if constraints == nil {
 		constraints = []queue.Constraint{}
 	}
+	volumes := spec.Volumes
+	if volumes == nil {
+		volumes = []queue.Mount{}
+	}
 	secretKeys := make([]string, 0, len(spec.Secrets))
 	for k := range spec.Secrets {
 		secretKeys = append(secretKeys, k)
@@ -207,7 +211,7 @@ func insertTask(nt newTask) (string, []any, error) {
 		spec.Resources.CPUMillis, spec.Resources.MemoryBytes, spec.Resources.DiskBytes,
 		string(spec.RestartPolicy), spec.MaxRestarts, ports, spec.Strategy, constraints, spec.HealthCheck,
 		spec.Privileged, spec.Network, time.Duration(spec.StopAfterDisconnect).Milliseconds(),
-		secretKeys, spec.PidsLimit, sealed, nt.JobID, version, index, nt.Delay.Seconds(), why}, nil
+		secretKeys, spec.PidsLimit, sealed, nt.JobID, version, index, nt.Delay.Seconds(), why, volumes}, nil
 }
 
 // GetTask returns one task with its node's name.

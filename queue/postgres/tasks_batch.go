@@ -43,6 +43,7 @@ type newTaskRow struct {
 	StopAfterDisconnectMS int64              `json:"stop_after_disconnect_ms"`
 	SecretKeys            []string           `json:"secret_keys"`
 	PidsLimit             int64              `json:"pids_limit"`
+	Volumes               []queue.Mount      `json:"volumes"`
 	Sealed                string             `json:"sealed,omitempty"` // base64
 }
 
@@ -54,15 +55,15 @@ WITH r AS (
         id uuid, name text, image text, command jsonb, env jsonb, labels jsonb,
         cpu_millis bigint, memory_bytes bigint, disk_bytes bigint, restart_policy text, max_restarts integer,
         ports jsonb, strategy text, constraints jsonb, health_check jsonb, privileged boolean, network text,
-        stop_after_disconnect_ms bigint, secret_keys jsonb, pids_limit bigint, sealed text)
+        stop_after_disconnect_ms bigint, secret_keys jsonb, pids_limit bigint, sealed text, volumes jsonb)
 ), ins AS (
     INSERT INTO tasks (id, name, image, command, env, labels, cpu_millis, memory_bytes, disk_bytes,
                        restart_policy, max_restarts, ports, strategy, constraints, health_check,
-                       privileged, network, stop_after_disconnect_ms, secret_keys, pids_limit)
+                       privileged, network, stop_after_disconnect_ms, secret_keys, pids_limit, volumes)
     SELECT id, name, image, ARRAY(SELECT jsonb_array_elements_text(command)), env, labels,
            cpu_millis, memory_bytes, disk_bytes, restart_policy, max_restarts, ports, strategy, constraints,
            health_check, privileged, network, stop_after_disconnect_ms,
-           ARRAY(SELECT jsonb_array_elements_text(secret_keys)), pids_limit
+           ARRAY(SELECT jsonb_array_elements_text(secret_keys)), pids_limit, COALESCE(volumes, '[]')
     FROM r
     RETURNING *
 ), sec AS (
@@ -137,6 +138,7 @@ func rowOf(nt NewTask) (newTaskRow, error) {
 		Strategy: spec.Strategy, Constraints: spec.Constraints, HealthCheck: spec.HealthCheck,
 		Privileged: spec.Privileged, Network: spec.Network,
 		StopAfterDisconnectMS: time.Duration(spec.StopAfterDisconnect).Milliseconds(), PidsLimit: spec.PidsLimit,
+		Volumes: spec.Volumes,
 		SecretKeys: make([]string, 0, len(spec.Secrets)),
 	}
 	for k := range spec.Secrets {
