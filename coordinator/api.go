@@ -72,6 +72,10 @@ func (c *Coordinator) createTask(w http.ResponseWriter, r *http.Request) {
 		forbid(w, scopeOf(r.Context()), "a privileged or host-network task", ScopeAdmin)
 		return
 	}
+	if spec.HostMounts() && scopeOf(r.Context()) < ScopeAdmin {
+		forbid(w, scopeOf(r.Context()), "a task with host mounts", ScopeAdmin)
+		return
+	}
 	// Quiet: this replica's own scheduling loop places the task (poke),
 	// without a NOTIFY that would wake every agent's connection.
 	opts := postgres.CreateOpts{Quiet: true}

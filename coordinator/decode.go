@@ -51,6 +51,8 @@ type TaskRequest struct {
 	StopAfterDisconnect string `json:"stop_after_disconnect,omitempty"`
 	// PidsLimit lowers the node's process limit for this task's container.
 	PidsLimit int64 `json:"pids_limit,omitempty"`
+	// Volumes are named volumes or (admin only) host paths to mount.
+	Volumes []queue.Mount `json:"volumes,omitempty"`
 }
 
 // Quantity is a resource amount as a user writes it: a JSON number or
@@ -146,6 +148,7 @@ func (req TaskRequest) Spec() (queue.TaskSpec, error) {
 		RestartPolicy: req.RestartPolicy, MaxRestarts: req.MaxRestarts, Ports: req.Ports, Labels: req.Labels,
 		Strategy: req.Strategy, Constraints: req.Constraints,
 		HealthCheck: req.HealthCheck, Privileged: req.Privileged, Network: req.Network,
+		Volumes: req.Volumes,
 	}
 	var err error
 	if req.CPU != nil {

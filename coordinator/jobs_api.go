@@ -88,7 +88,7 @@ func DecodeJob(r io.Reader) (queue.JobSpec, error) {
 // privileges without an admin token, secrets without a cluster key.
 func (c *Coordinator) checkJob(w http.ResponseWriter, r *http.Request, spec queue.JobSpec) bool {
 	if spec.NeedsPrivileges() && scopeOf(r.Context()) < ScopeAdmin {
-		forbid(w, scopeOf(r.Context()), "a job of privileged or host-network tasks", ScopeAdmin)
+		forbid(w, scopeOf(r.Context()), "a job of privileged, host-network or host-mount tasks", ScopeAdmin)
 		return false
 	}
 	if len(spec.Task.Secrets) > 0 && c.opts.SecretsKey == nil {

@@ -31,7 +31,7 @@ type taskFlags struct {
 	strategy, network                       string
 	maxRestarts                             int
 	env, ports, labels, constraints         []string
-	secretVals, secretFiles                 []string
+	secretVals, secretFiles, volumes        []string
 	pidsLimit                               int64
 	privileged                              bool
 	stopAfterDisconnect                     time.Duration
@@ -50,6 +50,7 @@ func (tf *taskFlags) register(f *pflag.FlagSet) {
 	f.Int64Var(&tf.pidsLimit, "pids-limit", 0, "processes the container may have, below its node's limit (default: the node's)")
 	f.StringArrayVar(&tf.ports, "port", nil, "publish a port: HOST:CONTAINER[/udp] or CONTAINER (repeatable)")
 	f.StringArrayVar(&tf.labels, "label", nil, "task label k=v (repeatable)")
+	f.StringArrayVarP(&tf.volumes, "volume", "v", nil, "mount NAME:/path[:ro], a named volume made on first use and kept on its node (later tasks naming it go there), or /host/path:/path[:ro] (admin token, agent with --allow-host-mounts) (repeatable)")
 	f.StringVar(&tf.restart, "restart-policy", "never", "never, on-failure or always")
 	f.StringVar(&tf.strategy, "strategy", "", "placement strategy for this task: "+strings.Join(queue.Strategies, ", ")+" (default: the coordinator's)")
 	f.StringArrayVar(&tf.constraints, "constraint", nil, "only nodes whose labels match: key=value or key!=value (repeatable)")
@@ -94,6 +95,13 @@ func (tf *taskFlags) request(cmd *cobra.Command, args []string) (coordinator.Tas
 			return req, err
 		}
 		req.Constraints = append(req.Constraints, k)
+	}
+	for _, v := range tf.volumes {
+		m, err := queue.ParseMount(v)
+		if err != nil {
+			return req, err
+		}
+		req.Volumes = append(req.Volumes, m)
 	}
 	for _, p := range tf.ports {
 		port, err := parsePortFlag(p)
@@ -363,6 +371,9 @@ func printTask(w io.Writer, t coordinator.TaskDetail) error {
 	}
 	if t.Network != "" {
 		tb.row("network", t.Network)
+	}
+	for _, m := range t.Volumes {
+		tb.row("volume", m.String())
 	}
 	if t.StopAfterDisconnect != 0 {
 		tb.row("stop after disconnect", t.StopAfterDisconnect.String())

@@ -138,7 +138,7 @@ func rowOf(nt NewTask) (newTaskRow, error) {
 		Strategy: spec.Strategy, Constraints: spec.Constraints, HealthCheck: spec.HealthCheck,
 		Privileged: spec.Privileged, Network: spec.Network,
 		StopAfterDisconnectMS: time.Duration(spec.StopAfterDisconnect).Milliseconds(), PidsLimit: spec.PidsLimit,
-		Volumes: spec.Volumes,
+		Volumes:    spec.Volumes,
 		SecretKeys: make([]string, 0, len(spec.Secrets)),
 	}
 	for k := range spec.Secrets {
