@@ -67,6 +67,11 @@ type Options struct {
 	// AllowPrivileged lets the node run privileged containers and
 	// containers on the host's network (tasks only an admin may submit).
 	AllowPrivileged bool
+	// AllowHostMounts lets the node bind host paths below HostMountPrefix
+	// (default DefaultHostMountPrefix) into containers (tasks only an
+	// admin may submit).
+	AllowHostMounts bool
+	HostMountPrefix string
 	// StatsInterval is how often the agent measures its machine and its
 	// containers and writes the figures to the database (default
 	// DefaultStatsInterval).
@@ -108,6 +113,9 @@ type Agent struct {
 	engine engineHealth
 	// reconcileNeeded asks the main loop for a full reconcile.
 	reconcileNeeded atomic.Bool
+	// volumesDue asks the main loop to carry out volume deletions: set by
+	// a "volumes" wake-up and with every full reconcile.
+	volumesDue atomic.Bool
 	// draining mirrors the node's drain flag, learnt with every heartbeat.
 	draining atomic.Bool
 	// beatEvery is the heartbeat interval in use (a time.Duration), the
@@ -178,6 +186,9 @@ func New(store *postgres.Store, rt Runtime, opts Options) *Agent {
 		opts.RestartBackoff = queue.DefaultBackoff
 	}
 	orDefault(&opts.ReconcileInterval, DefaultReconcileInterval)
+	if opts.HostMountPrefix == "" {
+		opts.HostMountPrefix = DefaultHostMountPrefix
+	}
 	orDefault(&opts.ImageFailures, 3)
 	orDefault(&opts.ImageCooloff, 30*time.Second)
 	orDefault(&opts.StatsInterval, DefaultStatsInterval)
@@ -203,6 +214,10 @@ func (a *Agent) labels() map[string]string {
 		out[k] = v
 	}
 	delete(out, queue.LabelAllowPrivileged)
+	delete(out, queue.LabelAllowHostMounts)
+	if a.opts.AllowHostMounts {
+		out[queue.LabelAllowHostMounts] = "true"
+	}
 	return out
 }
 
@@ -250,6 +265,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	lastReconcile := time.Now()
+	a.volumesDue.Store(true)
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
@@ -269,10 +285,17 @@ func (a *Agent) Run(ctx context.Context) error {
 					a.reconcileNeeded.Store(false)
 				}
 				lastReconcile = time.Now()
+				a.volumesDue.Store(true)
 			}
 		}
 		if err := a.Step(ctx); err != nil && ctx.Err() == nil {
 			a.log.Warn("agent step failed", "err", err)
+		}
+		if a.volumesDue.Swap(false) {
+			if err := a.handleVolumeDeletes(ctx); err != nil && ctx.Err() == nil {
+				a.volumesDue.Store(true)
+				a.log.Warn("deleting volumes failed", "err", err)
+			}
 		}
 		a.waitForWork(ctx)
 	}

@@ -84,6 +84,9 @@ func (d *DockerRuntime) Start(ctx context.Context, spec ContainerSpec) (string, 
 	if err := d.ensureImage(ctx, spec.Image); err != nil {
 		return "", fmt.Errorf("docker: start %s: %w", spec.Name, err)
 	}
+	if err := d.ensureVolumes(ctx, spec); err != nil {
+		return "", fmt.Errorf("docker: start %s: %w", spec.Name, err)
+	}
 
 	created, err := d.cli.ContainerCreate(ctx, cfg, hc, nil, nil, spec.Name)
 	if err != nil {
@@ -267,6 +270,7 @@ func dockerConfig(spec ContainerSpec, logDriver string) (*container.Config, *con
 		NetworkMode:  container.NetworkMode(network.NetworkDefault),
 		PortBindings: bindings,
 		LogConfig:    logConfig(logDriver, spec),
+		Mounts:       dockerMounts(spec),
 	}
 	if !spec.Privileged {
 		hc.SecurityOpt = []string{"no-new-privileges:true"}

@@ -43,6 +43,7 @@ func (a *Agent) specFor(t *queue.Task) ContainerSpec {
 		Privileged:  t.Privileged,
 		Network:     t.Network,
 		PidsLimit:   a.pidsLimit(t),
+		Mounts:      t.Volumes,
 		LogMaxBytes: a.opts.ContainerLogMaxBytes,
 		LogMaxFiles: a.opts.ContainerLogMaxFiles,
 	}
@@ -60,6 +61,13 @@ func (a *Agent) start(ctx context.Context, t queue.Task) {
 		a.write(ctx, "refusing a privileged task", func(ctx context.Context) error {
 			_, err := a.recordExitOf(ctx, lease, postgres.ExitReport{StartFailed: true,
 				Error: "node " + a.node.Name + " does not allow privileged containers or the host network (start its agent with --allow-privileged)"})
+			return err
+		})
+		return
+	}
+	if err := a.checkHostMounts(&t); err != nil {
+		a.write(ctx, "refusing a task's host mounts", func(ctx context.Context) error {
+			_, err := a.recordExitOf(ctx, lease, postgres.ExitReport{StartFailed: true, Error: err.Error()})
 			return err
 		})
 		return

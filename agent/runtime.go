@@ -38,6 +38,10 @@ type ContainerSpec struct {
 	Network    string
 	// PidsLimit bounds the container's processes (0: no limit).
 	PidsLimit int64
+	// Mounts are the task's volumes: named volumes, made on first use and
+	// kept, and host paths (only for an admin's task on an agent that
+	// allows them, below its prefix).
+	Mounts []queue.Mount
 	// LogMaxBytes and LogMaxFiles bound the engine's own log files of the
 	// container, where its log driver keeps them on disk (0: the engine's
 	// default).

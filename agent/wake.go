@@ -39,7 +39,12 @@ func (a *Agent) listen(ctx context.Context) {
 			"the agent polls for work every --poll-interval")
 	}
 	a.store.ListenStatus(ctx, []string{postgres.NodeChannel(a.node.ID)},
-		func(postgres.Notification) { a.poke() }, a.listening.Store)
+		func(n postgres.Notification) {
+			if n.Payload == "volumes" {
+				a.volumesDue.Store(true)
+			}
+			a.poke()
+		}, a.listening.Store)
 }
 
 // waitForWork returns when the agent is poked (by a notification, or by the

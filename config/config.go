@@ -129,6 +129,8 @@ type Agent struct {
 	RestartBackoffReset time.Duration `mapstructure:"restart-backoff-reset"`
 	ReconcileInterval   time.Duration `mapstructure:"reconcile-interval"`
 	AllowPrivileged     bool          `mapstructure:"allow-privileged"`
+	AllowHostMounts     bool          `mapstructure:"allow-host-mounts"`
+	HostMountPrefix     string        `mapstructure:"host-mount-prefix"`
 	ParallelStarts      int           `mapstructure:"parallel-starts"`
 	IdlePollInterval    time.Duration `mapstructure:"idle-poll-interval"`
 	Runtime             string        `mapstructure:"runtime"`

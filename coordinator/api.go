@@ -51,6 +51,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("POST /nodes/{node}/drain", c.drainNode)
 	c.observabilityRoutes(mux)
 	c.jobRoutes(mux)
+	c.volumeRoutes(mux)
 	return c.instrument(mux, c.withAuth(guardChanges(mux)))
 }
 

@@ -301,3 +301,17 @@ func (c *Client) Cordon(ctx context.Context, node string, on bool) (queue.Node, 
 func (c *Client) Healthz(ctx context.Context) error {
 	return c.do(ctx, http.MethodGet, "/healthz", nil, nil)
 }
+
+// ListVolumes lists the named volumes.
+func (c *Client) ListVolumes(ctx context.Context) ([]queue.Volume, error) {
+	var vs []queue.Volume
+	err := c.do(ctx, http.MethodGet, "/volumes", nil, &vs)
+	return vs, err
+}
+
+// DeleteVolume asks for a named volume to be removed by its node's agent.
+func (c *Client) DeleteVolume(ctx context.Context, name string) (queue.Volume, error) {
+	var v queue.Volume
+	err := c.do(ctx, http.MethodDelete, "/volumes/"+url.PathEscape(name), nil, &v)
+	return v, err
+}

@@ -90,6 +90,7 @@ func agentOptions(cfg config.Agent) (agent.Options, error) {
 		RestartBackoff:    queue.Backoff{Base: cfg.RestartBackoff, Max: cfg.RestartBackoffMax, Reset: cfg.RestartBackoffReset},
 		ReconcileInterval: cfg.ReconcileInterval, MaxParallelStarts: cfg.ParallelStarts,
 		AllowPrivileged: cfg.AllowPrivileged, IdlePollInterval: cfg.IdlePollInterval,
+		AllowHostMounts: cfg.AllowHostMounts, HostMountPrefix: cfg.HostMountPrefix,
 	}
 	if err := limitOptions(cfg, &opts); err != nil {
 		return agent.Options{}, err
@@ -153,6 +154,8 @@ func agentFlags(cmd *cobra.Command, prefix string) {
 	f.Duration(prefix+"reconcile-interval", agent.DefaultReconcileInterval, "how often the agent compares its containers with the database in full")
 	f.Int(prefix+"parallel-starts", agent.DefaultMaxParallelStarts, "containers the agent starts at once")
 	f.Bool(prefix+"allow-privileged", false, "run privileged and host-network containers (which only admins may submit)")
+	f.Bool(prefix+"allow-host-mounts", false, "bind host paths below --host-mount-prefix into containers (which only admins may submit)")
+	f.String(prefix+"host-mount-prefix", agent.DefaultHostMountPrefix, "the directory host mounts must lie below")
 	f.Int64(prefix+"pids-limit", agent.DefaultPidsLimit, "processes (threads included) each task container may have; a task may ask for fewer (0: no limit)")
 	f.String(prefix+"container-log-max-size", queue.FormatBytes(agent.DefaultContainerLogMaxBytes), "size of each of the engine's own log files of a container, for the json-file and local log drivers (0: the engine's default)")
 	f.Int(prefix+"container-log-max-files", agent.DefaultContainerLogMaxFiles, "how many of those files the engine keeps per container")

@@ -1,0 +1,169 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/volume"
+
+	"github.com/orchd/orch/queue"
+)
+
+// LabelVolume marks a Docker volume orch made for a task: its value is the
+// volume's name. Volumes carry LabelNode as containers do.
+const LabelVolume = "orch.volume"
+
+// DefaultHostMountPrefix is where host paths must lie for an agent started
+// with --allow-host-mounts, unless --host-mount-prefix says otherwise.
+const DefaultHostMountPrefix = "/srv/orch"
+
+// VolumeRemover is a Runtime that keeps named volumes: the agent removes
+// one when a user deletes it (orch volume delete).
+type VolumeRemover interface {
+	// RemoveVolume removes the named volume; one that is gone is not an
+	// error, one in use is.
+	RemoveVolume(ctx context.Context, name string) error
+}
+
+var (
+	_ VolumeRemover = (*DockerRuntime)(nil)
+	_ VolumeRemover = (*MemRuntime)(nil)
+)
+
+// checkHostMounts refuses a task's host paths unless the agent allows host
+// mounts and every path lies below its prefix, symbolic links resolved
+// (a path that does not exist is left for the engine to refuse).
+func (a *Agent) checkHostMounts(t *queue.Task) error {
+	if !t.HostMounts() {
+		return nil
+	}
+	if !a.opts.AllowHostMounts {
+		return fmt.Errorf("node %s does not allow host mounts (start its agent with --allow-host-mounts)", a.node.Name)
+	}
+	prefix := filepath.Clean(a.opts.HostMountPrefix)
+	for _, m := range t.Volumes {
+		if !m.HostPath() {
+			continue
+		}
+		p := m.Source
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
+		if p != prefix && !strings.HasPrefix(p, prefix+"/") && prefix != "/" {
+			return fmt.Errorf("host path %s is not below %s, where node %s allows host mounts (--host-mount-prefix)", m.Source, prefix, a.node.Name)
+		}
+	}
+	return nil
+}
+
+// handleVolumeDeletes removes the volumes of this node that users asked to
+// delete, and forgets them in the database; one the engine will not remove
+// (in use by a container orch does not know of) keeps its row, with why.
+func (a *Agent) handleVolumeDeletes(ctx context.Context) error {
+	names, err := a.store.VolumeDeletes(ctx, a.node.ID)
+	if err != nil || len(names) == 0 {
+		return err
+	}
+	vr, ok := a.rt.(VolumeRemover)
+	for _, name := range names {
+		var rmErr error
+		if ok {
+			rmErr = vr.RemoveVolume(ctx, name)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if rmErr != nil {
+			a.log.Warn("removing a volume", "volume", name, "err", rmErr)
+		} else {
+			a.log.Info("volume removed", "volume", name)
+		}
+		if err := a.store.VolumeRemoved(ctx, a.node.ID, name, rmErr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dockerMounts translates the spec's volumes into Docker mounts.
+func dockerMounts(spec ContainerSpec) []mount.Mount {
+	var out []mount.Mount
+	for _, m := range spec.Mounts {
+		dm := mount.Mount{Type: mount.TypeVolume, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}
+		if m.HostPath() {
+			dm.Type = mount.TypeBind
+		}
+		out = append(out, dm)
+	}
+	return out
+}
+
+// ensureVolumes creates the spec's named volumes that do not exist yet,
+// labelled with their name and the node, so that they can be told apart
+// from volumes orch did not make.
+func (d *DockerRuntime) ensureVolumes(ctx context.Context, spec ContainerSpec) error {
+	for _, m := range spec.Mounts {
+		if m.HostPath() {
+			continue
+		}
+		_, err := d.cli.VolumeInspect(ctx, m.Source)
+		if err == nil {
+			continue
+		}
+		if !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("inspect volume %s: %w", m.Source, err)
+		}
+		labels := map[string]string{LabelVolume: m.Source}
+		if node := spec.Labels[LabelNode]; node != "" {
+			labels[LabelNode] = node
+		}
+		if _, err := d.cli.VolumeCreate(ctx, volume.CreateOptions{Name: m.Source, Labels: labels}); err != nil {
+			return fmt.Errorf("create volume %s: %w", m.Source, err)
+		}
+	}
+	return nil
+}
+
+// RemoveVolume removes a named volume orch made; it does not touch a
+// volume without orch's label.
+func (d *DockerRuntime) RemoveVolume(ctx context.Context, name string) error {
+	v, err := d.cli.VolumeInspect(ctx, name)
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("docker: inspect volume %s: %w", name, err)
+	case v.Labels[LabelVolume] != name:
+		return fmt.Errorf("docker: volume %s was not made by orch (no %s label): not removing it", name, LabelVolume)
+	}
+	if err := d.cli.VolumeRemove(ctx, name, false); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("docker: remove volume %s: %w", name, err)
+	}
+	return nil
+}
+
+// Volumes lists the names of the volumes orch made on this engine for node
+// (all of them for an empty node).
+func (d *DockerRuntime) Volumes(ctx context.Context, node string) ([]string, error) {
+	f := filters.NewArgs(filters.Arg("label", LabelVolume))
+	if node != "" {
+		f.Add("label", LabelNode+"="+node)
+	}
+	res, err := d.cli.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("docker: list volumes: %w", err)
+	}
+	out := make([]string, 0, len(res.Volumes))
+	for _, v := range res.Volumes {
+		out = append(out, v.Name)
+	}
+	return out, nil
+}
+
+// RemoveVolume does nothing: a MemRuntime keeps no volumes.
+func (r *MemRuntime) RemoveVolume(ctx context.Context, name string) error { return nil }
