@@ -70,6 +70,12 @@ func TestAuth_ScopesDecideWhoMayDoWhat(t *testing.T) {
 		{"POST", "/tasks", writeSecret, `{"image":"alpine:3.20","network":"host"}`, 403},
 		{"POST", "/tasks", adminSecret, `{"image":"alpine:3.20","privileged":true}`, 201},
 		{"POST", "/tasks", adminSecret, `{"image":"alpine:3.20","network":"host"}`, 201},
+		{"POST", "/tasks", writeSecret, `{"image":"alpine:3.20","volumes":[{"source":"data","target":"/data"}]}`, 201},
+		{"POST", "/tasks", writeSecret, `{"image":"alpine:3.20","volumes":[{"source":"/srv/orch/x","target":"/data"}]}`, 403},
+		{"POST", "/tasks", adminSecret, `{"image":"alpine:3.20","volumes":[{"source":"/srv/orch/x","target":"/data"}]}`, 201},
+		{"GET", "/volumes", readSecret, "", 200},
+		{"DELETE", "/volumes/data", writeSecret, "", 403},
+		{"DELETE", "/volumes/data", adminSecret, "", 404},
 		{"GET", "/tasks", adminSecret, "", 200},
 		{"DELETE", "/tasks/01a230a1-8235-73cf-a0d7-66578d13f6da", adminSecret, "", 404},
 	} {

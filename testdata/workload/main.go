@@ -2,7 +2,8 @@
 // (CGO_ENABLED=0) and packaged FROM scratch, so it needs nothing from an
 // image or a registry.
 //
-// Its flags act in this order: -logs, -stderr-logs, -mem, -fork-bomb,
+// Its flags act in this order: -logs, -stderr-logs, -write-file,
+// -read-file, -mem, -fork-bomb,
 // -serve, -tcp, -sleep, then -exit. For example
 //
 //	workload -logs 3 -serve :8080 -sleep forever
@@ -62,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		exitCode       = fs.Int("exit", 0, "exit with `code`")
 		ignoreTerm     = fs.Bool("ignore-term", false, "ignore SIGTERM and SIGINT (only SIGKILL stops the process)")
 		forkBomb       = fs.Bool("fork-bomb", false, "start copies of itself that sleep forever until the system refuses another process, then print how many it started")
+		writeFile      = fs.String("write-file", "", "write `PATH=TEXT`: TEXT and a newline into the file PATH (after -logs)")
+		readFile       = fs.String("read-file", "", "print the content of the file `PATH` to stdout, or exit 1 if it cannot be read (after -write-file)")
 	)
 	fs.Var(&mem, "mem", "allocate and touch `size` bytes (suffixes: K, KB, KiB, M, MB, MiB, G, GB, GiB)")
 	fs.Var(&sleep, "sleep", "sleep for `duration` (e.g. 2s), or \"forever\" to sleep until signalled")
@@ -101,6 +104,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	for i := 1; i <= *stderrLogs; i++ {
 		fmt.Fprintf(stderr, "line %d\n", i)
+	}
+
+	if *writeFile != "" {
+		path, text, _ := strings.Cut(*writeFile, "=")
+		if err := os.WriteFile(path, []byte(text+"\n"), 0o644); err != nil {
+			fmt.Fprintf(stderr, "workload: -write-file: %v\n", err)
+			return 1
+		}
+	}
+	if *readFile != "" {
+		b, err := os.ReadFile(*readFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "workload: -read-file: %v\n", err)
+			return 1
+		}
+		stdout.Write(b)
 	}
 
 	if mem > 0 {
