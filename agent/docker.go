@@ -81,7 +81,7 @@ func (d *DockerRuntime) Start(ctx context.Context, spec ContainerSpec) (string, 
 	if err != nil {
 		return "", fmt.Errorf("docker: start %s: %w", spec.Name, err)
 	}
-	if err := d.ensureImage(ctx, spec.Image); err != nil {
+	if err := d.ensureImage(ctx, spec.Image, spec.RegistryAuth); err != nil {
 		return "", fmt.Errorf("docker: start %s: %w", spec.Name, err)
 	}
 	if err := d.ensureVolumes(ctx, spec); err != nil {
@@ -136,7 +136,7 @@ func (d *DockerRuntime) adopt(ctx context.Context, spec ContainerSpec, createErr
 }
 
 // ensureImage pulls ref unless it is already present locally.
-func (d *DockerRuntime) ensureImage(ctx context.Context, ref string) error {
+func (d *DockerRuntime) ensureImage(ctx context.Context, ref string, auth func(context.Context) (string, error)) error {
 	_, err := d.cli.ImageInspect(ctx, ref)
 	switch {
 	case err == nil:
@@ -147,7 +147,14 @@ func (d *DockerRuntime) ensureImage(ctx context.Context, ref string) error {
 		return fmt.Errorf("inspect image %s: %w", ref, err)
 	}
 
-	if err := d.pull(ctx, ref); err != nil {
+	var opts image.PullOptions
+	if auth != nil {
+		var err error
+		if opts.RegistryAuth, err = auth(ctx); err != nil {
+			return fmt.Errorf("pull image %s: %w", ref, err)
+		}
+	}
+	if err := d.pull(ctx, ref, opts); err != nil {
 		if ctx.Err() != nil {
 			// Cancelled, not an image problem.
 			return fmt.Errorf("pull image %s: %w", ref, err)
@@ -157,8 +164,8 @@ func (d *DockerRuntime) ensureImage(ctx context.Context, ref string) error {
 	return nil
 }
 
-func (d *DockerRuntime) pull(ctx context.Context, ref string) error {
-	rc, err := d.cli.ImagePull(ctx, ref, image.PullOptions{})
+func (d *DockerRuntime) pull(ctx context.Context, ref string, opts image.PullOptions) error {
+	rc, err := d.cli.ImagePull(ctx, ref, opts)
 	if err != nil {
 		return err
 	}

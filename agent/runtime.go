@@ -38,6 +38,10 @@ type ContainerSpec struct {
 	Network    string
 	// PidsLimit bounds the container's processes (0: no limit).
 	PidsLimit int64
+	// RegistryAuth, if set, gives the login to pull Image with, in the
+	// engine's encoded form ("" for an anonymous pull). The runtime calls
+	// it only when it must pull, so a present image costs no lookup.
+	RegistryAuth func(ctx context.Context) (string, error)
 	// Mounts are the task's volumes: named volumes, made on first use and
 	// kept, and host paths (only for an admin's task on an agent that
 	// allows them, below its prefix).

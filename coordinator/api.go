@@ -52,6 +52,7 @@ func (c *Coordinator) Handler() http.Handler {
 	c.observabilityRoutes(mux)
 	c.jobRoutes(mux)
 	c.volumeRoutes(mux)
+	c.registryRoutes(mux)
 	return c.instrument(mux, c.withAuth(guardChanges(mux)))
 }
 

@@ -315,3 +315,24 @@ func (c *Client) DeleteVolume(ctx context.Context, name string) (queue.Volume, e
 	err := c.do(ctx, http.MethodDelete, "/volumes/"+url.PathEscape(name), nil, &v)
 	return v, err
 }
+
+// RegistryLogin stores a private registry's login for agents' pulls.
+func (c *Client) RegistryLogin(ctx context.Context, server string, login RegistryLogin) (queue.RegistryCredential, error) {
+	var cred queue.RegistryCredential
+	err := c.do(ctx, http.MethodPut, "/registries/"+url.PathEscape(server), login, &cred)
+	return cred, err
+}
+
+// ListRegistries lists the registries orch has logins for.
+func (c *Client) ListRegistries(ctx context.Context) ([]queue.RegistryCredential, error) {
+	var creds []queue.RegistryCredential
+	err := c.do(ctx, http.MethodGet, "/registries", nil, &creds)
+	return creds, err
+}
+
+// RegistryLogout forgets a registry's login.
+func (c *Client) RegistryLogout(ctx context.Context, server string) (queue.RegistryCredential, error) {
+	var cred queue.RegistryCredential
+	err := c.do(ctx, http.MethodDelete, "/registries/"+url.PathEscape(server), nil, &cred)
+	return cred, err
+}

@@ -30,7 +30,7 @@ func newRoot() *cobra.Command {
 	})
 	root.AddCommand(newTaskCmd(), newJobCmd(), newNodeCmd(), newCoordinatorCmd(), newAgentCmd(), newMigrateCmd(), newDevCmd(), newTokenCmd(), newBenchCmd())
 	root.AddCommand(newVersionCmd())
-	root.AddCommand(newVolumeCmd())
+	root.AddCommand(newVolumeCmd(), newRegistryCmd())
 	return root
 }
 
