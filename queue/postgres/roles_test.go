@@ -374,3 +374,24 @@ func TestStore_CreateAgentRole_URLKeepsEveryHostAndTargetSessionAttrs(t *testing
 		t.Errorf("the agent's URL: %v", err)
 	}
 }
+
+func TestAgentRoles_HostMountsLabelOnlyWhenTheAdminAllowsPrivileges(t *testing.T) {
+	admin, ctx := newStore(t)
+	suffix := strings.ToLower(uuid.NewString()[:8])
+	cap := queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30}
+	asks := map[string]string{queue.LabelAllowHostMounts: "true", "orch.other": "x"}
+	for _, allowed := range []bool{false, true} {
+		name := fmt.Sprintf("mounts-%t-%s", allowed, suffix)
+		s := agentStoreWith(t, admin, name, AgentRoleLimits{AllowPrivileged: allowed})
+		n, err := s.RegisterNode(ctx, queue.NodeRegistration{Name: name, Capacity: cap, Labels: asks})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := n.Labels[queue.LabelAllowHostMounts] == "true"; got != allowed {
+			t.Errorf("admin allows privileges %t: host mounts label %t", allowed, got)
+		}
+		if _, ok := n.Labels["orch.other"]; ok {
+			t.Errorf("admin allows privileges %t: an agent role set orch.other", allowed)
+		}
+	}
+}
