@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +95,37 @@ func TestVolume_NamedVolumeKeepsDataOnItsNode(t *testing.T) {
 	})
 	if _, err := c.docker.VolumeInspect(context.Background(), name); !cerrdefs.IsNotFound(err) {
 		t.Errorf("Docker volume %s after delete: %v, want not found", name, err)
+	}
+}
+
+// TestVolume_HostMountsOnlyWhereTheAgentAllows: a task that binds a host
+// path goes to the agent started with --allow-host-mounts, writes into the
+// host's directory there, and a path outside the agent's prefix is refused.
+func TestVolume_HostMountsOnlyWhereTheAgentAllows(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{coordinators: 1, agents: 1})
+	prefix := t.TempDir()
+	allowing := "e2e-mounts-" + proc.RandomHex(4)
+	c.startAgent(allowing, "--allow-host-mounts", "--host-mount-prefix", prefix)
+	c.waitNodes(2)
+	dir := filepath.Join(prefix, "data")
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+
+	w := createTask(t, c, "--volume", dir+":/data", "--", "-write-file", "/data/hello=from a container")
+	got := c.waitState(w.ID.String(), 2*time.Minute, terminal)
+	if got.State != queue.Completed || got.NodeName != allowing {
+		t.Fatalf("host-mount task: %s on %s (%s), want completed on %s", got.State, got.NodeName, got.Error, allowing)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "hello")); err != nil || string(b) != "from a container\n" {
+		t.Errorf("the host's file: %q, %v", b, err)
+	}
+
+	outside := t.TempDir()
+	r := createTask(t, c, "--volume", outside+":/data", "--", "-logs", "1")
+	got = c.waitState(r.ID.String(), 2*time.Minute, terminal)
+	if got.State != queue.Failed || !strings.Contains(got.Error, "not below "+prefix) {
+		t.Errorf("a host path outside the prefix: %s (%q), want failed, not below %s", got.State, got.Error, prefix)
 	}
 }
