@@ -235,6 +235,18 @@
 // node's label, and checks a container id read from the database for the
 // label first.
 //
+// Named volumes are made before the container, with the labels orch.volume
+// (the name) and orch.node; an agent removes only volumes with its label,
+// when a user deleted one (woken with "volumes", and at every full
+// reconcile). Host paths are bound only by an agent started with
+// --allow-host-mounts (its node is labelled orch.allow-host-mounts=true,
+// and only admins may submit such tasks), and only below
+// --host-mount-prefix; anything else fails the task's start, saying why.
+//
+// Images are pulled only when missing; then the agent reads the login of
+// the image's registry, if orch has one (orch registry login), and opens it
+// with the cluster's key.
+//
 // # Stats
 //
 // Every --stats-interval (10 s; in a cluster large enough that heartbeats are

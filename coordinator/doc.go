@@ -173,6 +173,39 @@
 // without one refuses tasks with secrets (400, naming the field). Plain env
 // stays visible to read tokens, as in Nomad and Kubernetes.
 //
+// # Volumes
+//
+// "volumes": [{"source": "pgdata", "target": "/var/lib/postgresql/data",
+// "read_only": false}] (orch task create --volume pgdata:/var/lib/...[:ro],
+// also in a job's task template) mounts named volumes: Docker volumes made
+// on first use, on the node the task is placed on, and kept after the task.
+// The pass that first places a task naming one records where it lives (the
+// volumes table, in the statement that places the task); every later task
+// naming it is placed on that node, or waits with a reason saying so (a
+// full node, a volume being deleted, two volumes on different nodes).
+// GET /volumes lists them with their node and the live tasks mounting them;
+// DELETE /volumes/{name} (admin; 409 naming the task while a placed task
+// mounts it) answers 202: the volume's agent removes the Docker volume and
+// then the row, or records why it could not (orch volume list shows it).
+// A source that is an absolute path binds that host path: it needs an
+// admin token (403 otherwise) and an agent started with
+// --allow-host-mounts, which mounts only paths below its
+// --host-mount-prefix (default /srv/orch), symbolic links resolved.
+//
+// # Private registries
+//
+// PUT /registries/{server} with {"username", "password"} (admin; orch
+// registry login SERVER --username U --password-stdin) stores a registry's
+// login for the cluster, sealed with the secrets key (bound to the server,
+// as a task's secrets are bound to the task); GET /registries lists server
+// and user, DELETE /registries/{server} forgets one. The password is in no
+// answer, log line or event, and decoding errors of the body do not quote
+// it. An agent about to pull an image that is not present reads the login of
+// the image's registry (the host in its name, else docker.io) and opens it;
+// its database role may read that row only while its node holds a live
+// task of an image from that registry. Without a login, pulls are
+// anonymous.
+//
 // POST /tasks also takes the seed orchestrator's body (the orchestrator of
 // the book Build an Orchestrator in Go), a task event wrapping a task, with
 // its integer states:

@@ -141,6 +141,18 @@
 // timeout after that, since no agent could heartbeat while the database was
 // away (package queue/postgres, Failover).
 //
+// tasks.volumes: the spec's mounts, [{"source", "target", "read_only"}].
+//
+// volumes: one row per named volume: the node it lives on (written by the
+// pass that first placed a task naming it), created_at, and, while a user's
+// delete is pending, delete_requested_at; error is why the agent could not
+// remove it. Agents see and remove the rows of their own node.
+//
+// registry_credentials: one row per private registry (server: host[:port],
+// or docker.io): username, and sealed (username and password sealed with
+// the cluster's secrets key). An agent may read a row only while its node
+// holds a live task of an image from that server (orch_image_registry).
+//
 // Finished tasks are deleted, with their events, logs, usage, stats and
 // secrets, once they are older than the coordinators' --retention (7 days).
 //
