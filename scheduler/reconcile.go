@@ -504,7 +504,10 @@ func (r *reconciler) eligible(n *queue.Node) (ok, misfit bool) {
 			return false, true
 		}
 	}
-	if spec.NeedsPrivileges() && n.Labels[queue.LabelAllowPrivileged] != "true" {
+	if (spec.Task.Privileged || spec.Task.Network == "host") && n.Labels[queue.LabelAllowPrivileged] != "true" {
+		return false, true
+	}
+	if spec.Task.HostMounts() && n.Labels[queue.LabelAllowHostMounts] != "true" {
 		return false, true
 	}
 	return n.State == queue.NodeReady && !n.Cordoned && !n.Draining, false
