@@ -113,7 +113,7 @@ type Agent struct {
 	engine engineHealth
 	// reconcileNeeded asks the main loop for a full reconcile.
 	reconcileNeeded atomic.Bool
-	// volumesDue asks the main loop to carry out volume deletions: set by
+	// volumesDue asks the main loop to sync volumes (syncVolumes): set by
 	// a "volumes" wake-up and with every full reconcile.
 	volumesDue atomic.Bool
 	// draining mirrors the node's drain flag, learnt with every heartbeat.
@@ -292,9 +292,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Warn("agent step failed", "err", err)
 		}
 		if a.volumesDue.Swap(false) {
-			if err := a.handleVolumeDeletes(ctx); err != nil && ctx.Err() == nil {
-				a.volumesDue.Store(true)
-				a.log.Warn("deleting volumes failed", "err", err)
+			// A failure waits for the next reconcile or wake-up.
+			if err := a.syncVolumes(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("syncing volumes failed", "err", err)
 			}
 		}
 		a.waitForWork(ctx)

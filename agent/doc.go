@@ -238,7 +238,8 @@
 // Named volumes are made before the container, with the labels orch.volume
 // (the name) and orch.node; an agent removes only volumes with its label,
 // when a user deleted one (woken with "volumes", and at every full
-// reconcile). Host paths are bound only by an agent started with
+// reconcile), and then also reports the volumes of its node that the
+// database has no row for (one restored from an older backup). Host paths are bound only by an agent started with
 // --allow-host-mounts (its node is labelled orch.allow-host-mounts=true,
 // and only admins may submit such tasks), and only below
 // --host-mount-prefix; anything else fails the task's start, saying why.

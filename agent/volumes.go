@@ -30,9 +30,16 @@ type VolumeRemover interface {
 	RemoveVolume(ctx context.Context, name string) error
 }
 
+// VolumeLister is a Runtime that can list the named volumes orch made on
+// it for a node.
+type VolumeLister interface {
+	Volumes(ctx context.Context, node string) ([]string, error)
+}
+
 var (
 	_ VolumeRemover = (*DockerRuntime)(nil)
 	_ VolumeRemover = (*MemRuntime)(nil)
+	_ VolumeLister  = (*DockerRuntime)(nil)
 )
 
 // checkHostMounts refuses a task's host paths unless the agent allows host
@@ -59,6 +66,21 @@ func (a *Agent) checkHostMounts(t *queue.Task) error {
 		}
 	}
 	return nil
+}
+
+// syncVolumes reports the volumes the engine holds for this node that the
+// database does not know of, then carries out deletions.
+func (a *Agent) syncVolumes(ctx context.Context) error {
+	if vl, ok := a.rt.(VolumeLister); ok {
+		names, err := vl.Volumes(ctx, a.node.ID.String())
+		if err != nil {
+			return err
+		}
+		if err := a.store.ReportVolumes(ctx, a.node.ID, names); err != nil {
+			return err
+		}
+	}
+	return a.handleVolumeDeletes(ctx)
 }
 
 // handleVolumeDeletes removes the volumes of this node that users asked to

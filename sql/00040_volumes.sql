@@ -43,8 +43,10 @@ $$;
 CREATE TRIGGER volumes_placed BEFORE UPDATE OF node_id ON volumes
     FOR EACH ROW EXECUTE FUNCTION orch_volume_placed();
 
--- Agents see the volumes of their own node, remove the rows they have
--- removed from Docker, and record why one could not be removed.
+-- Agents see the volumes of their own node, report the ones Docker holds
+-- for it that have no row (a database restored from an older backup),
+-- remove the rows they have removed from Docker, and record why one could
+-- not be removed.
 ALTER TABLE volumes ENABLE ROW LEVEL SECURITY;
 CREATE POLICY agent_volumes ON volumes
     USING (node_id = (SELECT orch_agent_node_id()))
@@ -53,7 +55,7 @@ CREATE POLICY agent_volumes ON volumes
 DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'orch_agent') THEN
-        GRANT SELECT, DELETE, UPDATE (error, delete_requested_at) ON volumes TO orch_agent;
+        GRANT SELECT, INSERT (name, node_id), DELETE, UPDATE (error, delete_requested_at) ON volumes TO orch_agent;
     END IF;
 END
 $$;

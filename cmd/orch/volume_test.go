@@ -9,6 +9,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orchd/orch/agent"
 	"github.com/orchd/orch/queue"
@@ -22,7 +23,7 @@ import (
 // removed by its agent once deleted.
 func TestVolume_NamedVolumeKeepsDataOnItsNode(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, clusterOpts{coordinators: 1, agents: 2})
+	c := newCluster(t, clusterOpts{coordinators: 1, agents: 2, agentArgs: []string{"--reconcile-interval", "2s"}})
 	name := "orch-test-" + proc.RandomHex(6)
 	t.Cleanup(func() { _ = c.docker.VolumeRemove(context.Background(), name, true) })
 
@@ -68,6 +69,22 @@ func TestVolume_NamedVolumeKeepsDataOnItsNode(t *testing.T) {
 			t.Errorf("orch task logs %s: exit %d, %q; want the file's content", id, code, out)
 		}
 	}
+
+	// A database that lost the row (restored from an older backup) learns
+	// it again from the volume's agent.
+	db, err := pgxpool.New(context.Background(), c.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(context.Background(), `DELETE FROM volumes WHERE name = $1`, name); err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(time.Minute, "the agent to report the volume again", func() bool {
+		var vols []queue.Volume
+		c.orchJSON(&vols, "volume", "list")
+		return len(vols) == 1 && vols[0].Name == name && vols[0].NodeName == home
+	})
 
 	// A live task that mounts the volume keeps it.
 	sleeper := createTask(t, c, "--volume", name+":/data", "--", "-sleep", "forever")

@@ -395,3 +395,51 @@ func TestAgentRoles_HostMountsLabelOnlyWhenTheAdminAllowsPrivileges(t *testing.T
 		}
 	}
 }
+
+func TestAgentRoles_VolumesOfTheirOwnNodeOnly(t *testing.T) {
+	admin, ctx := newStore(t)
+	suffix := strings.ToLower(uuid.NewString()[:8])
+	nameA, nameB := "vols-a-"+suffix, "vols-b-"+suffix
+	a, b := agentStore(t, admin, nameA), agentStore(t, admin, nameB)
+	cap := queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30}
+	nodeA, err := a.RegisterNode(ctx, queue.NodeRegistration{Name: nameA, Capacity: cap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeB, err := b.RegisterNode(ctx, queue.NodeRegistration{Name: nameB, Capacity: cap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ReportVolumes(ctx, nodeA.ID, []string{"a-data"}); err != nil {
+		t.Fatalf("agent A reports its own volume: %v", err)
+	}
+	if err := a.ReportVolumes(ctx, nodeB.ID, []string{"planted"}); !forbidden(err) {
+		t.Errorf("agent A reports a volume on node B: %v, want refused", err)
+	}
+	if err := b.ReportVolumes(ctx, nodeB.ID, []string{"a-data"}); err != nil {
+		t.Errorf("agent B reporting a name A holds: %v, want it ignored", err)
+	}
+	if _, err := admin.RequestVolumeDelete(ctx, "a-data"); err != nil {
+		t.Fatal(err)
+	}
+	if names, err := b.VolumeDeletes(ctx, nodeA.ID); err != nil || len(names) != 0 {
+		t.Errorf("agent B reads A's deletions: %v, %v; want none", names, err)
+	}
+	if err := b.VolumeRemoved(ctx, nodeA.ID, "a-data", nil); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := admin.ListVolumes(ctx)
+	if err != nil || len(vs) != 1 || vs[0].NodeID != nodeA.ID {
+		t.Fatalf("after B tried to remove A's volume: %+v, %v; want it on A", vs, err)
+	}
+	names, err := a.VolumeDeletes(ctx, nodeA.ID)
+	if err != nil || len(names) != 1 {
+		t.Fatalf("agent A's deletions: %v, %v", names, err)
+	}
+	if err := a.VolumeRemoved(ctx, nodeA.ID, "a-data", nil); err != nil {
+		t.Fatal(err)
+	}
+	if vs, _ := admin.ListVolumes(ctx); len(vs) != 0 {
+		t.Errorf("after A removed it: %+v", vs)
+	}
+}

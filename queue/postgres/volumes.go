@@ -109,3 +109,17 @@ WHERE name = $1 AND node_id = $2 AND delete_requested_at IS NOT NULL`, name, nod
 	}
 	return translate(err, "recording volume "+name)
 }
+
+// ReportVolumes records the named volumes node's engine holds that the
+// database does not know of, as living on node; a name already recorded
+// (on this node or another) is left as it is.
+func (s *Store) ReportVolumes(ctx context.Context, node uuid.UUID, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	_, err := s.pool.Exec(ctx, `INSERT INTO volumes (name, node_id) SELECT n, $1 FROM unnest($2::text[]) AS n
+ON CONFLICT (name) DO NOTHING`, node, names)
+	return translate(err, "reporting volumes")
+}
