@@ -1,6 +1,8 @@
 package queue
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"path"
 	"strings"
@@ -136,4 +138,31 @@ type VolumeHome struct {
 // HostMounts reports whether the template binds a host path.
 func (t *TaskTemplate) HostMounts() bool {
 	return (&TaskSpec{Volumes: t.Volumes}).HostMounts()
+}
+
+// UnmarshalJSON takes a mount as an object ({"source", "target",
+// "read_only"}) or as the string --volume takes ("pgdata:/var/lib/data:ro"),
+// as compose files write it.
+func (m *Mount) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		parsed, err := ParseMount(s)
+		if err != nil {
+			return err
+		}
+		*m = parsed
+		return nil
+	}
+	type plain Mount
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var p plain
+	if err := dec.Decode(&p); err != nil {
+		return Invalid("volumes", fmt.Sprintf("a volume must be \"NAME:/path[:ro]\" or {\"source\", \"target\", \"read_only\"}: %v", err), "write e.g. \"data:/data\"")
+	}
+	*m = Mount(p)
+	return nil
 }
