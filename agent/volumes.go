@@ -53,6 +53,9 @@ func (a *Agent) checkHostMounts(t *queue.Task) error {
 		return fmt.Errorf("node %s does not allow host mounts (start its agent with --allow-host-mounts)", a.node.Name)
 	}
 	prefix := filepath.Clean(a.opts.HostMountPrefix)
+	if real, err := filepath.EvalSymlinks(prefix); err == nil {
+		prefix = real
+	}
 	for _, m := range t.Volumes {
 		if !m.HostPath() {
 			continue
