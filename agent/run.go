@@ -66,7 +66,8 @@ func (a *Agent) start(ctx context.Context, t queue.Task) {
 		})
 		return
 	}
-	if err := a.checkHostMounts(&t); err != nil {
+	mounts, err := a.hostMounts(&t)
+	if err != nil {
 		a.write(ctx, "refusing a task's host mounts", func(ctx context.Context) error {
 			_, err := a.recordExitOf(ctx, lease, postgres.ExitReport{StartFailed: true, Error: err.Error()})
 			return err
@@ -74,6 +75,7 @@ func (a *Agent) start(ctx context.Context, t queue.Task) {
 		return
 	}
 	spec := a.specFor(&t)
+	spec.Mounts = mounts
 	if len(t.SecretKeys) > 0 {
 		env, err := a.withSecrets(ctx, &t, spec.Env)
 		if err != nil {

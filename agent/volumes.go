@@ -42,33 +42,37 @@ var (
 	_ VolumeLister  = (*DockerRuntime)(nil)
 )
 
-// checkHostMounts refuses a task's host paths unless the agent allows host
-// mounts and every path lies below its prefix, symbolic links resolved
-// (a path that does not exist is left for the engine to refuse).
-func (a *Agent) checkHostMounts(t *queue.Task) error {
+// hostMounts returns the task's mounts with its host paths resolved (their
+// symbolic links followed, so that the engine binds what was checked), or
+// refuses them unless the agent allows host mounts and every path lies
+// below its prefix. A path that does not exist is left for the engine to
+// refuse.
+func (a *Agent) hostMounts(t *queue.Task) ([]queue.Mount, error) {
 	if !t.HostMounts() {
-		return nil
+		return t.Volumes, nil
 	}
 	if !a.opts.AllowHostMounts {
-		return fmt.Errorf("node %s does not allow host mounts (start its agent with --allow-host-mounts)", a.node.Name)
+		return nil, fmt.Errorf("node %s does not allow host mounts (start its agent with --allow-host-mounts)", a.node.Name)
 	}
 	prefix := filepath.Clean(a.opts.HostMountPrefix)
 	if real, err := filepath.EvalSymlinks(prefix); err == nil {
 		prefix = real
 	}
-	for _, m := range t.Volumes {
+	out := make([]queue.Mount, len(t.Volumes))
+	for i, m := range t.Volumes {
+		out[i] = m
 		if !m.HostPath() {
 			continue
 		}
-		p := m.Source
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			p = real
+		if real, err := filepath.EvalSymlinks(m.Source); err == nil {
+			out[i].Source = real
 		}
+		p := out[i].Source
 		if p != prefix && !strings.HasPrefix(p, prefix+"/") && prefix != "/" {
-			return fmt.Errorf("host path %s is not below %s, where node %s allows host mounts (--host-mount-prefix)", m.Source, prefix, a.node.Name)
+			return nil, fmt.Errorf("host path %s is not below %s, where node %s allows host mounts (--host-mount-prefix)", m.Source, prefix, a.node.Name)
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // syncVolumes reports the volumes the engine holds for this node that the

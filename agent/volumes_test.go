@@ -29,7 +29,7 @@ func TestDockerConfig_Mounts(t *testing.T) {
 	}
 }
 
-func TestAgent_CheckHostMounts_OnlyBelowThePrefixOfAnAgentThatAllows(t *testing.T) {
+func TestAgent_HostMounts_OnlyBelowThePrefixOfAnAgentThatAllows(t *testing.T) {
 	t.Parallel()
 	prefix := t.TempDir()
 	inside := filepath.Join(prefix, "in")
@@ -58,7 +58,7 @@ func TestAgent_CheckHostMounts_OnlyBelowThePrefixOfAnAgentThatAllows(t *testing.
 		{allows, escape, "is not below"},
 		{refuses, inside, "does not allow host mounts"},
 	} {
-		err := tc.a.checkHostMounts(task(tc.src))
+		_, err := tc.a.hostMounts(task(tc.src))
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%s on %s: %v, want allowed", tc.src, tc.a.node.Name, err)
@@ -66,7 +66,17 @@ func TestAgent_CheckHostMounts_OnlyBelowThePrefixOfAnAgentThatAllows(t *testing.
 			t.Errorf("%s on %s: %v, want %q", tc.src, tc.a.node.Name, err, tc.want)
 		}
 	}
-	if err := refuses.checkHostMounts(&queue.Task{TaskSpec: queue.TaskSpec{Volumes: []queue.Mount{{Source: "named", Target: "/n"}}}}); err != nil {
+	if _, err := refuses.hostMounts(&queue.Task{TaskSpec: queue.TaskSpec{Volumes: []queue.Mount{{Source: "named", Target: "/n"}}}}); err != nil {
 		t.Errorf("named volumes only: %v", err)
+	}
+	// What the engine is told to bind is the path that was checked.
+	link := filepath.Join(prefix, "link")
+	if err := os.Symlink(inside, link); err != nil {
+		t.Fatal(err)
+	}
+	got, err := allows.hostMounts(task(link))
+	real, _ := filepath.EvalSymlinks(inside)
+	if err != nil || got[1].Source != real || got[0].Source != "named" {
+		t.Errorf("a link below the prefix: %+v, %v; want it bound as %s", got, err, real)
 	}
 }
