@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/volume"
@@ -25,9 +26,11 @@ const DefaultHostMountPrefix = "/srv/orch"
 // VolumeRemover is a Runtime that keeps named volumes: the agent removes
 // one when a user deletes it (orch volume delete).
 type VolumeRemover interface {
-	// RemoveVolume removes the named volume; one that is gone is not an
-	// error, one in use is.
-	RemoveVolume(ctx context.Context, name string) error
+	// RemoveVolume removes the named volume, and first the containers of
+	// node that still hold it (the coordinator refuses a deletion while a
+	// live task mounts the volume: these belong to tasks that ended). One
+	// that is gone is not an error; one that another container uses is.
+	RemoveVolume(ctx context.Context, name, node string) error
 }
 
 // VolumeLister is a Runtime that can list the named volumes orch made on
@@ -92,7 +95,8 @@ func (a *Agent) syncVolumes(ctx context.Context) error {
 
 // handleVolumeDeletes removes the volumes of this node that users asked to
 // delete, and forgets them in the database; one the engine will not remove
-// (in use by a container orch does not know of) keeps its row, with why.
+// yet (in use by a container that is going away, or one orch does not
+// know of) keeps its row, with why, and is tried again at the next sync.
 func (a *Agent) handleVolumeDeletes(ctx context.Context) error {
 	names, err := a.store.VolumeDeletes(ctx, a.node.ID)
 	if err != nil || len(names) == 0 {
@@ -102,7 +106,7 @@ func (a *Agent) handleVolumeDeletes(ctx context.Context) error {
 	for _, name := range names {
 		var rmErr error
 		if ok {
-			rmErr = vr.RemoveVolume(ctx, name)
+			rmErr = vr.RemoveVolume(ctx, name, a.node.ID.String())
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -158,9 +162,10 @@ func (d *DockerRuntime) ensureVolumes(ctx context.Context, spec ContainerSpec) e
 	return nil
 }
 
-// RemoveVolume removes a named volume orch made; it does not touch a
-// volume without orch's label.
-func (d *DockerRuntime) RemoveVolume(ctx context.Context, name string) error {
+// RemoveVolume removes a named volume orch made, after the containers of
+// node that hold it; it does not touch a volume without orch's label, nor a
+// container without node's.
+func (d *DockerRuntime) RemoveVolume(ctx context.Context, name, node string) error {
 	v, err := d.cli.VolumeInspect(ctx, name)
 	switch {
 	case cerrdefs.IsNotFound(err):
@@ -169,6 +174,16 @@ func (d *DockerRuntime) RemoveVolume(ctx context.Context, name string) error {
 		return fmt.Errorf("docker: inspect volume %s: %w", name, err)
 	case v.Labels[LabelVolume] != name:
 		return fmt.Errorf("docker: volume %s was not made by orch (no %s label): not removing it", name, LabelVolume)
+	}
+	held, err := d.cli.ContainerList(ctx, container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("volume", name), filters.Arg("label", LabelNode+"="+node))})
+	if err != nil {
+		return fmt.Errorf("docker: list the containers of volume %s: %w", name, err)
+	}
+	for _, c := range held {
+		if err := d.Remove(ctx, c.ID); err != nil {
+			return err
+		}
 	}
 	if err := d.cli.VolumeRemove(ctx, name, false); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("docker: remove volume %s: %w", name, err)
@@ -195,4 +210,4 @@ func (d *DockerRuntime) Volumes(ctx context.Context, node string) ([]string, err
 }
 
 // RemoveVolume does nothing: a MemRuntime keeps no volumes.
-func (r *MemRuntime) RemoveVolume(ctx context.Context, name string) error { return nil }
+func (r *MemRuntime) RemoveVolume(ctx context.Context, name, node string) error { return nil }

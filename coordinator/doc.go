@@ -186,7 +186,8 @@
 // GET /volumes lists them with their node and the live tasks mounting them;
 // DELETE /volumes/{name} (admin; 409 naming the task while a placed task
 // mounts it) answers 202: the volume's agent removes the Docker volume and
-// then the row, or records why it could not (orch volume list shows it).
+// then the row, or records why it could not yet (orch volume list shows
+// it) and tries again at its next reconcile.
 // A source that is an absolute path binds that host path: it needs an
 // admin token (403 otherwise) and an agent started with
 // --allow-host-mounts, which mounts only paths below its

@@ -123,7 +123,8 @@ type Volume struct {
 	CreatedAt time.Time `json:"created_at"`
 	// DeleteRequestedAt is set while the node's agent is asked to remove it.
 	DeleteRequestedAt *time.Time `json:"delete_requested_at,omitempty"`
-	// Error is why the agent could not remove it, the last time it tried.
+	// Error is why the agent could not remove it yet, the last time it
+	// tried (it tries again while the deletion is pending).
 	Error string `json:"error,omitempty"`
 	// Tasks counts the live tasks that mount it.
 	Tasks int `json:"tasks"`

@@ -8,7 +8,7 @@
 -- Docker volume does, until a user deletes it: the coordinator sets
 -- delete_requested_at (refused while a placed task mounts it), the node's
 -- agent removes the Docker volume and then the row, or records why it
--- could not.
+-- could not yet and tries again.
 ALTER TABLE tasks ADD COLUMN volumes jsonb NOT NULL DEFAULT '[]';
 
 CREATE TABLE volumes (

@@ -146,7 +146,7 @@
 // volumes: one row per named volume: the node it lives on (written by the
 // pass that first placed a task naming it), created_at, and, while a user's
 // delete is pending, delete_requested_at; error is why the agent could not
-// remove it. Agents see and remove the rows of their own node.
+// remove it yet. Agents see and remove the rows of their own node.
 //
 // registry_credentials: one row per private registry (server: host[:port],
 // or docker.io): username, and sealed (username and password sealed with

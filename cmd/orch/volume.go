@@ -29,10 +29,10 @@ func newVolumeCmd() *cobra.Command {
 			for _, v := range vs {
 				state := "ready"
 				switch {
+				case v.DeleteRequestedAt != nil && v.Error != "":
+					state = "deleting, retrying: " + v.Error
 				case v.DeleteRequestedAt != nil:
 					state = "deleting"
-				case v.Error != "":
-					state = "delete failed: " + v.Error
 				}
 				tb.row(v.Name, orDash(v.NodeName), strconv.Itoa(v.Tasks), state, age(v.CreatedAt)+" ago")
 			}

@@ -95,8 +95,9 @@ func (s *Store) VolumeDeletes(ctx context.Context, node uuid.UUID) ([]string, er
 }
 
 // VolumeRemoved records what node's agent did with a volume to delete:
-// removed it (failed nil: the row goes), or not (the row stays, no longer
-// to be deleted, with why).
+// removed it (failed nil: the row goes), or not yet (the row stays to be
+// deleted, with why: the agent tries again at its next sync, as the
+// container that held it may just be going away).
 func (s *Store) VolumeRemoved(ctx context.Context, node uuid.UUID, name string, failed error) error {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
@@ -104,8 +105,8 @@ func (s *Store) VolumeRemoved(ctx context.Context, node uuid.UUID, name string, 
 	if failed == nil {
 		_, err = s.pool.Exec(ctx, `DELETE FROM volumes WHERE name = $1 AND node_id = $2 AND delete_requested_at IS NOT NULL`, name, node)
 	} else {
-		_, err = s.pool.Exec(ctx, `UPDATE volumes SET delete_requested_at = NULL, error = $3
-WHERE name = $1 AND node_id = $2 AND delete_requested_at IS NOT NULL`, name, node, failed.Error())
+		_, err = s.pool.Exec(ctx, `UPDATE volumes SET error = $3
+WHERE name = $1 AND node_id = $2 AND delete_requested_at IS NOT NULL AND error IS DISTINCT FROM $3`, name, node, failed.Error())
 	}
 	return translate(err, "recording volume "+name)
 }

@@ -64,6 +64,16 @@ func TestSchedulePass_VolumeStaysOnTheNodeOfItsFirstTask(t *testing.T) {
 	if err != nil || len(names) != 1 || names[0] != "data" {
 		t.Fatalf("node a's deletions: %v, %v; want data", names, err)
 	}
+	// Not removed yet: it stays to be deleted, with why.
+	if err := s.VolumeRemoved(ctx, a.ID, "data", errors.New("volume is in use")); err != nil {
+		t.Fatal(err)
+	}
+	if vs, _ := s.ListVolumes(ctx); len(vs) != 1 || vs[0].DeleteRequestedAt == nil || vs[0].Error != "volume is in use" {
+		t.Errorf("after a failed removal: %+v, want it still deleting, with the error", vs)
+	}
+	if names, _ := s.VolumeDeletes(ctx, a.ID); len(names) != 1 {
+		t.Errorf("after a failed removal, node a's deletions: %v, want data again", names)
+	}
 	if err := s.VolumeRemoved(ctx, a.ID, "data", nil); err != nil {
 		t.Fatal(err)
 	}
