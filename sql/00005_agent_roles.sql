@@ -91,6 +91,10 @@ BEGIN
     END IF;
 EXCEPTION WHEN insufficient_privilege THEN
     RAISE NOTICE 'orch: cannot create role orch_agent (%); per-agent roles will not be available', SQLERRM;
+-- Roles belong to the whole server: a migration of another database of it
+-- may have created the role between the check and the create.
+WHEN unique_violation OR duplicate_object THEN
+    NULL;
 END
 $$;
 -- +goose StatementEnd
