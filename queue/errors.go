@@ -41,3 +41,16 @@ func (e *FieldError) Unwrap() error { return ErrInvalid }
 func Invalid(field, message, hint string) error {
 	return &FieldError{Field: field, Message: message, Hint: hint}
 }
+
+// ItemError is an error about one element of a batch (a POST /tasks with an
+// array, postgres.Store.CreateTasks): its index, from 0, and what is wrong
+// with it. It wraps that error, so errors.Is sees the sentinel.
+type ItemError struct {
+	Index int
+	Err   error
+}
+
+func (e *ItemError) Error() string { return fmt.Sprintf("[%d]: %v", e.Index, e.Err) }
+
+// Unwrap returns the element's own error.
+func (e *ItemError) Unwrap() error { return e.Err }

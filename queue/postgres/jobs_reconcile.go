@@ -235,12 +235,13 @@ WHERE id = $1`, job.ID, string(p.Status), p.StatusReason, p.NextEval, seq, stabl
 	return nil
 }
 
-// createJobTasks inserts the plan's new tasks, in one round trip.
+// createJobTasks inserts the plan's new tasks, in one statement (the one
+// every task is made by, tasks_batch.go).
 func createJobTasks(ctx context.Context, tx pgx.Tx, job queue.Job, cur versionRow, create []queue.NewJobTask, seal Sealer) error {
 	if len(create) == 0 {
 		return nil
 	}
-	b := &pgx.Batch{}
+	batch := make([]NewTask, 0, len(create))
 	for _, c := range create {
 		spec, err := job.Spec.TaskSpec(c.Index)
 		if err != nil {
@@ -249,25 +250,31 @@ func createJobTasks(ctx context.Context, tx pgx.Tx, job queue.Job, cur versionRo
 		if c.Node != "" {
 			spec.Constraints = append(spec.Constraints, queue.Constraint{Key: queue.ConstraintNodeName, Op: queue.OpEqual, Value: c.Node})
 		}
-		nt := newTask{ID: uuid.Must(uuid.NewV7()), Spec: spec, JobID: &job.ID, JobVersion: c.Version, JobIndex: c.Index, Delay: c.Delay}
+		nt := NewTask{ID: uuid.Must(uuid.NewV7()), Spec: spec, job: &jobTask{ID: job.ID, Version: c.Version, Index: c.Index, Delay: c.Delay}}
 		if len(cur.SecretKeys) > 0 {
 			if seal == nil || cur.SecretsID == nil {
 				return fmt.Errorf("%w: job %s has secrets but this coordinator has no secrets key", queue.ErrInvalid, job.Name)
 			}
 			spec.Secrets = secretNames(cur.SecretKeys)
 			nt.Spec = spec
-			if nt.Sealed, err = seal(nt.ID, *cur.SecretsID, cur.Sealed); err != nil {
+			if nt.SealedSecrets, err = seal(nt.ID, *cur.SecretsID, cur.Sealed); err != nil {
 				return fmt.Errorf("sealing the secrets of %s: %w", spec.Name, err)
 			}
 		}
-		q, args, err := insertTask(nt)
+		batch = append(batch, nt)
+	}
+	// A plan makes at most a job's count of tasks, but stay within what
+	// one statement takes.
+	for len(batch) > 0 {
+		n := min(len(batch), MaxBatch)
+		rows, err := rowsOf(batch[:n])
 		if err != nil {
 			return err
 		}
-		b.Queue(q, args...)
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return translate(err, "creating job tasks")
+		if _, err := insertTasks(ctx, tx, insertTasksSQL, rows); err != nil {
+			return fmt.Errorf("creating job tasks: %w", err)
+		}
+		batch = batch[n:]
 	}
 	return nil
 }

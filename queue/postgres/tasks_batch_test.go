@@ -1,7 +1,11 @@
 package postgres
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -65,4 +69,95 @@ func jsonOf(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// A batch sent again with its ids gets back the tasks it made, and makes
+// only the ones that are new.
+func TestStore_SubmitTasks_ResubmittedBatchReturnsTheStoredTasks(t *testing.T) {
+	s, ctx := newStore(t)
+	batch := make([]NewTask, 3)
+	for i := range batch {
+		batch[i] = NewTask{ID: uuid.Must(uuid.NewV7()), Spec: queue.TaskSpec{Image: "app:1", Name: fmt.Sprintf("web-%d", i+1)}}
+		batch[i].Spec.Normalize()
+	}
+	first, created, err := s.SubmitTasks(ctx, batch[:2], CreateOpts{})
+	if err != nil || !created[0] || !created[1] {
+		t.Fatalf("first submit: created %v, %v", created, err)
+	}
+	again, created, err := s.SubmitTasks(ctx, batch, CreateOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created[0] || created[1] || !created[2] {
+		t.Errorf("created %v, want [false false true]", created)
+	}
+	for i := range 2 {
+		if again[i].ID != first[i].ID || again[i].Name != first[i].Name {
+			t.Errorf("task [%d] answered %s %s, want the stored %s %s", i, again[i].ID, again[i].Name, first[i].ID, first[i].Name)
+		}
+	}
+	if again[2].ID != batch[2].ID || again[2].Name != "web-3" || again[2].State != queue.Pending {
+		t.Errorf("new task answered %+v", again[2])
+	}
+	if n := countTasks(t, s); n != 3 {
+		t.Errorf("%d tasks, want 3", n)
+	}
+	if evs, _ := s.Events(ctx, batch[0].ID); len(evs) != 1 {
+		t.Errorf("the resubmitted task has %d events, want its one 'created'", len(evs))
+	}
+}
+
+// A batch with one task whose id or name is taken stores nothing and says
+// which task it was.
+func TestStore_SubmitTasks_TakenIDOrNameFailsTheWholeBatch(t *testing.T) {
+	s, ctx := newStore(t)
+	spec := func(name string) queue.TaskSpec {
+		sp := queue.TaskSpec{Image: "app:1", Name: name}
+		sp.Normalize()
+		return sp
+	}
+	web, err := s.CreateTask(ctx, uuid.Nil, spec("web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		batch []NewTask
+		at    int
+		says  string
+	}{
+		{"a live name", []NewTask{{Spec: spec("a")}, {Spec: spec("web")}}, 1, web.ID.String()},
+		{"a name twice in the batch", []NewTask{{Spec: spec("b")}, {Spec: spec("c")}, {Spec: spec("c")}}, 2, "is named c"},
+		{"an id with another spec", []NewTask{{Spec: spec("d")}, {ID: web.ID, Spec: spec("other")}}, 1, "another spec"},
+	}
+	for _, c := range cases {
+		_, _, err := s.SubmitTasks(ctx, c.batch, CreateOpts{})
+		var ie *queue.ItemError
+		if !errors.As(err, &ie) || ie.Index != c.at || !errors.Is(err, queue.ErrConflict) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s: %v, want a conflict of task [%d] saying %q", c.name, err, c.at, c.says)
+		}
+		if _, err := s.CreateTasks(ctx, c.batch, CreateOpts{}); !errors.Is(err, queue.ErrConflict) {
+			t.Errorf("%s: CreateTasks: %v, want a conflict", c.name, err)
+		}
+	}
+	// CreateTasks takes no resubmission: the same spec under a taken id is
+	// a conflict too, and a single create's error names no index.
+	if _, err := s.CreateTasks(ctx, []NewTask{{ID: web.ID, Spec: spec("web")}}, CreateOpts{}); !errors.Is(err, queue.ErrConflict) {
+		t.Errorf("CreateTasks with a taken id and the same spec: %v, want a conflict", err)
+	}
+	if _, err := s.CreateTask(ctx, uuid.Nil, spec("web")); !errors.Is(err, queue.ErrConflict) || strings.HasPrefix(err.Error(), "[") {
+		t.Errorf("CreateTask with a live name: %v, want a conflict without an index", err)
+	}
+	if n := countTasks(t, s); n != 1 {
+		t.Errorf("%d tasks, want only the first", n)
+	}
+}
+
+func countTasks(t *testing.T, s *Store) int {
+	t.Helper()
+	var n int
+	if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM tasks`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
