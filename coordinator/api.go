@@ -1,8 +1,10 @@
 package coordinator
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -64,60 +66,105 @@ func (c *Coordinator) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// createTask is POST /tasks: one task, or an array of up to
+// postgres.MaxBatch, stored in one transaction. The answer has the shape
+// of the request: a CreatedTask or an array of them, in its order.
 func (c *Coordinator) createTask(w http.ResponseWriter, r *http.Request) {
-	id, spec, err := DecodeTask(http.MaxBytesReader(w, r.Body, MaxBodyBytes+1))
+	items, array, err := DecodeTasks(http.MaxBytesReader(w, r.Body, MaxBatchBodyBytes+1))
 	if err != nil {
 		c.writeError(w, r, err)
 		return
 	}
-	if spec.NeedsPrivileges() && scopeOf(r.Context()) < ScopeAdmin {
-		forbid(w, scopeOf(r.Context()), "a privileged or host-network task", ScopeAdmin)
-		return
-	}
-	if spec.HostMounts() && scopeOf(r.Context()) < ScopeAdmin {
-		forbid(w, scopeOf(r.Context()), "a task with host mounts", ScopeAdmin)
-		return
-	}
-	// Quiet: this replica's own scheduling loop places the task (poke),
-	// without a NOTIFY that would wake every agent's connection.
-	opts := postgres.CreateOpts{Quiet: true}
-	if len(spec.Secrets) > 0 {
-		if c.opts.SecretsKey == nil {
-			c.writeError(w, r, queue.Invalid("secrets", "this cluster keeps no secrets: its coordinators have no secrets key",
-				"start the coordinators and agents with --secrets-key-file (orch dev makes one), or pass the values as env"))
+	// Every element is checked before any is stored: a batch is all or
+	// nothing.
+	batch := make([]postgres.NewTask, len(items))
+	for i, it := range items {
+		privileged, mounts := "a privileged or host-network task", "a task with host mounts"
+		if array {
+			privileged = fmt.Sprintf("task [%d], privileged or on the host network,", i)
+			mounts = fmt.Sprintf("task [%d], with host mounts,", i)
+		}
+		if it.Spec.NeedsPrivileges() && scopeOf(r.Context()) < ScopeAdmin {
+			forbid(w, scopeOf(r.Context()), privileged, ScopeAdmin)
 			return
 		}
-		if id == uuid.Nil {
-			id = uuid.Must(uuid.NewV7())
+		if it.Spec.HostMounts() && scopeOf(r.Context()) < ScopeAdmin {
+			forbid(w, scopeOf(r.Context()), mounts, ScopeAdmin)
+			return
 		}
-		if opts.SealedSecrets, err = c.opts.SecretsKey.Seal(id, spec.Secrets); err != nil {
+		if batch[i], err = c.sealed(it); err != nil {
+			if array {
+				err = elemError(i, err)
+			}
 			c.writeError(w, r, err)
 			return
 		}
 	}
-	// A create sent again with the id the client chose (its first answer
-	// was lost) gets the task it made: 200 instead of 201.
-	t, created, err := c.store.SubmitTask(r.Context(), id, spec, opts)
+	// Quiet: this replica's own scheduling loop places the tasks (poke),
+	// without a NOTIFY that would wake every agent's connection. A create
+	// sent again with the ids the client chose (its first answer was
+	// lost) gets the tasks it made: 200 instead of 201.
+	tasks, created, err := c.store.SubmitTasks(r.Context(), batch, postgres.CreateOpts{Quiet: true})
 	if err != nil {
+		if ie := (*queue.ItemError)(nil); !array && errors.As(err, &ie) {
+			err = ie.Err
+		}
 		c.writeError(w, r, err)
 		return
 	}
 	status := http.StatusOK
-	if created {
+	if slices.Contains(created, true) {
 		c.poke()
 		status = http.StatusCreated
 	}
-	answer := CreatedTask{Task: t}
-	if res := spec.Resources; res.CPUMillis > 0 || res.MemoryBytes > 0 || res.DiskBytes > 0 {
-		// Accepted all the same (a node that large may join), but say so.
-		fit, err := c.store.ClusterFit(r.Context(), res)
-		if err != nil {
-			c.log.Warn("checking the cluster's capacity", "err", err)
-		} else if warn := fit.Warning(res); warn != "" {
-			answer.Warnings = append(answer.Warnings, warn)
+	answers := make([]CreatedTask, len(tasks))
+	warnings := map[queue.Resources]string{} // one look at the cluster per size
+	for i, t := range tasks {
+		answers[i].Task = t
+		res := items[i].Spec.Resources
+		if res.CPUMillis <= 0 && res.MemoryBytes <= 0 && res.DiskBytes <= 0 {
+			continue
+		}
+		warn, seen := warnings[res]
+		if !seen {
+			// Accepted all the same (a node that large may join), but
+			// say so.
+			fit, err := c.store.ClusterFit(r.Context(), res)
+			if err != nil {
+				c.log.Warn("checking the cluster's capacity", "err", err)
+			} else {
+				warn = fit.Warning(res)
+			}
+			warnings[res] = warn
+		}
+		if warn != "" {
+			answers[i].Warnings = []string{warn}
 		}
 	}
-	writeJSON(w, status, answer)
+	if array {
+		writeJSON(w, status, answers)
+		return
+	}
+	writeJSON(w, status, answers[0])
+}
+
+// sealed is the task to store for it: its secrets, if any, sealed with the
+// cluster's key for the task's id (chosen here if the client did not).
+func (c *Coordinator) sealed(it DecodedTask) (postgres.NewTask, error) {
+	nt := postgres.NewTask{ID: it.ID, Spec: it.Spec}
+	if len(it.Spec.Secrets) == 0 {
+		return nt, nil
+	}
+	if c.opts.SecretsKey == nil {
+		return nt, queue.Invalid("secrets", "this cluster keeps no secrets: its coordinators have no secrets key",
+			"start the coordinators and agents with --secrets-key-file (orch dev makes one), or pass the values as env")
+	}
+	if nt.ID == uuid.Nil {
+		nt.ID = uuid.Must(uuid.NewV7())
+	}
+	var err error
+	nt.SealedSecrets, err = c.opts.SecretsKey.Seal(nt.ID, it.Spec.Secrets)
+	return nt, err
 }
 
 func (c *Coordinator) listTasks(w http.ResponseWriter, r *http.Request) {

@@ -181,6 +181,32 @@ func (c *Client) SubmitTask(ctx context.Context, req TaskRequest) (CreatedTask, 
 	return t, err
 }
 
+// CreateTasks submits tasks in one request (up to postgres.MaxBatch: the
+// coordinator stores them in one transaction, all or none) and returns
+// them, with warnings, in the order given. Like CreateTask it chooses the
+// id of each task that names none (reqs is not changed) and sends the
+// request again while it gets no answer or a 5xx: the tasks stored by a try
+// whose answer was lost come back as they are. An error about one task
+// names it by its index in reqs ("[3].image: ...").
+func (c *Client) CreateTasks(ctx context.Context, reqs []TaskRequest) ([]CreatedTask, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	withIDs := make([]TaskRequest, len(reqs))
+	for i, req := range reqs {
+		if req.ID == "" {
+			req.ID = uuid.Must(uuid.NewV7()).String()
+		}
+		withIDs[i] = req
+	}
+	var ts []CreatedTask
+	err := c.retrying(ctx, func() error { return c.do(ctx, http.MethodPost, "/tasks", withIDs, &ts) })
+	if err == nil && len(ts) != len(reqs) {
+		return nil, fmt.Errorf("creating tasks: %d sent, %d in the answer", len(reqs), len(ts))
+	}
+	return ts, err
+}
+
 // retrying runs try until it succeeds, fails for good, or c.retryFor has
 // passed, backing off from 100 ms to 2 s between tries.
 func (c *Client) retrying(ctx context.Context, try func() error) error {

@@ -98,12 +98,18 @@ func DecodeTask(r io.Reader) (uuid.UUID, queue.TaskSpec, error) {
 	if len(body) > MaxBodyBytes {
 		return uuid.Nil, queue.TaskSpec{}, ErrTooLarge
 	}
+	return decodeTask(body)
+}
+
+// decodeTask is DecodeTask of a body read already.
+func decodeTask(body []byte) (uuid.UUID, queue.TaskSpec, error) {
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(body, &probe); err != nil {
 		return uuid.Nil, queue.TaskSpec{}, jsonError(err)
 	}
 	var id uuid.UUID
 	var spec queue.TaskSpec
+	var err error
 	if _, seed := probe["Task"]; seed {
 		var env seedEnvelope
 		if err := strict(body, &env); err != nil {

@@ -111,7 +111,8 @@
 // that lists them. The routes:
 //
 //	POST   /tasks                          create a task → 201 with the stored task; 200 with it when the body's
-//	                                       id exists with the same spec (a create sent again), 409 when with another
+//	                                       id exists with the same spec (a create sent again), 409 when with another;
+//	                                       a JSON array of up to 1000 tasks → an array of them (below)
 //	GET    /tasks?state=running&node=NAME&limit=N
 //	                                       list tasks, newest first (state may list several, comma-separated;
 //	                                       1000 unless limit= says otherwise, at most 10000)
@@ -136,7 +137,7 @@
 // (bad input), 401 (no valid token), 403 (a token whose scope is too weak, or
 // a forged request, below), 404, 409 (a conflict, e.g. a known id with
 // another spec, a live task's name, or a change the task's state does not
-// allow), 413 (a body over 1 MiB), 415 (a
+// allow), 413 (a body over 1 MiB, or 16 MiB for an array), 415 (a
 // change whose body is not declared JSON) or 500. The sentinels of package
 // queue are mapped to these statuses in one place.
 //
@@ -214,6 +215,27 @@
 //	curl -s -XPOST localhost:8989/tasks -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{
 //	  "ID": "266592cd-960d-4091-981c-8c25c44b1018", "State": 2,
 //	  "Task": {"State": 1, "ID": "266592cd-960d-4091-981c-8c25c44b1018", "Name": "task-1", "Image": "strm/helloworld-http"}}'
+//
+// # Batches
+//
+// POST /tasks also takes a JSON array of up to 1000 tasks (postgres.MaxBatch;
+// the body up to 16 MiB, each task up to 1 MiB) and stores them in one
+// transaction, all or none, with one commit: a submission of thousands of
+// short tasks costs the database a commit per thousand, not per task. Each
+// element follows the rules of a single create (a privileged one needs an
+// admin token, secrets are sealed, a client-chosen id makes it idempotent)
+// and every element is checked before anything is stored. Errors name the
+// element: 400 {"field": "[3].image", ...}; 403 for a task that needs a
+// stronger token; 409 {"field": "[1]", ...} for an id that exists with
+// another spec or a name a live task has. The answer is the array of
+// tasks, in the order sent, each with its own "warnings": 201, or 200 when
+// every one of them existed already with the same spec (the array sent
+// again). Client.CreateTasks sends one (choosing the ids, and retrying as
+// CreateTask does); orch task create --count N and -f FILE use it.
+//
+//	curl -s -XPOST localhost:8989/tasks -H 'Content-Type: application/json' -d '[
+//	  {"name": "shard-1", "image": "workload:test", "command": ["-sleep", "1s"]},
+//	  {"name": "shard-2", "image": "workload:test", "command": ["-sleep", "1s"]}]'
 //
 // GET /tasks/{id}/logs answers {"task_id", "state", "lines": [{"id",
 // "attempt", "at", "stream", "line"}], "next", "dropped_lines",

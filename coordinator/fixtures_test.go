@@ -61,7 +61,13 @@ type apiRig struct {
 
 func newAPIRig(t *testing.T) *apiRig {
 	t.Helper()
-	c := newTestCoordinator(t, Options{})
+	return newAPIRigWith(t, Options{})
+}
+
+// newAPIRigWith is newAPIRig with a coordinator of opts.
+func newAPIRigWith(t *testing.T, opts Options) *apiRig {
+	t.Helper()
+	c := newTestCoordinator(t, opts)
 	srv := httptest.NewServer(c.Handler())
 	t.Cleanup(srv.Close)
 	return &apiRig{t: t, store: c.store, c: c, srv: srv}

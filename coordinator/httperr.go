@@ -3,6 +3,7 @@ package coordinator
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/orchd/orch/queue"
@@ -18,7 +19,7 @@ type ErrorBody struct {
 // statusOf is the one table from orch's error sentinels to HTTP statuses.
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, ErrTooLarge):
+	case errors.Is(err, ErrTooLarge), errors.Is(err, ErrBatchTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, queue.ErrInvalid):
 		return http.StatusBadRequest
@@ -44,7 +45,16 @@ func (c *Coordinator) writeError(w http.ResponseWriter, r *http.Request, err err
 	status := statusOf(err)
 	body := ErrorBody{Error: err.Error()}
 	var fe *queue.FieldError
-	if errors.As(err, &fe) {
+	var ie *queue.ItemError
+	switch {
+	case errors.As(err, &ie):
+		// One element of an array: its index is the field, or comes
+		// before it.
+		body = ErrorBody{Error: ie.Err.Error(), Field: fmt.Sprintf("[%d]", ie.Index)}
+		if errors.As(ie.Err, &fe) {
+			body = ErrorBody{Error: fe.Message, Field: body.Field + "." + fe.Field, Hint: fe.Hint}
+		}
+	case errors.As(err, &fe):
 		body = ErrorBody{Error: fe.Message, Field: fe.Field, Hint: fe.Hint}
 	}
 	if status == http.StatusInternalServerError {
