@@ -32,7 +32,9 @@ func TestE2E_BadInput_EachRefusedWithItsExactError(t *testing.T) {
 	}{
 		{`{`, "", 400, "body", "malformed JSON at byte 1: unexpected end of JSON input"},
 		{`{"image":"alpine"} x`, "", 400, "body", "malformed JSON at byte 20: invalid character 'x' after top-level value"},
-		{`[1,2]`, "", 400, "body", "wrong type: got a JSON array, want an object"},
+		{`[1,2]`, "", 400, "[0]", "wrong type: got a JSON number, want an object"},
+		{`[{"image":"alpine"},{"name":"no-image"}]`, "", 400, "[1].image", "image is required"},
+		{`[]`, "", 400, "body", "the array holds no task"},
 		{`{"image":""}`, "", 400, "image", "image is required"},
 		{`{"name":"no-image"}`, "", 400, "image", "image is required"},
 		{`{"image":"Alpine"}`, "", 400, "image", `"Alpine" is not a valid image reference: invalid reference format: repository name (library/Alpine) must be lowercase`},
@@ -110,6 +112,10 @@ func TestE2E_BadInput_EachRefusedWithItsExactError(t *testing.T) {
 		{[]string{"task", "create", "--image", "alpine", "--stop-after-disconnect", "100ms"}, `orch: stop_after_disconnect: 100ms is outside 1s..1h (e.g. 3s; with the agent's --stop-grace it should end before the coordinators' --node-down-timeout (10s), so the container is gone before a replacement starts; 0 never stops it)`},
 		{[]string{"task", "get"}, "orch: orch task get takes 1 argument(s), got 0: give the task's name, its id or a unique part of the id (as orch task list prints them)"},
 		{[]string{"-o", "yaml", "task", "list"}, `orch: --output "yaml": use table or json`},
+		{[]string{"task", "create", "--image", "alpine", "--count", "0"}, `orch: count: --count 0: submit how many? (give 1 or more)`},
+		{[]string{"task", "create", "-f", "/nonexistent/tasks.yaml"}, `orch: reading tasks: open /nonexistent/tasks.yaml: no such file or directory`},
+		{[]string{"task", "create", "-f", "-", "--image", "alpine"}, `orch: file: -f takes the tasks from the file, not from --image (write everything about the tasks in the file)`},
+		{[]string{"task", "create", "--count", "2", "--image", "alpine", "--wait"}, `orch: wait: --wait follows one task (leave out --wait with --count or -f, and watch with orch task list)`},
 	}
 	for _, tc := range cli {
 		out, code := c.orch(tc.args...)

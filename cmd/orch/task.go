@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -116,12 +117,7 @@ func (tf *taskFlags) request(cmd *cobra.Command, args []string) (coordinator.Tas
 	if tf.stopAfterDisconnect != 0 {
 		req.StopAfterDisconnect = tf.stopAfterDisconnect.String()
 	}
-	spec, err := req.Spec()
-	if err != nil {
-		return req, err
-	}
-	spec.Normalize()
-	return req, spec.Validate()
+	return req, checkRequest(req)
 }
 
 // What orch task create --wait waits for.
@@ -135,20 +131,41 @@ func newTaskCreateCmd() *cobra.Command {
 		tf      taskFlags
 		wait    string
 		timeout time.Duration
+		count   int
+		file    string
 	)
+	taskFlagSet := pflag.NewFlagSet("task", pflag.ContinueOnError)
 	cmd := &cobra.Command{
-		Use:   "create --image IMAGE [flags] [-- COMMAND [ARGS...]]",
+		Use:   "create --image IMAGE [flags] [-- COMMAND [ARGS...]] | create -f FILE",
 		Short: "Submit a task; it runs as a container on a node with room for it",
 		Long: `Submit a task; it runs as a container on a node with room for it.
 
 --wait (or --wait=running) waits until the task is running, or has ended, or cannot
 start; it exits 0 once the task runs, even if it fails a moment later. --wait=exit
 waits until the task has ended (completed, failed or stopped) and exits with the
-task's exit code (1 if it failed without one). orch task run also streams the logs.`,
+task's exit code (1 if it failed without one). orch task run also streams the logs.
+
+--count N submits N such tasks at once; a --name NAME becomes NAME-1 ... NAME-N, as
+Docker Compose names replicas (a job's tasks are JOB.1 ...), and without --name each
+gets its own task-<id>. -f FILE submits the tasks listed in FILE ("-": standard
+input), a JSON array or a YAML list of objects with the fields of POST /tasks (go doc
+./coordinator); every task in it is checked before any is sent. Both send up to 1000
+tasks per request, each request stored in one transaction, all or none, with the
+progress on stderr when there are more; an error names the task by its index
+("[3].image"). Give tasks an "id" in the file to make sending it again safe: the
+tasks that exist with the same spec are answered, not made twice.`,
 		Example: `  orch task create --image nginx:1.27 --cpu 0.5 --memory 256MiB --port 8080:80
   orch task create --image alpine:3.20 --restart-policy on-failure --max-restarts 3 -- sh -c 'exit 1'
-  orch task create --image nginx:1.27 --strategy spread --constraint zone=eu --constraint gpu!=none`,
+  orch task create --image nginx:1.27 --strategy spread --constraint zone=eu --constraint gpu!=none
+  orch task create --count 100 --name shard --image workload:test -- -sleep 10s
+  orch task create -f tasks.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if file != "" || count != 1 {
+				if wait != "" && wait != "false" {
+					return queue.Invalid("wait", "--wait follows one task", "leave out --wait with --count or -f, and watch with orch task list")
+				}
+				return createMany(cmd, &tf, taskFlagSet, args, count, file)
+			}
 			switch wait {
 			case "true":
 				wait = waitRunning
@@ -206,11 +223,73 @@ task's exit code (1 if it failed without one). orch task run also streams the lo
 		},
 	}
 	f := cmd.Flags()
-	tf.register(f)
+	tf.register(taskFlagSet)
+	f.AddFlagSet(taskFlagSet)
+	f.IntVar(&count, "count", 1, "submit this many tasks like the one the flags describe (names NAME-1 ... NAME-N)")
+	f.StringVarP(&file, "file", "f", "", `submit the tasks listed in FILE, a JSON array or YAML list ("-": standard input)`)
 	f.StringVar(&wait, "wait", "", "wait until the task runs (--wait) or ends (--wait=exit), showing its status")
 	f.Lookup("wait").NoOptDefVal = waitRunning
 	f.DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
 	return cmd
+}
+
+// createMany is orch task create --count N or -f FILE: tasks sent in
+// batches (submitTasks), printed as a single create prints one.
+func createMany(cmd *cobra.Command, tf *taskFlags, taskFlagSet *pflag.FlagSet, args []string, count int, file string) error {
+	var reqs []coordinator.TaskRequest
+	switch {
+	case file != "":
+		given := ""
+		taskFlagSet.VisitAll(func(fl *pflag.Flag) {
+			if given == "" && cmd.Flags().Changed(fl.Name) {
+				given = "--" + fl.Name
+			}
+		})
+		if given == "" && len(args) > 0 {
+			given = "a command"
+		}
+		if given == "" && cmd.Flags().Changed("count") {
+			given = "--count"
+		}
+		if given != "" {
+			return queue.Invalid("file", fmt.Sprintf("-f takes the tasks from the file, not from %s", given), "write everything about the tasks in the file")
+		}
+		var err error
+		if reqs, err = readTaskFile(cmd, file); err != nil {
+			return err
+		}
+	case count < 1:
+		return queue.Invalid("count", fmt.Sprintf("--count %d: submit how many?", count), "give 1 or more")
+	default:
+		req, err := tf.request(cmd, args)
+		if err != nil {
+			return err
+		}
+		reqs = countedRequests(req, count)
+	}
+	client, cc, err := clientFor(cmd)
+	if err != nil {
+		return err
+	}
+	created, err := submitTasks(cmd, client, reqs)
+	if err != nil {
+		return err
+	}
+	tasks := make([]queue.Task, len(created))
+	for i, c := range created {
+		tasks[i] = c.Task
+		for _, w := range c.Warnings {
+			fmt.Fprintf(cmd.ErrOrStderr(), "orch: warning: task %s: %s\n", c.Name, w)
+		}
+	}
+	if cc.Output == "json" {
+		return printJSON(cmd.OutOrStdout(), tasks)
+	}
+	w := bufio.NewWriter(cmd.OutOrStdout())
+	for _, t := range tasks {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", t.ID, t.Name, t.State)
+	}
+	return w.Flush()
 }
 
 // keyValues parses repeated K=V flags.
