@@ -60,7 +60,12 @@
 //     agents.
 //   - pipeline: tasks created through a coordinator's API while it schedules
 //     them and simulated agents (--agents, 100: the real agent code with the
-//     in-memory runtime) claim, run and finish them: tasks/s end to end, the
+//     in-memory runtime) claim, run and finish them. They are submitted as a
+//     batch user does (orch task create -f): 100 per request (POST /tasks
+//     with an array, one transaction each) from 4 clients, the shape of
+//     River's batched inserts, so that the ratio to River's jobs/s compares
+//     like with like; a fifth as many go one per request from 16 clients
+//     first, for the per-task figures. Figures: tasks/s end to end, the
 //     API's creates/s meanwhile, and per task the write transactions, rows,
 //     WAL bytes and WAL flushes, the share of HOT updates, and tasks/s × write
 //     transactions per task ÷ pgbench TPS (close to 1: orch uses about as many

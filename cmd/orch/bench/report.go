@@ -87,11 +87,20 @@ type PlacementResult struct {
 // PipelineResult is tasks run end to end through the API by simulated
 // agents, and what each cost the database.
 type PipelineResult struct {
-	Agents             int     `json:"agents"`
-	Tasks              int     `json:"tasks"`
-	Seconds            float64 `json:"seconds"`
-	TasksPerSec        float64 `json:"tasks_per_s"`
-	CreatesPerSec      float64 `json:"api_creates_per_s"`
+	Agents int `json:"agents"`
+	Tasks  int `json:"tasks"`
+	// Batch tasks go in one request (POST /tasks with an array), from
+	// Clients clients.
+	Batch         int     `json:"api_batch"`
+	Clients       int     `json:"api_clients"`
+	Seconds       float64 `json:"seconds"`
+	TasksPerSec   float64 `json:"tasks_per_s"`
+	CreatesPerSec float64 `json:"api_creates_per_s"`
+	// PerTask... are a sample of PerTaskSample tasks submitted one per
+	// request from 16 clients, before the batched run.
+	PerTaskSample        int     `json:"per_task_sample"`
+	PerTaskTasksPerSec   float64 `json:"per_task_tasks_per_s"`
+	PerTaskCreatesPerSec float64 `json:"per_task_api_creates_per_s"`
 	WriteTxnsPerTask   float64 `json:"write_txns_per_task"`
 	RowsWrittenPerTask float64 `json:"rows_written_per_task"`
 	WALBytesPerTask    float64 `json:"wal_bytes_per_task"`
@@ -341,8 +350,13 @@ func (r *Report) Print(w io.Writer) error {
 		row(fmt.Sprintf("backlog claimed and run/s (%d agents)", p.Nodes), fmt.Sprintf("%.0f", p.RunPerSec))
 	}
 	if p := r.Pipeline; p != nil {
-		row(fmt.Sprintf("tasks/s end to end (API, %d agents, %d tasks)", p.Agents, p.Tasks), fmt.Sprintf("%.0f", p.TasksPerSec))
-		row("  API creates/s meanwhile (16 clients)", fmt.Sprintf("%.0f", p.CreatesPerSec))
+		row(fmt.Sprintf("tasks/s end to end (API, %d agents, %d tasks, %d per request)", p.Agents, p.Tasks, p.Batch), fmt.Sprintf("%.0f", p.TasksPerSec))
+		if r.PeerRiver != nil && r.PeerRiver.JobsPerSec > 0 {
+			row("  ÷ River's jobs/s", fmt.Sprintf("%.2f×", p.TasksPerSec/r.PeerRiver.JobsPerSec))
+		}
+		row(fmt.Sprintf("  API creates/s meanwhile (%d clients)", p.Clients), fmt.Sprintf("%.0f", p.CreatesPerSec))
+		row(fmt.Sprintf("  one task per request (%d tasks, 16 clients): tasks/s end to end; API creates/s", p.PerTaskSample),
+			fmt.Sprintf("%.0f; %.0f", p.PerTaskTasksPerSec, p.PerTaskCreatesPerSec))
 		row("  write transactions per task", fmt.Sprintf("%.2f", p.WriteTxnsPerTask))
 		row("  rows written per task", fmt.Sprintf("%.1f", p.RowsWrittenPerTask))
 		row("  WAL per task; WAL flushes per task", fmt.Sprintf("%.0f bytes; %.2f", p.WALBytesPerTask, p.WALSyncsPerTask))

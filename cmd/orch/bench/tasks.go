@@ -58,6 +58,42 @@ func createAPI(ctx context.Context, c *coordinator.Client, n, workers int, req c
 	return ids, took, nil
 }
 
+// createAPIBatches submits n tasks through a coordinator's API, batch to a
+// request (POST /tasks with an array: one transaction each), from workers
+// goroutines, as fast as it answers.
+func createAPIBatches(ctx context.Context, c *coordinator.Client, n, batch, workers int, req coordinator.TaskRequest) ([]uuid.UUID, time.Duration, error) {
+	ids := make([]uuid.UUID, n)
+	var next atomic.Int64
+	start := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	for range workers {
+		g.Go(func() error {
+			reqs := make([]coordinator.TaskRequest, batch)
+			for {
+				from := int(next.Add(int64(batch))) - batch
+				if from >= n {
+					return nil
+				}
+				to := min(from+batch, n)
+				for i := range reqs[:to-from] {
+					reqs[i] = req
+				}
+				ts, err := c.CreateTasks(gctx, reqs[:to-from])
+				if err != nil {
+					return fmt.Errorf("creating tasks through the API in batches: %w", err)
+				}
+				for i, t := range ts {
+					ids[from+i] = t.ID
+				}
+			}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, 0, err
+	}
+	return ids, time.Since(start), nil
+}
+
 // createN calls create n times from workers goroutines and returns the ids
 // in order and how long it took.
 func createN(ctx context.Context, n, workers int, create func(context.Context) (uuid.UUID, error)) ([]uuid.UUID, time.Duration, error) {

@@ -75,10 +75,23 @@ func phaseTimeout(n int) time.Duration {
 	return max(2*time.Minute, time.Duration(n)*20*time.Millisecond)
 }
 
+// The pipeline phase submits pipelineBatch tasks per API request from
+// pipelineClients clients, as a batch user would (orch task create -f): the
+// shape River's inserts have in the peer-river phase. A sample of
+// pipelineSample of its tasks goes one per request first, from 16 clients,
+// for the per-task figure.
+const (
+	pipelineBatch   = 100
+	pipelineClients = 4
+	pipelineSample  = 5 // the sample is a fifth of --tasks
+)
+
 // pipeline runs tasks end to end: created through a coordinator's API while
 // it schedules them and the simulated agents claim, run and finish them.
 // Everything of the phase runs in this process, so that once it is over
 // every connection that wrote is closed and the table counters are exact.
+// The counters cover the batched submission only: the per-task sample runs
+// and ends before them.
 func (b *bench) pipeline(ctx context.Context) error {
 	n, m := b.opts.Agents, b.opts.Tasks
 	f, err := b.newFleet(ctx, "pipe", n)
@@ -100,11 +113,23 @@ func (b *bench) pipeline(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	sample := max(1, m/pipelineSample)
+	sampleIDs, sampleCreate, err := createAPI(ctx, client, sample, 16, simRequest("100m", "-exit", "0"))
+	if err != nil {
+		return err
+	}
+	if err := b.waitFinished(ctx, sampleIDs, live0, phaseTimeout(sample)); err != nil {
+		return err
+	}
+	sFirst, sLast, _, err := b.store.TaskSpan(ctx, sampleIDs)
+	if err != nil {
+		return err
+	}
 	a0, err := b.settledActivity(ctx)
 	if err != nil {
 		return err
 	}
-	ids, createDur, err := createAPI(ctx, client, m, 16, simRequest("100m", "-exit", "0"))
+	ids, createDur, err := createAPIBatches(ctx, client, m, pipelineBatch, pipelineClients, simRequest("100m", "-exit", "0"))
 	if err != nil {
 		return err
 	}
@@ -128,7 +153,10 @@ func (b *bench) pipeline(ctx context.Context) error {
 	}
 	d := a1.Sub(a0)
 	r := &PipelineResult{
-		Agents: n, Tasks: m,
+		Agents: n, Tasks: m, Batch: pipelineBatch, Clients: pipelineClients,
+		PerTaskSample:        sample,
+		PerTaskTasksPerSec:   perSecond(sample, sLast.Sub(sFirst)),
+		PerTaskCreatesPerSec: perSecond(sample, sampleCreate),
 		Seconds:            last.Sub(first).Seconds(),
 		TasksPerSec:        perSecond(m, last.Sub(first)),
 		CreatesPerSec:      perSecond(m, createDur),
