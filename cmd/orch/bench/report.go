@@ -101,11 +101,11 @@ type PipelineResult struct {
 	PerTaskSample        int     `json:"per_task_sample"`
 	PerTaskTasksPerSec   float64 `json:"per_task_tasks_per_s"`
 	PerTaskCreatesPerSec float64 `json:"per_task_api_creates_per_s"`
-	WriteTxnsPerTask   float64 `json:"write_txns_per_task"`
-	RowsWrittenPerTask float64 `json:"rows_written_per_task"`
-	WALBytesPerTask    float64 `json:"wal_bytes_per_task"`
-	WALSyncsPerTask    float64 `json:"wal_flushes_per_task"`
-	HOTUpdatePercent   float64 `json:"hot_update_percent"`
+	WriteTxnsPerTask     float64 `json:"write_txns_per_task"`
+	RowsWrittenPerTask   float64 `json:"rows_written_per_task"`
+	WALBytesPerTask      float64 `json:"wal_bytes_per_task"`
+	WALSyncsPerTask      float64 `json:"wal_flushes_per_task"`
+	HOTUpdatePercent     float64 `json:"hot_update_percent"`
 	// CommitShare is tasks/s × write transactions per task ÷ pgbench TPS:
 	// the share of the machine's commit rate the pipeline used.
 	CommitShare float64 `json:"commit_share_of_pgbench,omitempty"`

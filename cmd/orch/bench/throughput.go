@@ -157,13 +157,13 @@ func (b *bench) pipeline(ctx context.Context) error {
 		PerTaskSample:        sample,
 		PerTaskTasksPerSec:   perSecond(sample, sLast.Sub(sFirst)),
 		PerTaskCreatesPerSec: perSecond(sample, sampleCreate),
-		Seconds:            last.Sub(first).Seconds(),
-		TasksPerSec:        perSecond(m, last.Sub(first)),
-		CreatesPerSec:      perSecond(m, createDur),
-		WriteTxnsPerTask:   float64(d.NextXID) / float64(m),
-		RowsWrittenPerTask: float64(d.RowsWritten) / float64(m),
-		WALBytesPerTask:    float64(d.WALBytes) / float64(m),
-		WALSyncsPerTask:    float64(d.WALSyncs) / float64(m),
+		Seconds:              last.Sub(first).Seconds(),
+		TasksPerSec:          perSecond(m, last.Sub(first)),
+		CreatesPerSec:        perSecond(m, createDur),
+		WriteTxnsPerTask:     float64(d.NextXID) / float64(m),
+		RowsWrittenPerTask:   float64(d.RowsWritten) / float64(m),
+		WALBytesPerTask:      float64(d.WALBytes) / float64(m),
+		WALSyncsPerTask:      float64(d.WALSyncs) / float64(m),
 	}
 	if d.Updates > 0 {
 		r.HOTUpdatePercent = 100 * float64(d.HOTUpdates) / float64(d.Updates)
