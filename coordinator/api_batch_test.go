@@ -185,3 +185,28 @@ func TestClient_CreateTasks(t *testing.T) {
 		t.Fatalf("a live name again: %v, want a conflict about [1]", err)
 	}
 }
+
+// Each task of an array has its secrets sealed for its own id, as a single
+// create's are: the answer names them and holds no value, and a cluster
+// without a key refuses the array naming the element.
+func TestAPI_CreateTask_ArraySealsEachTasksSecrets(t *testing.T) {
+	t.Parallel()
+	r := newAPIRigWith(t, Options{SecretsKey: testKey(t)})
+	body := `[{"image": "workload:test"}, {"image": "workload:test", "secrets": {"DB_PASSWORD": "` + secretValue + `"}},
+  {"image": "workload:test", "secrets": {"TOKEN": "` + secretValue + `"}}]`
+	var got []CreatedTask
+	code, eb := postTasks(t, r.srv.URL, "", body, &got)
+	if code != http.StatusCreated || len(got) != 3 {
+		t.Fatalf("POST: %d %+v", code, eb)
+	}
+	if len(got[0].SecretKeys) != 0 || len(got[1].SecretKeys) != 1 || got[2].SecretKeys[0] != "TOKEN" {
+		t.Errorf("secret keys %v %v %v", got[0].SecretKeys, got[1].SecretKeys, got[2].SecretKeys)
+	}
+	if b, _ := json.Marshal(got); strings.Contains(string(b), secretValue) {
+		t.Error("the answer holds a secret's value")
+	}
+	plain := newAPIRig(t)
+	if code, eb := postTasks(t, plain.srv.URL, "", body, &got); code != http.StatusBadRequest || eb.Field != "[1].secrets" {
+		t.Errorf("no secrets key: %d %+v, want 400 naming [1].secrets", code, eb)
+	}
+}
