@@ -61,6 +61,22 @@
 // off, its node drained past the deadline) changes nothing about it, while
 // the new attempt runs elsewhere.
 //
+// # Creating tasks
+//
+// Every task is made by one statement (tasks_batch.go): a batch of up to
+// MaxBatch tasks goes to the server as one jsonb parameter, read with
+// jsonb_to_recordset, and one INSERT ... SELECT writes the task rows, their
+// sealed secrets and their first events; a single create (CreateTask), a
+// batch (CreateTasks, POST /tasks with an array) and a job's new tasks all
+// use it, so names, secrets and events cannot differ between them. The
+// statement is a transaction of its own: a batch costs one commit. When a
+// unique index refuses it (an id or a live name taken), nothing was
+// stored, and a second try in a transaction inserts with ON CONFLICT DO
+// NOTHING and looks at each task left out: a resubmission (SubmitTasks:
+// the id exists with the same spec) is answered with the stored task;
+// anything else rolls the batch back with a queue.ItemError that names the
+// task by its index.
+//
 // # The claim
 //
 // An agent claims the tasks placed on its node in one statement: a CTE that

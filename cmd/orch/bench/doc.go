@@ -163,7 +163,9 @@
 // (0.4 to 0.9 measured, against 4.3 when each change was its own):
 //
 //   - creation: one transaction per submitted batch (postgres.CreateTasks,
-//     up to 1,000 rows through one jsonb_to_recordset);
+//     up to 1,000 rows through one jsonb_to_recordset; through the API a
+//     POST /tasks with an array, which the pipeline phase sends 100 at a
+//     time; a task sent on its own is a batch of one, its own commit);
 //   - placement: one transaction per scheduling pass (up to --batch, 500,
 //     tasks), which also wakes each node's agent once;
 //   - claim: one statement per agent wake-up, taking every task placed on
