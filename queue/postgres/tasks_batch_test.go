@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -160,4 +161,35 @@ func countTasks(t *testing.T, s *Store) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// A job's tasks are made by the same statement, with their job, version
+// and index, the event that says which version made them, and a
+// replacement's backoff as not_before.
+func TestStore_CreateTasks_JobTasksGoThroughTheSameStatement(t *testing.T) {
+	s, ctx := newStore(t)
+	j, _ := submit(t, s, "name: web\ncount: 1\ntask: {image: busybox}")
+	if res := reconcile(t, s, j.ID); res.Created != 1 {
+		t.Fatalf("reconcile: %+v", res)
+	}
+	made := jobTasks(t, s, j.ID)[0]
+	if evs, _ := s.Events(ctx, made.ID); len(evs) != 1 || evs[0].Reason != "created by job version 1" {
+		t.Errorf("events of %s: %+v", made.Name, evs)
+	}
+	if made.NotBefore != nil {
+		t.Errorf("a new job task is held back until %v", made.NotBefore)
+	}
+	spec := queue.TaskSpec{Name: "web.0", Image: "busybox"} // the live web.0's name: job tasks may share one
+	spec.Normalize()
+	rows, err := rowsOf([]NewTask{{Spec: spec, job: &jobTask{ID: j.ID, Version: 1, Index: 0, Delay: time.Hour}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := insertTasks(ctx, s.pool, insertTasksSQL, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := ts[0]; r.JobID == nil || *r.JobID != j.ID || r.NotBefore == nil || time.Until(*r.NotBefore) < 59*time.Minute {
+		t.Errorf("replacement: job %v, not before %v; want job %s, an hour from now", r.JobID, r.NotBefore, j.ID)
+	}
 }
