@@ -27,7 +27,8 @@ import (
 //     committed, and is repeated only when the write is idempotent;
 //   - a create is repeated whatever happened: its id is fixed before the
 //     first try, and a later try that finds the id taken by a task of the
-//     same spec takes it as its own (CreateTask).
+//     same spec takes it as its own (createTasks, behind CreateTask,
+//     CreateTasks and their Submit forms).
 //
 // A call so retried waits for the switch instead of failing: with a
 // failover manager that promotes within a few seconds, API callers see a
@@ -69,12 +70,6 @@ func transient(err error) bool {
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
 		strings.Contains(err.Error(), "conn closed")
-}
-
-// uniqueViolation reports whether err is PostgreSQL's unique_violation.
-func uniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
 // retry runs fn, and again with backoff for as long as it fails only because
