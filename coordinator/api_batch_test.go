@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -208,5 +211,36 @@ func TestAPI_CreateTask_ArraySealsEachTasksSecrets(t *testing.T) {
 	plain := newAPIRig(t)
 	if code, eb := postTasks(t, plain.srv.URL, "", body, &got); code != http.StatusBadRequest || eb.Field != "[1].secrets" {
 		t.Errorf("no secrets key: %d %+v, want 400 naming [1].secrets", code, eb)
+	}
+}
+
+// A batch whose answer is lost after it was stored is sent again with the
+// same ids: the user gets the tasks it made, once each.
+func TestClient_CreateTasks_AnswerLostIsSentAgainAndMakesEachTaskOnce(t *testing.T) {
+	t.Parallel()
+	c := newTestCoordinator(t, Options{})
+	api := c.Handler()
+	var posts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && posts.Add(1) == 1 {
+			api.ServeHTTP(httptest.NewRecorder(), r) // stored, and the answer is lost
+			panic(http.ErrAbortHandler)
+		}
+		api.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	client, _ := NewClient(srv.URL, "")
+	var retried atomic.Int32
+	client.RetryCreates(30*time.Second, func(error, time.Duration) { retried.Add(1) })
+	got, err := client.CreateTasks(context.Background(), []TaskRequest{{Name: "a", Image: "workload:test"}, {Name: "b", Image: "workload:test"}})
+	if err != nil || len(got) != 2 || got[0].Name != "a" || got[1].Name != "b" {
+		t.Fatalf("CreateTasks across a lost answer: %+v, %v", got, err)
+	}
+	if posts.Load() != 2 || retried.Load() != 1 {
+		t.Errorf("%d POSTs, %d retries; want 2 and 1", posts.Load(), retried.Load())
+	}
+	tasks, err := c.store.ListTasks(context.Background(), postgres.TaskFilter{})
+	if err != nil || len(tasks) != 2 {
+		t.Fatalf("%d tasks stored (%v), want 2", len(tasks), err)
 	}
 }
