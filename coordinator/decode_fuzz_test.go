@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -41,6 +42,54 @@ func FuzzDecodeTask(f *testing.F) {
 		}
 		if verr := spec.Validate(); verr != nil {
 			t.Fatalf("accepted a spec that does not validate: %v", verr)
+		}
+	})
+}
+
+// FuzzDecodeTasks feeds the decoder of POST /tasks arbitrary bodies, the
+// seeds alone and in arrays: it must never panic, must refuse with a field
+// error naming the element (or 413), must accept only valid specs, and
+// must read a body that is no array as DecodeTask does.
+func FuzzDecodeTasks(f *testing.F) {
+	seeds, err := filepath.Glob(filepath.Join("..", "testdata", "fuzz", "tasks", "*.json"))
+	if err != nil || len(seeds) == 0 {
+		f.Fatalf("no seed corpus: %v", err)
+	}
+	for _, p := range seeds {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		f.Add([]byte("[" + string(b) + "]"))
+		f.Add([]byte("[" + string(b) + ", " + string(b) + "]"))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		tasks, array, err := DecodeTasks(bytes.NewReader(body))
+		if !array {
+			_, spec, serr := DecodeTask(bytes.NewReader(body))
+			if (err == nil) != (serr == nil) || err == nil && !reflect.DeepEqual(tasks[0].Spec, spec) {
+				t.Fatalf("a body that is no array: DecodeTasks %v, DecodeTask %v", err, serr)
+			}
+		}
+		if err != nil {
+			var fe *queue.FieldError
+			var ie *queue.ItemError
+			if !errors.As(err, &fe) && !errors.As(err, &ie) && !errors.Is(err, ErrBatchTooLarge) && !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("refusal is not a field error: %T %v", err, err)
+			}
+			if statusOf(err) != 400 && statusOf(err) != 413 {
+				t.Fatalf("refusal maps to %d", statusOf(err))
+			}
+			if array && fe != nil && fe.Field != "body" && !strings.HasPrefix(fe.Field, "[") {
+				t.Fatalf("refusal of an array names field %q, not an element", fe.Field)
+			}
+			return
+		}
+		for i, tk := range tasks {
+			if verr := tk.Spec.Validate(); verr != nil {
+				t.Fatalf("accepted task [%d] that does not validate: %v", i, verr)
+			}
 		}
 	})
 }
