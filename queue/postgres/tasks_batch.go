@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -177,7 +178,7 @@ func (s *Store) createTasks(ctx context.Context, batch []NewTask, opts CreateOpt
 	if err != nil {
 		return nil, nil, err
 	}
-	if !opts.Quiet && anyTrue(created) {
+	if !opts.Quiet && slices.Contains(created, true) {
 		s.wakeAsync(ctx, ChannelPending)
 	}
 	return out, created, nil
@@ -251,15 +252,6 @@ AND state IN ('pending', 'scheduled', 'starting', 'running')`, name).Scan(&id, &
 	}
 	return fmt.Errorf("%w: task %s (%s) is named %s: a name belongs to one live task at a time; stop that one (orch task delete %s) or choose another name",
 		queue.ErrConflict, id, state, name, name)
-}
-
-func anyTrue(bs []bool) bool {
-	for _, b := range bs {
-		if b {
-			return true
-		}
-	}
-	return false
 }
 
 // rowsOf fills in what the new tasks' rows need, refusing an id given twice.
