@@ -162,11 +162,20 @@ func TestAPI_CreateTask_ArrayNeedsTheScopeOfEachTask(t *testing.T) {
 	if code, eb := postTasks(t, r.srv.URL, writeSecret, body, &got); code != http.StatusForbidden || !strings.Contains(eb.Error, "task [1]") {
 		t.Errorf("write token: %d %+v, want 403 naming task [1]", code, eb)
 	}
+	mounts := `[{"image": "workload:test", "volumes": [{"source": "data", "target": "/data"}]},
+  {"image": "workload:test"}, {"image": "workload:test", "volumes": [{"source": "/srv/orch/x", "target": "/data"}]}]`
+	if code, eb := postTasks(t, r.srv.URL, writeSecret, mounts, &got); code != http.StatusForbidden || !strings.Contains(eb.Error, "task [2], with host mounts") {
+		t.Errorf("write token, a host mount: %d %+v, want 403 naming task [2]", code, eb)
+	}
 	if n := r.taskCount(); n != 0 {
 		t.Errorf("%d tasks stored after refusals, want none", n)
 	}
 	if code, eb := postTasks(t, r.srv.URL, adminSecret, body, &got); code != http.StatusCreated || len(got) != 2 || !got[1].Privileged {
 		t.Errorf("admin token: %d %+v %+v, want 201 and both tasks", code, eb, got)
+	}
+	if code, eb := postTasks(t, r.srv.URL, adminSecret, mounts, &got); code != http.StatusCreated || len(got) != 3 ||
+		len(got[0].Volumes) != 1 || got[0].Volumes[0].Source != "data" || got[2].Volumes[0].Source != "/srv/orch/x" {
+		t.Errorf("admin token, mounts: %d %+v %+v, want 201 and the tasks with their volumes", code, eb, got)
 	}
 }
 
