@@ -27,6 +27,12 @@ const (
 	DefaultReconcileInterval = 30 * time.Second
 )
 
+// PooledConns bounds an agent's connections to a transaction pooler
+// (orch agent --database-pooler transaction): two are all it uses at once
+// (its loop, and a heartbeat or stats beside it), and through the pooler
+// they cost PostgreSQL nothing while idle.
+const PooledConns = 2
+
 // Options configure an agent.
 type Options struct {
 	Name     string

@@ -193,11 +193,10 @@ func poolerFlag(cmd *cobra.Command) {
 }
 
 // agentPoolConns is an agent's connections to the database: through a
-// pooler a fleet's connections cost only the pooler, and two are all an
-// agent uses at once (its loop, and a heartbeat or stats beside it).
+// pooler, agent.PooledConns (0 otherwise: pgx's default).
 func agentPoolConns(p postgres.Pooler) int {
 	if p == postgres.TransactionPooler {
-		return 2
+		return agent.PooledConns
 	}
 	return 0
 }

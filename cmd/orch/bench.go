@@ -34,6 +34,10 @@ tasks compared with what the machine can do:
               with the real Docker engine; the ratio of medians
   idle        Postgres CPU time taken by idle simulated agents (heartbeats, polls, LISTEN),
               and what one NOTIFY costs with them listening
+  fleet       1,000 and 10,000 simulated agents through PgBouncer (transaction mode), woken by
+              long-polling a coordinator process: backends, what a heartbeat costs, idle CPU of
+              Postgres, PgBouncer, the coordinator and the agents over 120 s after settling,
+              create->claimed p50/p99, time to notice 10 agents killed at once, memory
 
 Unless --database-url is given it starts a private PostgreSQL (durable settings, high
 max_connections, pg_stat_statements) in a temporary directory and removes it afterwards. With
@@ -59,6 +63,9 @@ version in about a minute, to check that it works; its figures are not meant to 
 			if o.IdleAgents, err = intList(lists.idleAgents, "idle-agents", 0); err != nil {
 				return err
 			}
+			if o.FleetAgents, err = intList(lists.fleetAgents, "fleet-agents", 1); err != nil {
+				return err
+			}
 			o.Phases = listItems(lists.phases)
 			if o.DatabaseURL == "" {
 				v, err := settings(cmd)
@@ -77,7 +84,7 @@ version in about a minute, to check that it works; its figures are not meant to 
 }
 
 // benchLists are the bench's flags that hold comma-separated lists.
-type benchLists struct{ latencyAgents, idleAgents, phases string }
+type benchLists struct{ latencyAgents, idleAgents, fleetAgents, phases string }
 
 // benchFlags registers the flags of `orch bench`, bound to o and l, with
 // o's values as their defaults.
@@ -103,6 +110,11 @@ func benchFlags(f *pflag.FlagSet, o *bench.Options, l *benchLists) {
 	f.Float64Var(&o.LatencyRate, "latency-rate", o.LatencyRate, "submissions per second in the latency phase")
 	f.StringVar(&l.idleAgents, "idle-agents", joinInts(o.IdleAgents), "idle agent counts to measure Postgres CPU with (0: the server alone)")
 	f.DurationVar(&o.IdleWindow, "idle-window", o.IdleWindow, "how long idle Postgres CPU is measured")
+	f.StringVar(&l.fleetAgents, "fleet-agents", joinInts(o.FleetAgents), "fleet sizes of the fleet phase (agents through PgBouncer, long-polling a coordinator)")
+	f.DurationVar(&o.FleetWindow, "fleet-window", o.FleetWindow, "how long a settled fleet's Postgres CPU is measured")
+	f.IntVar(&o.FleetTasks, "fleet-tasks", o.FleetTasks, "tasks whose create->claimed is measured across each fleet")
+	f.IntVar(&o.FleetKill, "fleet-kill", o.FleetKill, "agents of each fleet killed at once, to time their nodes' loss")
+	f.DurationVar(&o.FleetBeatTime, "fleet-beat-time", o.FleetBeatTime, "how long heartbeats are driven at their most, to measure what one costs")
 	f.DurationVar(&o.HeartbeatInterval, "heartbeat-interval", o.HeartbeatInterval, "heartbeat interval of the simulated agents (the agent's default)")
 	f.Float64Var(&o.MaxHeartbeatsPerSecond, "max-heartbeats-per-second", o.MaxHeartbeatsPerSecond,
 		"the cluster's heartbeat limit while agents are idle, as the coordinators' flag (0: none)")

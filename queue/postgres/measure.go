@@ -374,3 +374,13 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	err := s.pool.QueryRow(ctx, `SELECT now()`).Scan(&now)
 	return now, translate(err, "reading the clock")
 }
+
+// ClientBackends counts the server's client backends, every database's:
+// what a fleet costs PostgreSQL in processes, whatever stands in between.
+func (s *Store) ClientBackends(ctx context.Context) (int, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'`).Scan(&n)
+	return n, translate(err, "counting client backends")
+}

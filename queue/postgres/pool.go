@@ -25,3 +25,6 @@ const pingIdleAfter = time.Minute
 func pingAfterIdle(_ context.Context, p pgxpool.ShouldPingParams) bool {
 	return p.IdleDuration > pingIdleAfter
 }
+
+// OpenConns is how many connections the store's pool holds now.
+func (s *Store) OpenConns() int { return int(s.pool.Stat().TotalConns()) }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,6 +71,17 @@ type Options struct {
 	JobServices int
 	JobTasks    int
 
+	// FleetAgents are the fleet sizes of the fleet phase (PgBouncer, a
+	// coordinator process, agents that long-poll it); FleetWindow is how
+	// long a settled fleet's cost is measured, FleetTasks the tasks whose
+	// create→claimed is measured across it, FleetKill the agents killed at
+	// once, FleetBeatTime how long the heartbeat's cost is measured.
+	FleetAgents   []int
+	FleetWindow   time.Duration
+	FleetTasks    int
+	FleetKill     int
+	FleetBeatTime time.Duration
+
 	ProcessTasks int // short tasks run through the coordinator and agent processes
 	ProcessHeld  int // containers the agent process holds meanwhile
 
@@ -105,12 +117,13 @@ const (
 	phaseLatency   = "latency"
 	phaseDocker    = "docker"
 	phaseRetention = "retention"
+	phaseFleet     = "fleet"
 )
 
-// Phases are the bench's phases in the order they run. The idle phase comes
-// last: its thousand agents leave a thousand (cordoned) nodes behind, which
-// every later scheduling pass would read.
-var Phases = []string{phasePgbench, phasePeerRiver, phaseDrain, phasePlacement, phasePipeline, phaseJobs, phaseProcesses, phaseLatency, phaseDocker, phaseRetention, phaseIdle}
+// Phases are the bench's phases in the order they run. The idle and fleet
+// phases come last: their thousands of agents leave thousands of nodes
+// behind, which every later scheduling pass would read.
+var Phases = []string{phasePgbench, phasePeerRiver, phaseDrain, phasePlacement, phasePipeline, phaseJobs, phaseProcesses, phaseLatency, phaseDocker, phaseRetention, phaseIdle, phaseFleet}
 
 // Defaults are the options of a full run, or with quick of a small one that
 // runs in about a minute.
@@ -127,6 +140,7 @@ func Defaults(quick bool) Options {
 		o.LatencyAgents, o.LatencyTasks = []int{1, 10}, 30
 		o.IdleAgents, o.IdleWindow = []int{0, 50}, 3*time.Second
 		o.JobServices, o.JobTasks = 20, 10
+		o.FleetAgents, o.FleetWindow, o.FleetTasks, o.FleetKill, o.FleetBeatTime = []int{20, 100}, 3*time.Second, 20, 3, time.Second
 		o.ProcessTasks, o.ProcessHeld = 300, 20
 		o.DockerRuns = 3
 		o.RetentionTasks, o.RetentionWaiting, o.RetentionPasses = 20_000, 2_000, 10
@@ -137,6 +151,7 @@ func Defaults(quick bool) Options {
 	o.LatencyAgents, o.LatencyTasks = []int{1, 10, 100}, 300
 	o.IdleAgents, o.IdleWindow = []int{0, 100, 1000}, 30*time.Second
 	o.JobServices, o.JobTasks = 1000, 10
+	o.FleetAgents, o.FleetWindow, o.FleetTasks, o.FleetKill, o.FleetBeatTime = []int{1000, 10000}, 120*time.Second, 300, 10, 5*time.Second
 	o.ProcessTasks, o.ProcessHeld = 5000, 250
 	o.DockerRuns = 20
 	o.RetentionTasks, o.RetentionWaiting, o.RetentionPasses = 1_000_000, 20_000, 30
@@ -147,7 +162,7 @@ func Defaults(quick bool) Options {
 func (o *Options) check() error {
 	for name, v := range map[string]int{"agents": o.Agents, "tasks": o.Tasks, "latency-tasks": o.LatencyTasks,
 		"process-tasks": o.ProcessTasks, "process-held": o.ProcessHeld, "docker-runs": o.DockerRuns, "pgbench-scale": o.PGBenchScale, "pgbench-clients": o.PGBenchClients,
-		"drain-tasks": o.DrainTasks, "job-services": o.JobServices, "job-tasks": o.JobTasks, "retention-tasks": o.RetentionTasks, "retention-waiting": o.RetentionWaiting, "retention-passes": o.RetentionPasses} {
+		"drain-tasks": o.DrainTasks, "job-services": o.JobServices, "job-tasks": o.JobTasks, "fleet-tasks": o.FleetTasks, "fleet-kill": o.FleetKill, "retention-tasks": o.RetentionTasks, "retention-waiting": o.RetentionWaiting, "retention-passes": o.RetentionPasses} {
 		if v < 1 {
 			return queue.Invalid(name, fmt.Sprintf("--%s must be at least 1", name), "")
 		}
@@ -164,6 +179,14 @@ func (o *Options) check() error {
 		if n < 0 {
 			return queue.Invalid("idle-agents", fmt.Sprintf("%d is not a count of at least 0", n), "")
 		}
+	}
+	for _, n := range o.FleetAgents {
+		if n < 1 {
+			return queue.Invalid("fleet-agents", fmt.Sprintf("%d is not a count of at least 1", n), "")
+		}
+	}
+	if o.FleetWindow <= 0 || o.FleetBeatTime <= 0 {
+		return queue.Invalid("fleet-window", "--fleet-window and --fleet-beat-time must be positive", "e.g. 120s and 5s")
 	}
 	for _, p := range o.Phases {
 		if !isPhase(p) {
@@ -206,8 +229,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	// Many concurrent API clients in one process: keep their connections
 	// instead of opening (and leaving in TIME_WAIT) one per request.
+	// The fleet phase's agents long-poll one coordinator, each with a
+	// connection of its own, as on machines of their own.
 	if tr, ok := http.DefaultTransport.(*http.Transport); ok {
-		tr.MaxIdleConnsPerHost = 256
+		largest := 0
+		if slices.Contains(o.Phases, phaseFleet) {
+			for _, n := range o.FleetAgents {
+				largest = max(largest, n)
+			}
+		}
+		tr.MaxIdleConnsPerHost = max(256, largest+256)
+		tr.MaxIdleConns = max(tr.MaxIdleConns, tr.MaxIdleConnsPerHost)
 	}
 	b, err := newBench(ctx, o)
 	if err != nil {
@@ -258,6 +290,7 @@ func (b *bench) run(ctx context.Context) {
 		{phaseDocker, b.docker},
 		{phaseRetention, b.retention},
 		{phaseIdle, b.idle},
+		{phaseFleet, b.fleetPhase},
 	}
 	want := map[string]bool{}
 	for _, p := range b.opts.Phases {
@@ -270,7 +303,7 @@ func (b *bench) run(ctx context.Context) {
 		b.logf("phase %s", s.phase)
 		start := time.Now()
 		stop := func() {}
-		if s.phase != phaseIdle { // idle measures the server's CPU: leave it alone
+		if s.phase != phaseIdle && s.phase != phaseFleet { // they measure the server's CPU: leave it alone
 			stop = b.sampleWaits(ctx, s.phase)
 		}
 		err := s.fn(ctx)

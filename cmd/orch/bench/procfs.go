@@ -135,6 +135,11 @@ func selfCPU() time.Duration {
 
 // peakRSS reads a process's high-water mark of resident memory (VmHWM).
 func peakRSS(pid int) (int64, error) {
+	return statusKB(pid, "VmHWM:")
+}
+
+// statusKB reads a field in kB of /proc/<pid>/status, in bytes.
+func statusKB(pid int, field string) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -142,13 +147,18 @@ func peakRSS(pid int) (int64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("VmHWM of %d: %w", pid, err)
+				return 0, fmt.Errorf("%s of %d: %w", field, pid, err)
 			}
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// currentRSS reads a process's resident memory now (VmRSS).
+func currentRSS(pid int) (int64, error) {
+	return statusKB(pid, "VmRSS:")
 }

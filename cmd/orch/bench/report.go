@@ -32,6 +32,7 @@ type Report struct {
 	Pipeline  *PipelineResult  `json:"pipeline,omitempty"`
 	Jobs      *JobsResult      `json:"jobs,omitempty"`
 	Idle      []IdleResult     `json:"idle,omitempty"`
+	Fleet     []FleetResult    `json:"fleet,omitempty"`
 	// RoundTripServerCPU is the server CPU, in microseconds, of one empty
 	// query: a yardstick for the idle figures on this machine.
 	RoundTripServerCPU float64 `json:"round_trip_server_cpu_us,omitempty"`
@@ -262,6 +263,20 @@ func (r *Report) checkTargets() []Target {
 	} else {
 		add("1000 idle agents, Postgres CPU", "≤ 10% of a core", "", false, false)
 	}
+	for _, f := range r.Fleet {
+		// The CPU targets hold on a machine of one's own: the bench says
+		// so, with the load average, and leaves the judging to the reader
+		// when others share it.
+		add(fmt.Sprintf("fleet of %d: client backends", f.Agents), "≤ 200", fmt.Sprint(f.ClientBackends), true, f.ClientBackends <= 200)
+		want := 20.0
+		if f.Agents <= 1000 {
+			want = 5
+		}
+		add(fmt.Sprintf("fleet of %d: idle Postgres CPU (load %.1f)", f.Agents, f.LoadAvg[0]), fmt.Sprintf("≤ %.0f%% of a core", want),
+			fmt.Sprintf("%.1f%%", f.PostgresCorePercent), true, f.PostgresCorePercent <= want)
+		add(fmt.Sprintf("fleet of %d: %d killed agents' nodes down", f.Agents, f.Killed), "≤ 30 s", fmt.Sprintf("%.1f s", f.DetectMaxSec),
+			true, f.DetectMaxSec <= 30)
+	}
 	if rt := r.Retention; rt != nil {
 		add(fmt.Sprintf("/metrics scrape over %d finished tasks (max of 20)", rt.FinishedTasks), "≤ 50 ms",
 			fmt.Sprintf("%.1f ms", rt.ScrapeMaxMS), true, rt.ScrapeMaxMS <= 50)
@@ -390,6 +405,20 @@ func (r *Report) Print(w io.Writer) error {
 			row("  the simulated agents themselves (bench process CPU)", fmt.Sprintf("%.1f%% of a core", i.AgentsCorePercent))
 		}
 		row(fmt.Sprintf("  server CPU per NOTIFY nobody listens to, %.0f/s", i.NotifyRate), fmt.Sprintf("%.0f µs", i.NotifyServerCPU))
+	}
+	for _, f := range r.Fleet {
+		row(fmt.Sprintf("fleet of %d agents through PgBouncer (%d per pgx pool, %d pooler client connections): client backends; server processes",
+			f.Agents, f.AgentsPerPool, f.PoolerClients), fmt.Sprintf("%d; %d", f.ClientBackends, f.ServerProcesses))
+		row("  heartbeat: at most (32 clients); server CPU of one", fmt.Sprintf("%.0f/s; %.0f µs", f.BeatsPerSec, f.BeatServerCPU))
+		row(fmt.Sprintf("  idle, beating every %gs, %.0f s after settling, load average %.2f: Postgres CPU", f.HeartbeatSec, f.WindowSec, f.LoadAvg[0]),
+			fmt.Sprintf("%.2f%% of a core", f.PostgresCorePercent))
+		row("  PgBouncer; the coordinator process; the agents (bench process)",
+			fmt.Sprintf("%.2f%%; %.2f%%; %.1f%% of a core", f.PoolerCorePercent, f.CoordinatorCorePercent, f.AgentsCorePercent))
+		row("  write transactions/s; HOT updates", fmt.Sprintf("%.0f; %.0f%%", f.WriteTxnsPerSec, f.HOTUpdatePercent))
+		row("  the agents' process RSS; per agent", fmt.Sprintf("%s; %.0f kB", fmtMB(f.RSSBytes), float64(f.RSSBytes)/float64(max(f.Agents, 1))/1e3))
+		row(fmt.Sprintf("  create→claimed across the fleet, %d tasks: p50 / p99 / max", f.Tasks), fmt.Sprintf("%.1f / %.1f / %.1f ms", f.P50MS, f.P99MS, f.MaxMS))
+		row(fmt.Sprintf("  %d agents killed at once: their nodes down after (node-down timeout %gs)", f.Killed, f.NodeDownTimeout),
+			fmt.Sprintf("%.1f–%.1f s", f.DetectMinSec, f.DetectMaxSec))
 	}
 	if p := r.Processes; p != nil {
 		row(fmt.Sprintf("processes: %d tasks through a coordinator and an agent process holding %d containers", p.Tasks, p.Held),

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
@@ -21,8 +22,9 @@ import (
 var simCapacity = queue.Resources{CPUMillis: 64_000, MemoryBytes: 256 << 30, DiskBytes: 1 << 40}
 
 // fleet is a set of simulated agents in this process: the real agent code,
-// each with its own connection pool as on its own machine, over an in-memory
-// runtime that acts like the test workload.
+// each with its own connection pool as on its own machine (or, for fleets
+// larger than this process's file limit allows, a few sharing one; see
+// fleet.go), over an in-memory runtime that acts like the test workload.
 type fleet struct {
 	b      *bench
 	agents []*agent.Agent
@@ -31,39 +33,65 @@ type fleet struct {
 	nodes  []uuid.UUID
 
 	cancel  context.CancelFunc
+	kills   []context.CancelFunc // one agent each (startSpread)
 	wg      sync.WaitGroup
 	stopped atomic.Bool
 }
 
-// newFleet registers n simulated nodes named bench-<run>-<prefix>-<i>. The
+// newFleet registers n simulated nodes named bench-<run>-<prefix>-<i>,
+// each agent with its own connections straight to the bench's server. The
 // agents do not run until start.
 func (b *bench) newFleet(ctx context.Context, prefix string, n int) (*fleet, error) {
+	return b.newFleetVia(ctx, prefix, n, fleetConn{url: b.url})
+}
+
+// fleetConn is how a fleet's agents reach the database and hear of work.
+type fleetConn struct {
+	url    string
+	pooler postgres.Pooler
+	// perPool agents share one connection pool of agent.PooledConns (1 or
+	// 0: each agent has its own pool, of pgx's default size unless pooled).
+	perPool int
+	// coordinators are long-polled for wake-ups (pooled agents).
+	coordinators []string
+}
+
+// newFleetVia is newFleet with the agents connected as conn says.
+func (b *bench) newFleetVia(ctx context.Context, prefix string, n int, conn fleetConn) (*fleet, error) {
 	f := &fleet{b: b, agents: make([]*agent.Agent, n), names: make([]string, n), stores: make([]*postgres.Store, n),
 		nodes: make([]uuid.UUID, n)}
 	b.mu.Lock()
 	b.fleets = append(b.fleets, f)
 	b.mu.Unlock()
 	log := quietLogger(b.logw)
+	per := max(conn.perPool, 1)
+	opts := postgres.Options{Pooler: conn.pooler}
+	if conn.pooler == postgres.TransactionPooler {
+		opts.MaxConns = agent.PooledConns
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
-	for i := 0; i < n; i++ {
+	for first := 0; first < n; first += per {
 		g.Go(func() error {
-			store, err := postgres.Open(gctx, b.url)
+			store, err := postgres.OpenWith(gctx, conn.url, opts)
 			if err != nil {
 				return err
 			}
-			f.stores[i] = store
-			f.names[i] = fmt.Sprintf("bench-%s-%s-%d", b.id, prefix, i+1)
-			a := agent.New(store, &agent.MemRuntime{Behave: agent.WorkloadBehavior}, agent.Options{
-				Name:              f.names[i],
-				Capacity:          simCapacity,
-				HeartbeatInterval: b.opts.HeartbeatInterval,
-				Logger:            log,
-			})
-			if err := a.Register(gctx); err != nil {
-				return err
+			f.stores[first] = store // closed once, by its first agent's slot
+			for i := first; i < min(first+per, n); i++ {
+				f.names[i] = fmt.Sprintf("bench-%s-%s-%d", b.id, prefix, i+1)
+				a := agent.New(store, &agent.MemRuntime{Behave: agent.WorkloadBehavior}, agent.Options{
+					Name:              f.names[i],
+					Capacity:          simCapacity,
+					HeartbeatInterval: b.opts.HeartbeatInterval,
+					Coordinators:      conn.coordinators,
+					Logger:            log,
+				})
+				if err := a.Register(gctx); err != nil {
+					return err
+				}
+				f.agents[i], f.nodes[i] = a, a.Node().ID
 			}
-			f.agents[i], f.nodes[i] = a, a.Node().ID
 			return nil
 		})
 	}
@@ -76,17 +104,35 @@ func (b *bench) newFleet(ctx context.Context, prefix string, n int) (*fleet, err
 
 // start runs every agent until stop.
 func (f *fleet) start(ctx context.Context) {
+	f.startSpread(ctx, 0)
+}
+
+// startSpread runs every agent until stop (or its kill), starting them
+// evenly over the duration over, as a fleet whose machines boot at
+// different times would: no thundering herd of first heartbeats.
+func (f *fleet) startSpread(ctx context.Context, over time.Duration) {
 	ctx, f.cancel = context.WithCancel(ctx)
+	f.kills = make([]context.CancelFunc, len(f.agents))
+	start := time.Now()
 	for i, a := range f.agents {
+		actx, kill := context.WithCancel(ctx)
+		f.kills[i] = kill
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
-			if err := a.Run(ctx); err != nil && ctx.Err() == nil {
+			if over > 0 && !sleepCtx(actx, time.Until(start.Add(over*time.Duration(i)/time.Duration(len(f.agents))))) {
+				return
+			}
+			if err := a.Run(actx); err != nil && actx.Err() == nil {
 				f.b.logf("simulated agent %s: %v", f.names[i], err)
 			}
 		}()
 	}
 }
+
+// kill stops agent i at once, as a machine that dies: no goodbye, its
+// node just falls silent.
+func (f *fleet) kill(i int) { f.kills[i]() }
 
 // stop ends the agents and closes their connections. It is idempotent.
 func (f *fleet) stop() {

@@ -151,6 +151,9 @@ func (b *Bouncer) URL() string {
 	return u.String()
 }
 
+// Pid is the pooler's process id (PgBouncer is one process).
+func (b *Bouncer) Pid() int { return b.cmd.Process.Pid }
+
 // Stop ends the pooler.
 func (b *Bouncer) Stop() {
 	select {
