@@ -28,7 +28,14 @@ func (a *Agent) longPoll(ctx context.Context) {
 	fresh := true
 	for i := 0; ctx.Err() == nil; {
 		base := a.opts.Coordinators[i%len(a.opts.Coordinators)]
-		seq, err := a.waitOn(ctx, client, base, after)
+		// A fresh wait asks for an answer at once: until one comes the
+		// agent cannot know it will be woken, and polls every
+		// PollInterval (a fleet's first 25 s would be spent so).
+		wait := wakeWait
+		if fresh {
+			wait = 0
+		}
+		seq, err := a.waitOn(ctx, client, base, after, wait)
 		if err != nil {
 			a.listening.Store(false)
 			if ctx.Err() != nil {
@@ -55,8 +62,8 @@ func (a *Agent) longPoll(ctx context.Context) {
 }
 
 // waitOn is one long-poll of the coordinator at base.
-func (a *Agent) waitOn(ctx context.Context, client *http.Client, base string, after uint64) (uint64, error) {
-	q := url.Values{"after": {strconv.FormatUint(after, 10)}, "wait": {wakeWait.String()}}
+func (a *Agent) waitOn(ctx context.Context, client *http.Client, base string, after uint64, wait time.Duration) (uint64, error) {
+	q := url.Values{"after": {strconv.FormatUint(after, 10)}, "wait": {wait.String()}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/nodes/"+a.node.ID.String()+"/wake?"+q.Encode(), nil)
 	if err != nil {
 		return 0, err

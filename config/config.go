@@ -86,6 +86,8 @@ type Coordinator struct {
 	Batch           int           `mapstructure:"batch"`
 	NodeDownTimeout time.Duration `mapstructure:"node-down-timeout"`
 	MaxHeartbeats   float64       `mapstructure:"max-heartbeats-per-second"` // a second, for the whole cluster; 0: no limit
+	// MaxHeartbeatInterval bounds the interval the limit asks of agents.
+	MaxHeartbeatInterval time.Duration `mapstructure:"max-heartbeat-interval"`
 	AdminTokens     []string      `mapstructure:"admin-token"`
 	WriteTokens     []string      `mapstructure:"write-token"`
 	ReadTokens      []string      `mapstructure:"read-token"`

@@ -31,6 +31,16 @@ const (
 // means no limit.
 const DefaultMaxHeartbeatsPerSecond = 50
 
+// DefaultMaxHeartbeatInterval bounds the interval the rate limit asks of
+// agents, so that a lost node is noticed within 20 s + half the node-down
+// timeout + a sweep (27 s with the defaults) however large the cluster:
+// beyond 1,000 nodes the cluster beats more than
+// DefaultMaxHeartbeatsPerSecond, n/20 a second, 500 at 10,000 nodes. orch
+// bench's fleet phase measures what a heartbeat costs PostgreSQL and the
+// fleet's idle cost at 1,000 and 10,000 nodes (see package agent,
+// Heartbeats). It is the default of the flag; in Options, 0 means no bound.
+const DefaultMaxHeartbeatInterval = 20 * time.Second
+
 // Options configure a coordinator.
 type Options struct {
 	Listen          string
@@ -44,6 +54,10 @@ type Options struct {
 	// the flag --max-heartbeats-per-second, whose default is
 	// DefaultMaxHeartbeatsPerSecond; New applies no default here.
 	MaxHeartbeatsPerSecond float64
+	// MaxHeartbeatInterval is the longest interval the limit may ask of
+	// agents (0: no bound; the flag's default is
+	// DefaultMaxHeartbeatInterval).
+	MaxHeartbeatInterval time.Duration
 	Name                   string // identifies this replica in events and logs
 	Logger                 *slog.Logger
 	// Tokens authenticate API callers. Without any, the API serves loopback

@@ -17,8 +17,10 @@ import (
 //     placed on other nodes by the next scheduling pass — whatever their
 //     restart policy: losing a node is not the task's own end;
 //  3. the heartbeat interval is scaled to the number of live nodes, so that
-//     the cluster beats at most MaxHeartbeatsPerSecond (a node's allowed
-//     silence grows with the interval it was given).
+//     the cluster beats at most MaxHeartbeatsPerSecond, but no longer than
+//     MaxHeartbeatInterval (a node's allowed silence grows with the
+//     interval it was given, and that bounds how long a lost node goes
+//     unnoticed).
 //
 // The agent of such a node, if it comes back, finds that its leases are gone
 // and removes the containers (see agent.checkLeases).
@@ -79,12 +81,12 @@ func (c *Coordinator) Sweep(ctx context.Context, markDown bool) error {
 		}
 	}
 	rate := max(c.opts.MaxHeartbeatsPerSecond, 0)
-	if p, changed, err := c.store.UpdateHeartbeatPolicy(ctx, rate); err != nil {
+	if p, changed, err := c.store.UpdateHeartbeatPolicy(ctx, rate, c.opts.MaxHeartbeatInterval); err != nil {
 		return err
 	} else if changed {
 		// It is a floor: agents whose own interval is longer keep theirs.
 		c.log.Info("heartbeat policy: agents beat no more often than every", "interval", p.Interval, "live_nodes", p.LiveNodes,
-			"max_heartbeats_per_second", rate)
+			"max_heartbeats_per_second", rate, "max_heartbeat_interval", c.opts.MaxHeartbeatInterval)
 	}
 	nodes, err := c.store.NodesToEvacuate(ctx, timeout)
 	if err != nil {

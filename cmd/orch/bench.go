@@ -118,6 +118,8 @@ func benchFlags(f *pflag.FlagSet, o *bench.Options, l *benchLists) {
 	f.DurationVar(&o.HeartbeatInterval, "heartbeat-interval", o.HeartbeatInterval, "heartbeat interval of the simulated agents (the agent's default)")
 	f.Float64Var(&o.MaxHeartbeatsPerSecond, "max-heartbeats-per-second", o.MaxHeartbeatsPerSecond,
 		"the cluster's heartbeat limit while agents are idle, as the coordinators' flag (0: none)")
+	f.DurationVar(&o.MaxHeartbeatInterval, "max-heartbeat-interval", o.MaxHeartbeatInterval,
+		"the longest interval that limit asks of agents, as the coordinators' flag (0: no bound)")
 	f.BoolVar(&o.Keep, "keep", o.Keep, "keep the temporary directory (server data, process logs) and say where it is")
 	f.IntVar(&o.ProcessTasks, "process-tasks", o.ProcessTasks, "short tasks run through the coordinator and agent processes")
 	f.IntVar(&o.ProcessHeld, "process-held", o.ProcessHeld, "containers the agent process holds meanwhile")

@@ -28,6 +28,8 @@ func coordinatorFlags(cmd *cobra.Command) {
 	f.Duration("node-down-timeout", coordinator.DefaultNodeDownTimeout, "how long a node may stay silent before it is down (longer for nodes beating less often)")
 	f.Float64("max-heartbeats-per-second", coordinator.DefaultMaxHeartbeatsPerSecond,
 		"heartbeats the whole cluster may send: beyond it agents beat less often (0: no limit)")
+	f.Duration("max-heartbeat-interval", coordinator.DefaultMaxHeartbeatInterval,
+		"the longest interval the heartbeat limit asks of agents, which bounds how long a lost node goes unnoticed (0: no bound)")
 	f.StringArray("admin-token", nil, "API token with admin scope: the secret, or sha256:<hex> of it (repeatable; env ORCH_ADMIN_TOKEN)")
 	f.StringArray("write-token", nil, "API token that may submit and stop tasks (repeatable; env ORCH_WRITE_TOKEN)")
 	f.StringArray("read-token", nil, "API token with read-only scope (repeatable; env ORCH_READ_TOKEN)")
@@ -92,6 +94,10 @@ func runCoordinator(ctx context.Context, cfg config.Coordinator, ready func(net.
 		return usageError{err: queue.Invalid("max-heartbeats-per-second", fmt.Sprintf("%v is not a rate", cfg.MaxHeartbeats),
 			"give heartbeats a second like 50, or 0 for no limit")}
 	}
+	if cfg.MaxHeartbeatInterval < 0 {
+		return usageError{err: queue.Invalid("max-heartbeat-interval", fmt.Sprintf("%v is negative", cfg.MaxHeartbeatInterval),
+			"give a duration like 20s, or 0 for no bound")}
+	}
 	if !cfg.NoMigrate {
 		if _, err := postgres.MigrateUp(ctx, cfg.DatabaseURL); err != nil {
 			return fmt.Errorf("migrating: %w", err)
@@ -120,7 +126,7 @@ func runCoordinator(ctx context.Context, cfg config.Coordinator, ready func(net.
 	c, err := coordinator.New(store, coordinator.Options{
 		Listen: cfg.Listen, Strategy: cfg.Strategy, PassInterval: cfg.PassInterval,
 		Batch: cfg.Batch, NodeDownTimeout: cfg.NodeDownTimeout,
-		MaxHeartbeatsPerSecond: cfg.MaxHeartbeats,
+		MaxHeartbeatsPerSecond: cfg.MaxHeartbeats, MaxHeartbeatInterval: cfg.MaxHeartbeatInterval,
 		Tokens:                 tokens, Insecure: cfg.Insecure, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
 		SecretsKey: key, Retention: cfg.Retention, StatsRetention: cfg.StatsRetention,
 		ListenDatabaseURL: cfg.ListenDatabaseURL, MetricsListen: cfg.MetricsListen,

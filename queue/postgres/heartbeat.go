@@ -105,22 +105,28 @@ type HeartbeatPolicy struct {
 
 // policySQL sets the interval at which all live nodes together beat at most
 // $1 times a second, rounded up to a tenth of a second so that a node
-// joining or leaving rarely changes it. It writes only when something
+// joining or leaving rarely changes it, but never longer than $2
+// milliseconds (when $2 > 0): a node's loss is noticed within its interval
+// and half the node-down timeout, so the longest interval bounds that
+// time whatever the size of the cluster. It writes only when something
 // changed, so replicas running it every sweep cost a read, and two of them
 // racing agree (the second one's WHERE fails on the first one's row).
 const policySQL = `
 UPDATE heartbeat_policy p SET interval_ms = c.want, live_nodes = c.n, updated_at = now()
 FROM (SELECT count(*)::int AS n,
-             CASE WHEN $1::float8 > 0 THEN (ceil(count(*) * 10 / $1::float8) * 100)::int ELSE 0 END AS want
+             CASE WHEN $1::float8 > 0
+                  THEN least(ceil(count(*) * 10 / $1::float8) * 100,
+                             CASE WHEN $2::bigint > 0 THEN $2::bigint ELSE 2147483647 END)::int
+                  ELSE 0 END AS want
       FROM nodes WHERE state <> 'down') c
 WHERE p.interval_ms <> c.want OR p.live_nodes <> c.n
 RETURNING p.interval_ms, p.live_nodes, p.updated_at`
 
 // UpdateHeartbeatPolicy scales the cluster's heartbeat interval to its live
 // nodes, for at most perSecond heartbeats a second in all (0: agents keep
-// their own intervals). It reports whether the interval changed, and the
-// policy as it is now.
-func (s *Store) UpdateHeartbeatPolicy(ctx context.Context, perSecond float64) (HeartbeatPolicy, bool, error) {
+// their own intervals), but to no longer than longest (0: no bound). It
+// reports whether the interval changed, and the policy as it is now.
+func (s *Store) UpdateHeartbeatPolicy(ctx context.Context, perSecond float64, longest time.Duration) (HeartbeatPolicy, bool, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	var p HeartbeatPolicy
@@ -129,7 +135,7 @@ func (s *Store) UpdateHeartbeatPolicy(ctx context.Context, perSecond float64) (H
 	if err != nil {
 		return p, false, err
 	}
-	err = s.pool.QueryRow(ctx, policySQL, max(perSecond, 0)).Scan(&ms, &p.LiveNodes, &p.UpdatedAt)
+	err = s.pool.QueryRow(ctx, policySQL, max(perSecond, 0), max(longest.Milliseconds(), 0)).Scan(&ms, &p.LiveNodes, &p.UpdatedAt)
 	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return before, false, nil

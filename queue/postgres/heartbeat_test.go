@@ -34,11 +34,11 @@ func TestHeartbeatPolicy_ScalesWithLiveNodes_AndAgentsFollowIt(t *testing.T) {
 	}
 
 	// 120 nodes at no more than 50 beats a second: every 2.4 s.
-	p, changed, err := s.UpdateHeartbeatPolicy(ctx, 50)
+	p, changed, err := s.UpdateHeartbeatPolicy(ctx, 50, 0)
 	if err != nil || !changed || p.Interval != 2400*time.Millisecond || p.LiveNodes != 120 {
 		t.Fatalf("policy = %+v, changed %v, %v; want 2.4s for 120 live nodes, changed", p, changed, err)
 	}
-	if _, changed, err := s.UpdateHeartbeatPolicy(ctx, 50); err != nil || changed {
+	if _, changed, err := s.UpdateHeartbeatPolicy(ctx, 50, 0); err != nil || changed {
 		t.Errorf("the same cluster again: changed %v, %v; want no change", changed, err)
 	}
 	// An agent beating every 2 s is told to slow down; one beating every
@@ -53,11 +53,19 @@ func TestHeartbeatPolicy_ScalesWithLiveNodes_AndAgentsFollowIt(t *testing.T) {
 
 	// Down nodes do not count.
 	exec(t, s, `UPDATE nodes SET state = 'down' WHERE name >= 'n100'`)
-	if p, changed, err := s.UpdateHeartbeatPolicy(ctx, 50); err != nil || !changed || p.Interval != 2*time.Second || p.LiveNodes != 100 {
+	if p, changed, err := s.UpdateHeartbeatPolicy(ctx, 50, 0); err != nil || !changed || p.Interval != 2*time.Second || p.LiveNodes != 100 {
 		t.Errorf("with 100 live nodes: %+v, changed %v, %v; want 2s", p, changed, err)
 	}
+	// A bound on the interval: 100 nodes at 5 a second would beat every
+	// 20 s, but no longer than every 3 s is asked.
+	if p, changed, err := s.UpdateHeartbeatPolicy(ctx, 5, 3*time.Second); err != nil || !changed || p.Interval != 3*time.Second {
+		t.Errorf("at 5/s, at most 3s: %+v, changed %v, %v; want 3s", p, changed, err)
+	}
+	if p, _, err := s.UpdateHeartbeatPolicy(ctx, 5, time.Minute); err != nil || p.Interval != 20*time.Second {
+		t.Errorf("at 5/s, at most a minute: %+v, %v; want 20s", p, err)
+	}
 	// No limit: every agent keeps its own.
-	if p, _, err := s.UpdateHeartbeatPolicy(ctx, 0); err != nil || p.Interval != 0 {
+	if p, _, err := s.UpdateHeartbeatPolicy(ctx, 0, 0); err != nil || p.Interval != 0 {
 		t.Errorf("no limit: %+v, %v; want interval 0", p, err)
 	}
 	if r, err := s.Beat(ctx, nodes[0].ID, NodeHealth{}, 2*time.Second); err != nil || r.Interval != 2*time.Second {

@@ -65,6 +65,9 @@ type Options struct {
 	// MaxHeartbeatsPerSecond is the cluster's heartbeat limit while agents
 	// are idle, as the coordinators' (0: no limit).
 	MaxHeartbeatsPerSecond float64
+	// MaxHeartbeatInterval bounds the interval that limit asks for, as
+	// the coordinators' (0: no bound).
+	MaxHeartbeatInterval time.Duration
 
 	// JobServices services of JobTasks tasks each run as jobs in the jobs
 	// phase (by Agents simulated agents), against as many plain tasks.
@@ -132,6 +135,7 @@ func Defaults(quick bool) Options {
 		Phases:   append([]string(nil), Phases...),
 		Strategy: "spread", LatencyRate: 50,
 		HeartbeatInterval: agent.DefaultHeartbeatInterval, MaxHeartbeatsPerSecond: coordinator.DefaultMaxHeartbeatsPerSecond,
+		MaxHeartbeatInterval: coordinator.DefaultMaxHeartbeatInterval,
 	}
 	if quick {
 		o.Quick = true

@@ -131,7 +131,8 @@ func (b *bench) fleetOnce(ctx context.Context, bouncer *pgserver.Bouncer, n int)
 	}
 	coord, err := b.startProc(fmt.Sprintf("fleet-coordinator-%d", n), "coordinator", "--database-url", bouncer.URL(),
 		"--database-pooler", "transaction", "--listen-database-url", b.url, "--listen", addr, "--no-migrate",
-		"--strategy", "spread", "--max-heartbeats-per-second", strconv.FormatFloat(b.opts.MaxHeartbeatsPerSecond, 'f', -1, 64))
+		"--strategy", "spread", "--max-heartbeats-per-second", strconv.FormatFloat(b.opts.MaxHeartbeatsPerSecond, 'f', -1, 64),
+		"--max-heartbeat-interval", b.opts.MaxHeartbeatInterval.String())
 	if err != nil {
 		return r, err
 	}
@@ -147,17 +148,17 @@ func (b *bench) fleetOnce(ctx context.Context, bouncer *pgserver.Bouncer, n int)
 		return r, err
 	}
 	defer f.stop()
-	if r.BeatsPerSec, r.BeatServerCPU, err = b.beatCost(ctx, bouncer.URL(), f.nodes); err != nil {
-		return r, fmt.Errorf("heartbeat cost: %w", err)
-	}
 	// What the coordinators' sweep does: scale the heartbeats to the live
 	// nodes, now rather than at its next round.
-	p, _, err := b.store.UpdateHeartbeatPolicy(ctx, b.opts.MaxHeartbeatsPerSecond)
+	p, _, err := b.store.UpdateHeartbeatPolicy(ctx, b.opts.MaxHeartbeatsPerSecond, b.opts.MaxHeartbeatInterval)
 	if err != nil {
 		return r, err
 	}
 	every := max(b.opts.HeartbeatInterval, p.Interval)
 	r.HeartbeatSec = every.Seconds()
+	if r.BeatsPerSec, r.BeatServerCPU, err = b.beatCost(ctx, bouncer.URL(), f.nodes, every); err != nil {
+		return r, fmt.Errorf("heartbeat cost: %w", err)
+	}
 	b.logf("fleet of %d: %.0f beats/s at most, %.0f µs of server CPU each; starting the agents over %s (they beat every %s)",
 		n, r.BeatsPerSec, r.BeatServerCPU, every, every)
 	f.startSpread(ctx, every)
@@ -184,6 +185,10 @@ func (b *bench) fleetOnce(ctx context.Context, bouncer *pgserver.Bouncer, n int)
 	if err := b.fleetKill(ctx, &r, f); err != nil {
 		return r, err
 	}
+	b.logf("fleet of %d: %d client backends; Postgres %.1f%% of a core (load %.1f), PgBouncer %.1f%%, coordinator %.1f%%, agents %.1f%%; "+
+		"create→claimed p50 %.0f ms, p99 %.0f ms; killed nodes down after %.1f–%.1f s; RSS %s",
+		n, r.ClientBackends, r.PostgresCorePercent, r.LoadAvg[0], r.PoolerCorePercent, r.CoordinatorCorePercent, r.AgentsCorePercent,
+		r.P50MS, r.P99MS, r.DetectMinSec, r.DetectMaxSec, fmtMB(r.RSSBytes))
 	return r, nil
 }
 
@@ -283,7 +288,8 @@ func (b *bench) fleetKill(ctx context.Context, r *FleetResult, f *fleet) error {
 	for _, i := range killed {
 		left[i] = true
 	}
-	for deadline := start.Add(3 * time.Minute); len(left) > 0; {
+	limit := 2*time.Duration(r.HeartbeatSec*float64(time.Second)) + time.Minute
+	for deadline := start.Add(limit); len(left) > 0; {
 		for i := range left {
 			n, err := b.store.GetNode(ctx, f.nodes[i].String())
 			if err != nil {
@@ -299,7 +305,7 @@ func (b *bench) fleetKill(ctx context.Context, r *FleetResult, f *fleet) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d killed agents' nodes still not down after 3 minutes", len(left), k)
+			return fmt.Errorf("%d of %d killed agents' nodes still not down after %s", len(left), k, limit)
 		}
 		if !sleepCtx(ctx, 250*time.Millisecond) {
 			return ctx.Err()
@@ -309,10 +315,13 @@ func (b *bench) fleetKill(ctx context.Context, r *FleetResult, f *fleet) error {
 	return nil
 }
 
-// beatCost drives heartbeats as fast as 32 clients through the pooler can
-// send them, at random nodes of the fleet, for --fleet-beat-time: the
-// server's ceiling for heartbeats, and what one costs it.
-func (b *bench) beatCost(ctx context.Context, url string, nodes []uuid.UUID) (perSec, cpuUS float64, err error) {
+// beatCost beats every node of the fleet, in order, as fast as 32
+// clients through the pooler can, pass after pass for --fleet-beat-time
+// and at least once: the server's ceiling for heartbeats, and what one
+// costs it. The beats ask for the interval every, so that the fleet,
+// started in the same order over that interval, finds each node as a
+// steady fleet would: beaten at most an interval ago.
+func (b *bench) beatCost(ctx context.Context, url string, nodes []uuid.UUID, every time.Duration) (perSec, cpuUS float64, err error) {
 	const clients = 32
 	s, err := postgres.OpenWith(ctx, url, postgres.Options{Pooler: postgres.TransactionPooler, MaxConns: clients})
 	if err != nil {
@@ -323,38 +332,42 @@ func (b *bench) beatCost(ctx context.Context, url string, nodes []uuid.UUID) (pe
 	if err != nil {
 		return 0, 0, err
 	}
-	var beats atomic.Int64
-	var wg sync.WaitGroup
-	var firstErr atomic.Value
 	start := time.Now()
-	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Since(start) < b.opts.FleetBeatTime && ctx.Err() == nil {
-				node := nodes[rand.IntN(len(nodes))]
-				if _, err := s.Beat(ctx, node, postgres.NodeHealth{}, b.opts.HeartbeatInterval); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				beats.Add(1)
-			}
-		}()
+	beats := 0
+	for pass := 0; pass == 0 || time.Since(start) < b.opts.FleetBeatTime; pass++ {
+		if err := beatPass(ctx, s, nodes, every, clients); err != nil {
+			return 0, 0, err
+		}
+		beats += len(nodes)
 	}
-	wg.Wait()
 	elapsed := time.Since(start)
-	if e, ok := firstErr.Load().(error); ok {
-		return 0, 0, e
-	}
 	u1, err := serverCPU(b.postmaster)
 	if err != nil {
 		return 0, 0, err
 	}
-	n := beats.Load()
-	if n == 0 {
-		return 0, 0, fmt.Errorf("no heartbeat went through")
+	return float64(beats) / elapsed.Seconds(), float64((u1.cpu-u0.cpu)/time.Microsecond) / float64(beats), nil
+}
+
+// beatPass beats every node once, in order, from clients goroutines.
+func beatPass(ctx context.Context, s *postgres.Store, nodes []uuid.UUID, every time.Duration, clients int) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(len(nodes)); i = next.Add(1) - 1 {
+				if _, err := s.Beat(ctx, nodes[i], postgres.NodeHealth{}, every); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
 	}
-	return float64(n) / elapsed.Seconds(), float64((u1.cpu-u0.cpu)/time.Microsecond) / float64(n), nil
+	wg.Wait()
+	close(errs)
+	return <-errs // nil when none failed
 }
 
 // fleetPerPool is how many simulated agents share one pgx pool. A real

@@ -54,7 +54,7 @@ func (b *bench) idleOnce(ctx context.Context, n int) (IdleResult, error) {
 		defer f.stop()
 		// What every coordinator's sweep does: scale the heartbeats to the
 		// live nodes (the coordinator itself is stopped; see idle).
-		p, _, err := b.store.UpdateHeartbeatPolicy(ctx, b.opts.MaxHeartbeatsPerSecond)
+		p, _, err := b.store.UpdateHeartbeatPolicy(ctx, b.opts.MaxHeartbeatsPerSecond, b.opts.MaxHeartbeatInterval)
 		if err != nil {
 			return IdleResult{}, err
 		}
