@@ -88,13 +88,13 @@ type Coordinator struct {
 	MaxHeartbeats   float64       `mapstructure:"max-heartbeats-per-second"` // a second, for the whole cluster; 0: no limit
 	// MaxHeartbeatInterval bounds the interval the limit asks of agents.
 	MaxHeartbeatInterval time.Duration `mapstructure:"max-heartbeat-interval"`
-	AdminTokens     []string      `mapstructure:"admin-token"`
-	WriteTokens     []string      `mapstructure:"write-token"`
-	ReadTokens      []string      `mapstructure:"read-token"`
-	Insecure        bool          `mapstructure:"insecure"`
-	TLSCert         string        `mapstructure:"tls-cert"`
-	TLSKey          string        `mapstructure:"tls-key"`
-	SecretsKeyFile  string        `mapstructure:"secrets-key-file"`
+	AdminTokens          []string      `mapstructure:"admin-token"`
+	WriteTokens          []string      `mapstructure:"write-token"`
+	ReadTokens           []string      `mapstructure:"read-token"`
+	Insecure             bool          `mapstructure:"insecure"`
+	TLSCert              string        `mapstructure:"tls-cert"`
+	TLSKey               string        `mapstructure:"tls-key"`
+	SecretsKeyFile       string        `mapstructure:"secrets-key-file"`
 	// DatabasePooler says the database URL goes through a transaction
 	// pooler; ListenDatabaseURL is then a direct one for LISTEN.
 	DatabasePooler    string        `mapstructure:"database-pooler"`

@@ -58,8 +58,8 @@ type Options struct {
 	// agents (0: no bound; the flag's default is
 	// DefaultMaxHeartbeatInterval).
 	MaxHeartbeatInterval time.Duration
-	Name                   string // identifies this replica in events and logs
-	Logger                 *slog.Logger
+	Name                 string // identifies this replica in events and logs
+	Logger               *slog.Logger
 	// Tokens authenticate API callers. Without any, the API serves loopback
 	// only, unless Insecure.
 	Tokens   *Tokens

@@ -127,7 +127,7 @@ func runCoordinator(ctx context.Context, cfg config.Coordinator, ready func(net.
 		Listen: cfg.Listen, Strategy: cfg.Strategy, PassInterval: cfg.PassInterval,
 		Batch: cfg.Batch, NodeDownTimeout: cfg.NodeDownTimeout,
 		MaxHeartbeatsPerSecond: cfg.MaxHeartbeats, MaxHeartbeatInterval: cfg.MaxHeartbeatInterval,
-		Tokens:                 tokens, Insecure: cfg.Insecure, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
+		Tokens: tokens, Insecure: cfg.Insecure, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
 		SecretsKey: key, Retention: cfg.Retention, StatsRetention: cfg.StatsRetention,
 		ListenDatabaseURL: cfg.ListenDatabaseURL, MetricsListen: cfg.MetricsListen,
 	})
