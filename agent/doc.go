@@ -33,6 +33,18 @@
 // --poll-interval (2 s). It starts at most --parallel-starts containers at
 // once (8).
 //
+// Through a transaction pooler (--database-pooler transaction, for fleets
+// of thousands; see package queue/postgres) an agent cannot LISTEN. It
+// long-polls the coordinators given with --coordinator instead (one at a
+// time, the next when one fails; wake_poll.go): each wait lasts up to 25 s
+// and ends early when the node has something to look at, and the agent
+// then claims as after a notification. A fresh wait asks for an answer at
+// once, so that the agent knows it will be woken and polls rarely from the
+// start; while no coordinator answers it polls every --poll-interval. An
+// agent behind a pooler that knows no coordinator polls every
+// --poll-interval. Why this and not a LISTEN each or polling alone, with
+// the figures, is in package queue/postgres.
+//
 // # Heartbeats
 //
 // Every agent heartbeats (--heartbeat-interval, default 2 s) and reports its
@@ -44,7 +56,19 @@
 // cluster-wide interval at which all live nodes together beat at most
 // --max-heartbeats-per-second (50), and an agent beats at that interval when
 // it is longer than its own. Up to 100 nodes nothing changes; 1,000 nodes
-// beat every 20 s. The node's own interval is stored with it
+// beat every 20 s. The interval grows no further than
+// --max-heartbeat-interval (20 s): a node's loss is noticed within its
+// interval, half the node-down timeout and a sweep (27 s with the
+// defaults), so beyond 1,000 nodes the cluster beats more often than the
+// limit, n/20 a second: 500 at 10,000 nodes. What that costs was measured
+// rather than copied (Nomad caps at 50 a second): a heartbeat is one HOT
+// update of the node's row, committed asynchronously; orch bench's fleet
+// phase drives them as fast as 32 clients through PgBouncer can and reports
+// the server CPU of one.
+//
+// HEARTBEAT_FIGURES
+//
+// Heartbeats with the interval bounded this way The node's own interval is stored with it
 // (nodes.heartbeat_interval_ms) and is what its allowed silence is computed
 // from, so a policy that shrinks again takes no node by surprise. A failed
 // beat is retried after the agent's own --heartbeat-interval. The agent's

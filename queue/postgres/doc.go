@@ -131,6 +131,67 @@
 // each. A notification is a hint: should it be lost, periodic passes and
 // polls find the work anyway.
 //
+// # Large fleets: a transaction pooler, and wake-ups without a LISTEN each
+//
+// Connected straight to PostgreSQL, an agent holds about three server
+// processes (a pool of two, and its LISTEN connection): 1,000 idle agents
+// held 3,206 backends and took two cores of this repository's 2-core test
+// machine, and every NOTIFY woke every listening backend. A fleet of
+// thousands therefore reaches PostgreSQL through PgBouncer in transaction
+// mode, which hands each transaction whichever of its few server
+// connections is free. The deployment:
+//
+//   - PgBouncer (Debian's 1.18 works): pool_mode = transaction;
+//     default_pool_size 20 per database and user and max_db_connections 40
+//     (what the server's cores can use: more only queue inside PostgreSQL);
+//     max_client_conn ≥ 2 × agents + coordinators' pools, and a file limit
+//     (ulimit -n) above it; server_reset_query empty (nothing session-level
+//     is left behind); ignore_startup_parameters =
+//     extra_float_digits,search_path,statement_timeout. pgserver.StartBouncer
+//     writes exactly this configuration (the e2e test and orch bench use it).
+//   - orch agent and orch coordinator take --database-pooler transaction
+//     (Pooler): statements then go out unnamed with their parameter types
+//     described once and cached by the client (pgx's cache_describe mode),
+//     since PgBouncer 1.18 cannot follow named prepared statements from one
+//     server connection to the next, and an agent's pool is bounded to
+//     agent.PooledConns (2).
+//   - LISTEN does not survive a transaction pooler, so only the coordinators
+//     listen, each on one direct connection of its own (orch coordinator
+//     --listen-database-url, straight to PostgreSQL): a handful of listening
+//     backends whatever the fleet. Every wake-up of a node is sent on its
+//     node channel and on orch_wake with the node's id (orch_wake_node, in
+//     00015_wake.sql); the coordinators relay it to the agents, which
+//     long-poll them (orch agent --coordinator URL, repeatable; package
+//     coordinator, GET /nodes/{node}/wake). The answer is only a hint: the
+//     agent then claims with the same FOR UPDATE SKIP LOCKED statement, in
+//     PostgreSQL, and agents still only dial out.
+//   - Migrations take a session-level advisory lock: run orch migrate up (or
+//     a coordinator without --no-migrate) with a direct URL.
+//
+// How agents are woken was decided from measurements (orch bench, phases
+// idle and fleet; figures of this machine, 2 cores shared with other jobs,
+// so read them with the load average the bench prints):
+//
+//   - A LISTEN per agent: the fastest wake-up, but a server process per agent
+//     that every notifying commit signals: a NOTIFY with 1,000 agents
+//     listening cost the server milliseconds of CPU instead of microseconds,
+//     and the fleet's backends alone exhaust max_connections. It stays the
+//     mode of an agent connected directly (small clusters, orch dev).
+//   - Polling a cheap per-node row through the pooler: no server process per
+//     agent, but the latency is the poll interval, and the cost is one
+//     statement per agent per interval whether there is work or not:
+//     10,000 agents polling every 2 s send 5,000 statements a second, ten
+//     times the heartbeats of the same fleet (500 a second, below), each
+//     planned anew through the pooler, for a 1 s mean wake-up. It remains
+//     the fallback of an agent that knows no coordinator.
+//   - A long-poll on the coordinators carrying only a hint (chosen): idle
+//     agents cost PostgreSQL nothing between their heartbeats, a wake-up is
+//     one NOTIFY heard by a few coordinators and an HTTP answer, and
+//     create→claimed stays in tens of milliseconds across the fleet. The
+//     price is a hop through a coordinator and that agents must be told
+//     where the coordinators are.
+//
+// FLEET_FIGURES
 // # Least-privilege agents
 //
 // An agent may connect to Postgres with a role of its own, so that a
@@ -201,18 +262,17 @@
 //     cluster's heartbeat rate is capped (see package coordinator), and
 //     pooled connections are pinged before use only after a minute idle
 //     (pgxpool's default, a second, made every heartbeat and every wake-up two
-//     round trips). What would cut it further: a transaction-mode pooler
-//     (PgBouncer) between the agents' pooled connections and Postgres, so
-//     that beats land on a few warm backends (the LISTEN connection needs a
-//     session of its own and would stay direct).
+//     round trips). Through a transaction pooler (above) beats land on a few
+//     warm backends instead; each statement is then planned anew, though
+//     (no prepared statements), which is most of what a heartbeat costs
+//     there.
 //   - Every NOTIFY wakes every listening agent. PostgreSQL signals every
 //     connection that LISTENs in the database on every notifying commit,
 //     whatever the channel, and each wakes, reads the queue and sleeps again;
 //     the server CPU of one NOTIFY grows with the number of listening agents
 //     (orch bench measures it). orch sends one notification per scheduling
-//     pass and none per API create; beyond a thousand agents, agents would
-//     have to be woken differently (channels spread over several databases,
-//     or long-polling claims).
+//     pass and none per API create; beyond a few hundred agents, agents are
+//     woken through the coordinators instead (above).
 //   - Exits on one node queue on its row. The transaction that ends a task
 //     also releases its reservation on the node's row and holds that row lock
 //     through its commit's flush, so one busy node finishes at most about one

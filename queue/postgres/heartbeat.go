@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,28 +34,13 @@ type BeatResult struct {
 }
 
 // beatSQL records a heartbeat and the engine's health in one statement,
-// returning the state the node had before. It commits asynchronously, as
-// every heartbeat does (see asyncCommitCTE): the next beat repeats it. A node that comes back (from
-// down or unhealthy) to ready wakes the schedulers: there is room again.
-const beatSQL = `
-WITH ` + asyncCommitCTE + `, old AS (
-    SELECT id, state FROM nodes WHERE id = $1 FOR UPDATE
-), upd AS (
-    UPDATE nodes n SET
-        last_heartbeat = now(),
-        state = $2::text,
-        health_error = $3::text,
-        state_changed_at = CASE WHEN n.state <> $2::text THEN now() ELSE n.state_changed_at END,
-        engine_down_since = CASE WHEN NOT $4::bool THEN NULL
-                                 ELSE COALESCE(n.engine_down_since, now() - make_interval(secs => $5::float8)) END,
-        heartbeat_interval_ms = greatest($6::int, (SELECT interval_ms FROM heartbeat_policy)),
-        updated_at = now()
-    FROM old WHERE n.id = old.id
-    RETURNING old.state AS was, n.draining, n.heartbeat_interval_ms
-)
-SELECT was, draining, heartbeat_interval_ms, clock_timestamp(),
-    CASE WHEN was <> 'ready' AND $2::text = 'ready' THEN pg_notify('` + ChannelPending + `', '')::text END
-FROM upd, async_commit`
+// returning the state the node had before: orch_beat (00016_beat.sql),
+// whose plans each server connection keeps, so that a beat through a
+// transaction pooler is not planned anew each time. It commits
+// asynchronously, as every heartbeat does: the next beat repeats it. A node
+// that comes back (from down or unhealthy) to ready wakes the schedulers:
+// there is room again.
+const beatSQL = `SELECT was, draining, heartbeat_interval_ms, db_time FROM orch_beat($1, $2, $3, $4, $5, $6)`
 
 // NodeHealth is what an agent reports about its machine with a heartbeat.
 type NodeHealth struct {
@@ -80,11 +66,10 @@ func (s *Store) Beat(ctx context.Context, node uuid.UUID, h NodeHealth, every ti
 		state = queue.NodeUnhealthy
 	}
 	var r BeatResult
-	var ignored *string
 	var intervalMS int32
 	down := max(h.EngineDownFor, 0).Seconds()
 	err := s.pool.QueryRow(ctx, beatSQL, node, string(state), h.Problem, h.EngineDown && h.Problem != "", down,
-		max(every.Milliseconds(), 1)).Scan(&r.Was, &r.Draining, &intervalMS, &r.DBTime, &ignored)
+		int32(min(max(every.Milliseconds(), 1), math.MaxInt32))).Scan(&r.Was, &r.Draining, &intervalMS, &r.DBTime)
 	if err != nil {
 		return BeatResult{}, translate(err, fmt.Sprintf("heartbeat of node %s", node))
 	}
