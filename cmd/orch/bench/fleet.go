@@ -81,6 +81,9 @@ type FleetResult struct {
 	NodeDownTimeout float64 `json:"node_down_timeout_s"`
 }
 
+// fleetStartRate is how many simulated agents start a second, at most.
+const fleetStartRate = 100
+
 // fleetPoolSize is PgBouncer's default_pool_size for the phase: it lets
 // twice as many server connections (max_db_connections), well under the
 // 200 backends a fleet of any size may cost.
@@ -156,15 +159,20 @@ func (b *bench) fleetOnce(ctx context.Context, bouncer *pgserver.Bouncer, n int)
 	}
 	every := max(b.opts.HeartbeatInterval, p.Interval)
 	r.HeartbeatSec = every.Seconds()
-	if r.BeatsPerSec, r.BeatServerCPU, err = b.beatCost(ctx, bouncer.URL(), f.nodes, every); err != nil {
+	// Agents start over an interval, and no faster than fleetStartRate:
+	// an agent's first minute (registering, reconciling, its first beats,
+	// stats and claims) costs several statements at once, and thousands
+	// starting together would measure the start, not the fleet.
+	spread := max(every, time.Duration(n)*time.Second/fleetStartRate)
+	if r.BeatsPerSec, r.BeatServerCPU, err = b.beatCost(ctx, bouncer.URL(), f.nodes, spread); err != nil {
 		return r, fmt.Errorf("heartbeat cost: %w", err)
 	}
 	b.logf("fleet of %d: %.0f beats/s at most, %.0f µs of server CPU each; starting the agents over %s (they beat every %s)",
-		n, r.BeatsPerSec, r.BeatServerCPU, every, every)
-	f.startSpread(ctx, every)
+		n, r.BeatsPerSec, r.BeatServerCPU, spread, every)
+	f.startSpread(ctx, spread)
 	// Settled: every agent started, beat and looked for work, and the
 	// server's processes stopped coming and going.
-	if !sleepCtx(ctx, every+5*time.Second) {
+	if !sleepCtx(ctx, spread+every+5*time.Second) {
 		return r, ctx.Err()
 	}
 	if r.ServerProcesses, err = b.settle(ctx); err != nil {
@@ -319,8 +327,8 @@ func (b *bench) fleetKill(ctx context.Context, r *FleetResult, f *fleet) error {
 // clients through the pooler can, pass after pass for --fleet-beat-time
 // and at least once: the server's ceiling for heartbeats, and what one
 // costs it. The beats ask for the interval every, so that the fleet,
-// started in the same order over that interval, finds each node as a
-// steady fleet would: beaten at most an interval ago.
+// started in the same order over that time, finds each node beaten at most
+// that long ago: none is declared down before its agent has started.
 func (b *bench) beatCost(ctx context.Context, url string, nodes []uuid.UUID, every time.Duration) (perSec, cpuUS float64, err error) {
 	const clients = 32
 	s, err := postgres.OpenWith(ctx, url, postgres.Options{Pooler: postgres.TransactionPooler, MaxConns: clients})
