@@ -114,6 +114,28 @@
 //     WAL flushes, HOT updates and server process wake-ups per second, and
 //     the simulated agents' own CPU. It comes last because its thousand nodes
 //     would slow every later scheduling pass.
+//   - fleet: fleets of --fleet-agents (1,000 and 10,000) deployed as a
+//     large fleet is (package queue/postgres): PgBouncer in transaction mode
+//     started by the bench in front of the server (pool 20, at most 40
+//     server connections), a coordinator process on --database-pooler
+//     transaction with a direct --listen-database-url, and simulated agents
+//     through the pooler that long-poll it for wake-ups. For each size:
+//     what a heartbeat costs the server (every node beaten in order by 32
+//     clients for --fleet-beat-time: beats/s and server CPU per beat); the
+//     agents then start, no faster than 100 a second and over at least one
+//     heartbeat interval, and once settled, over --fleet-window (120 s):
+//     client backends, the CPU of PostgreSQL, PgBouncer, the coordinator and
+//     the agents (this process), with the load average at the end (the CPU
+//     figures of a shared machine are only as good as its load);
+//     create→claimed p50/p99 of --fleet-tasks tasks spread across the fleet;
+//     the time from killing --fleet-kill agents at once to their nodes being
+//     down; this process's RSS. A real agent has a pool of its own of
+//     agent.PooledConns connections to PgBouncer, and so does a simulated
+//     one while this process's file limit (ulimit -n) holds them next to one
+//     long-poll connection each; beyond it (10,000 agents under 20,000
+//     files) a few agents share a pool, which PostgreSQL cannot tell apart:
+//     PgBouncer multiplexes every client onto its own server connections.
+//     The figure printed as agents per pgx pool says which.
 //
 // # Yardsticks
 //
@@ -148,6 +170,9 @@
 //	create→claimed p50 / p99, with 1, 10, 100 agents ≤ 3 ms / ≤ 20 ms
 //	create→running through orch vs docker run        ≤ 1.10×
 //	1,000 idle agents, Postgres CPU                  ≤ 10% of a core
+//	fleet of 1,000 / 10,000: client backends         ≤ 200
+//	fleet of 1,000 / 10,000: idle Postgres CPU       ≤ 5% / ≤ 20% of a core
+//	fleet: killed agents' nodes down                 ≤ 30 s
 //	agent peak RSS (memory runtime, Docker runtime)  ≤ 30 MB
 //	coordinator peak RSS                             ≤ 50 MB
 //
