@@ -128,25 +128,17 @@ func (b *bench) fleetOnce(ctx context.Context, bouncer *pgserver.Bouncer, n int)
 	if _, err := b.store.MarkSilentNodesDown(ctx, time.Second); err != nil {
 		return r, err
 	}
+	// The coordinator starts once the fleet is registered and beaten:
+	// registering thousands takes a while, and its sweeper would declare
+	// the first ones down meanwhile.
 	addr, err := freeLoopback()
 	if err != nil {
 		return r, err
 	}
-	coord, err := b.startProc(fmt.Sprintf("fleet-coordinator-%d", n), "coordinator", "--database-url", bouncer.URL(),
-		"--database-pooler", "transaction", "--listen-database-url", b.url, "--listen", addr, "--no-migrate",
-		"--strategy", "spread", "--max-heartbeats-per-second", strconv.FormatFloat(b.opts.MaxHeartbeatsPerSecond, 'f', -1, 64),
-		"--max-heartbeat-interval", b.opts.MaxHeartbeatInterval.String())
-	if err != nil {
-		return r, err
-	}
-	defer coord.stop()
-	coord.api = "http://" + addr
-	if err := waitHealthy(ctx, coord); err != nil {
-		return r, err
-	}
+	api := "http://" + addr
 	b.logf("fleet of %d: registering (%d agents per pool, through PgBouncer)", n, r.AgentsPerPool)
 	f, err := b.newFleetVia(ctx, fmt.Sprintf("fleet%d", n), n, fleetConn{url: bouncer.URL(), pooler: postgres.TransactionPooler,
-		perPool: r.AgentsPerPool, coordinators: []string{coord.api}})
+		perPool: r.AgentsPerPool, coordinators: []string{api}})
 	if err != nil {
 		return r, err
 	}
@@ -169,6 +161,18 @@ func (b *bench) fleetOnce(ctx context.Context, bouncer *pgserver.Bouncer, n int)
 	}
 	b.logf("fleet of %d: %.0f beats/s at most, %.0f µs of server CPU each; starting the agents over %s (they beat every %s)",
 		n, r.BeatsPerSec, r.BeatServerCPU, spread, every)
+	coord, err := b.startProc(fmt.Sprintf("fleet-coordinator-%d", n), "coordinator", "--database-url", bouncer.URL(),
+		"--database-pooler", "transaction", "--listen-database-url", b.url, "--listen", addr, "--no-migrate",
+		"--strategy", "spread", "--max-heartbeats-per-second", strconv.FormatFloat(b.opts.MaxHeartbeatsPerSecond, 'f', -1, 64),
+		"--max-heartbeat-interval", b.opts.MaxHeartbeatInterval.String())
+	if err != nil {
+		return r, err
+	}
+	defer coord.stop()
+	coord.api = api
+	if err := waitHealthy(ctx, coord); err != nil {
+		return r, err
+	}
 	f.startSpread(ctx, spread)
 	// Settled: every agent started, beat and looked for work, and the
 	// server's processes stopped coming and going.
