@@ -104,7 +104,7 @@
 // set for the moment the first such task is due, and does not wait for the
 // heartbeat to fail. In a silent partition (packets dropped, not refused) a
 // heartbeat only fails at its deadline (the heartbeat interval, at least
-// 2 s), and every other database call has one too (see queue/postgres), while
+// 2 s, or half the cluster's interval when that is longer), and every other database call has one too (see queue/postgres), while
 // the connections' TCP keepalives and user timeout end a dead connection
 // within about 30 s; the task is stopped at its stop_after_disconnect all the
 // same, within one heartbeat interval of the partition (tested with a proxy

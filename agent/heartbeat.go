@@ -32,10 +32,14 @@ func (a *Agent) beat(ctx context.Context) time.Duration {
 	problem := health.Problem
 	// A beat that gets no answer (packets dropped, not refused) must not
 	// hang until the kernel gives up: it fails after at most an interval,
-	// and the next one is tried.
+	// and the next one is tried. In a cluster that asks for slower beats
+	// it may take up to half the cluster's interval: through a transaction
+	// pooler a busy database queues beats in the pooler, and a beat given
+	// up while its statement runs costs the pooler its server connection
+	// (PostgreSQL then forks a new backend), which under load fed on itself.
 	a.asking.Store(true)
 	a.wakeFence()
-	bctx, cancel := context.WithTimeout(ctx, max(a.opts.HeartbeatInterval, beatMinTimeout))
+	bctx, cancel := context.WithTimeout(ctx, max(a.opts.HeartbeatInterval, beatMinTimeout, time.Duration(a.beatEvery.Load())/2))
 	sent := time.Now()
 	r, err := a.store.Beat(bctx, a.node.ID, health, a.opts.HeartbeatInterval)
 	cancel()
