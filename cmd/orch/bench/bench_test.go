@@ -118,6 +118,7 @@ func TestBench_QuickRunWritesEveryFigure(t *testing.T) {
 			t.Errorf("%d server processes with 50 agents, %d without: each agent holds connections", i.Backends, r.Idle[0].Backends)
 		}
 	}
+	checkFleet(t, r)
 	const mb = 1 << 20
 	if p := r.Processes; p == nil {
 		t.Error("no process figures")
@@ -155,6 +156,68 @@ func TestBench_QuickRunWritesEveryFigure(t *testing.T) {
 	for _, want := range []string{"pgbench", "placements/s", "tasks/s end to end", "placements/s through jobs", "rolling update", "create→claimed", "idle", "peak RSS", "docker run"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("the table has no %q line", want)
+		}
+	}
+}
+
+// TestBench_FleetPhase_ThroughPgBouncer runs the quick fleet phase alone:
+// fleets of 20 and 100 simulated agents through PgBouncer, long-polling a
+// coordinator process.
+func TestBench_FleetPhase_ThroughPgBouncer(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	orch := filepath.Join(dir, "orch")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", orch, "github.com/orchd/orch/cmd/orch").CombinedOutput(); err != nil {
+		t.Fatalf("building orch: %v\n%s", err, out)
+	}
+	o := Defaults(true)
+	o.Orch, o.Phases = orch, []string{phaseFleet}
+	var stdout bytes.Buffer
+	o.Out, o.Log = &stdout, t.Output()
+	r, err := Run(ctx, o)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, stdout.String())
+	}
+	t.Logf("orch bench --quick --phases fleet:\n%s", stdout.String())
+	if len(r.Skipped) > 0 {
+		t.Fatalf("skipped: %v", r.Skipped)
+	}
+	checkFleet(t, *r)
+	for _, want := range []string{"fleet of 100 agents through PgBouncer", "killed at once", "create→claimed across the fleet"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("the table has no %q line", want)
+		}
+	}
+}
+
+// checkFleet checks the quick fleet phase's figures: both fleets, few
+// backends whatever the fleet, every killed node noticed.
+func checkFleet(t *testing.T, r Report) {
+	t.Helper()
+	if len(r.Fleet) != 2 || r.Fleet[0].Agents != 20 || r.Fleet[1].Agents != 100 {
+		t.Fatalf("fleet figures for %+v, want fleets of 20 and 100", r.Fleet)
+	}
+	for _, f := range r.Fleet {
+		if f.ClientBackends < 1 || f.ClientBackends > 2*fleetPoolSize+10 {
+			t.Errorf("fleet of %d: %d client backends, want at most PgBouncer's %d and the bench's own", f.Agents, f.ClientBackends, 2*fleetPoolSize)
+		}
+		if f.PoolerClients < f.Agents/f.AgentsPerPool {
+			t.Errorf("fleet of %d: %d pooler client connections, want one a pool at least", f.Agents, f.PoolerClients)
+		}
+		if !(f.BeatsPerSec > 0) || !(f.BeatServerCPU > 0) || !(f.PostgresCorePercent > 0) || !(f.AgentsCorePercent >= 0) {
+			t.Errorf("fleet of %d: beats %.0f/s at %.0f µs, Postgres %.2f%%: want positive figures", f.Agents, f.BeatsPerSec, f.BeatServerCPU, f.PostgresCorePercent)
+		}
+		if f.Tasks != 20 || !(f.P50MS > 0) || f.P99MS < f.P50MS || f.MaxMS < f.P99MS {
+			t.Errorf("fleet of %d: create→claimed over %d tasks p50 %.1f p99 %.1f max %.1f", f.Agents, f.Tasks, f.P50MS, f.P99MS, f.MaxMS)
+		}
+		// Down once silent for the node-down timeout, measured from the kill.
+		if f.Killed != 3 || f.DetectMinSec < f.NodeDownTimeout-f.HeartbeatSec || f.DetectMaxSec > f.NodeDownTimeout+f.HeartbeatSec+5 {
+			t.Errorf("fleet of %d: %d killed, down after %.1f–%.1f s (timeout %gs, beating every %gs)", f.Agents, f.Killed, f.DetectMinSec, f.DetectMaxSec, f.NodeDownTimeout, f.HeartbeatSec)
+		}
+		if f.RSSBytes < 1<<20 {
+			t.Errorf("fleet of %d: RSS %d bytes", f.Agents, f.RSSBytes)
 		}
 	}
 }
