@@ -111,6 +111,9 @@ func (b *bench) fleetPhase(ctx context.Context) error {
 	for _, n := range b.opts.FleetAgents {
 		r, err := b.fleetOnce(ctx, bouncer, n)
 		if err != nil {
+			if r.WindowSec > 0 { // what was measured before the failure
+				b.report.Fleet = append(b.report.Fleet, r)
+			}
 			return fmt.Errorf("%d agents: %w", n, err)
 		}
 		b.report.Fleet = append(b.report.Fleet, r)
@@ -191,6 +194,8 @@ func (b *bench) fleetOnce(ctx context.Context, bouncer *pgserver.Bouncer, n int)
 		return r, err
 	}
 	r.RSSBytes, _ = currentRSS(os.Getpid())
+	b.logf("fleet of %d: Postgres %.1f%% of a core over %.0f s (load %.1f), PgBouncer %.1f%%, coordinator %.1f%%, agents %.1f%%, %.0f write transactions/s; RSS %s",
+		n, r.PostgresCorePercent, r.WindowSec, r.LoadAvg[0], r.PoolerCorePercent, r.CoordinatorCorePercent, r.AgentsCorePercent, r.WriteTxnsPerSec, fmtMB(r.RSSBytes))
 	if err := b.fleetLatency(ctx, &r, coord.api); err != nil {
 		return r, err
 	}
