@@ -398,7 +398,10 @@ func beatPass(ctx context.Context, s *postgres.Store, nodes []uuid.UUID, every t
 // fleet would make it: that costs PgBouncer (a few kB and no CPU per idle
 // client), not PostgreSQL.
 func fleetPerPool(n int) int {
-	budget := fileLimit() - n - 2000 // the long-polls, and room for the rest
+	// The long-polls (one each, more while they reconnect), and room for
+	// the rest: 10,000 agents ran out of 20,000 files with 2,000 spare,
+	// each agent's stats reading /proc meanwhile.
+	budget := fileLimit() - n - 5000
 	need := n * agent.PooledConns
 	if budget <= 0 {
 		return n
