@@ -207,7 +207,7 @@ func (c *Coordinator) Run(ctx context.Context, ready func(addr net.Addr)) error 
 			defer direct.Close()
 			ls = direct
 		}
-		ls.Listen(ctx, []string{postgres.ChannelPending, postgres.ChannelWake}, c.heard)
+		ls.Listen(ctx, []string{postgres.ChannelPending, postgres.ChannelWake, postgres.ChannelJobs}, c.heard)
 		return nil
 	})
 	c.log.Info("coordinator serving", "addr", ln.Addr().String(), "tls", c.opts.TLSCert != "",

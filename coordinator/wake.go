@@ -111,9 +111,12 @@ func (c *Coordinator) heard(n postgres.Notification) {
 		}
 	case postgres.ChannelPending:
 		c.poke()
+	case postgres.ChannelJobs:
+		c.pokeJobs()
 	case "": // back after a break: anything may have been missed
 		c.wakes.wakeAll()
 		c.poke()
+		c.pokeJobs()
 	}
 }
 

@@ -112,7 +112,27 @@ func (s *Store) ReconcileJob(ctx context.Context, id uuid.UUID, decide Decider, 
 	if err != nil {
 		return ReconcileResult{}, fmt.Errorf("reconciling job %s: %w", id, err)
 	}
+	if res.Done {
+		s.awaitJobChanges(ctx, id)
+	}
 	return res, nil
+}
+
+// awaitJobChangesSQL waits for the transactions in flight that changed the
+// job's tasks (they hold its job_changes row) to end. The lock is released
+// at once, and the transaction commits without waiting for a flush: it
+// writes nothing that matters.
+const awaitJobChangesSQL = `WITH ` + asyncCommitCTE + `
+SELECT 1 FROM job_changes, async_commit WHERE job_id = $1 FOR SHARE OF job_changes`
+
+// awaitJobChanges closes the one gap in the job wake-ups (sql/00025): a
+// change of a job's task that commits while a reconciliation of the job
+// that did not see it commits too does not notify, because the job looked
+// due already. Once such changes have ended, the caller's next look for
+// due jobs finds the job due again. It is a hint like a notification:
+// should it fail, the poll finds the job.
+func (s *Store) awaitJobChanges(ctx context.Context, id uuid.UUID) {
+	_, _ = s.pool.Exec(ctx, awaitJobChangesSQL, id)
 }
 
 // readJobView reads the rest of the view of the locked job v.Job, in one

@@ -239,3 +239,66 @@ func TestJobs_RetentionDeletesFinishedJobTasks(t *testing.T) {
 		t.Fatalf("expired %d, %v", n, err)
 	}
 }
+
+// TestJobs_ATaskChangeNotifiesOnlyWhenItMakesItsJobDue listens on
+// ChannelJobs: a job's first task change since its last reconciliation
+// notifies; a second change while the job is due already does not (a
+// marker sent after it arrives first: notifications come in commit
+// order); after the next reconciliation a change (of health) notifies
+// again. A user's
+// change (a scale) notifies too.
+func TestJobs_ATaskChangeNotifiesOnlyWhenItMakesItsJobDue(t *testing.T) {
+	s, ctx := newStore(t)
+	n := mustNode(t, s, "n1", roomyNode)
+	const marker = "orch_test_marker"
+	heard := make(chan string, 64)
+	lctx, unlisten := context.WithCancel(ctx)
+	defer unlisten()
+	go s.Listen(lctx, []string{ChannelJobs, marker}, func(n Notification) { heard <- n.Channel })
+	if ch := <-heard; ch != "" {
+		t.Fatalf("first %q, want the connection", ch)
+	}
+	next := func(what string) string {
+		t.Helper()
+		select {
+		case ch := <-heard:
+			return ch
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: nothing heard in 30 s", what)
+			return ""
+		}
+	}
+	j, _ := submit(t, s, "name: web\ncount: 2\ntask: {image: busybox}")
+	if ch := next("job run"); ch != ChannelJobs {
+		t.Fatalf("job run: heard %q, want %s", ch, ChannelJobs)
+	}
+	reconcile(t, s, j.ID)
+	ts := jobTasks(t, s, j.ID)
+	l := runOn(t, s, ts[0].ID, n.ID)
+	if ch := next("first task running"); ch != ChannelJobs {
+		t.Fatalf("a task of a reconciled job started: heard %q, want %s", ch, ChannelJobs)
+	}
+	runOn(t, s, ts[1].ID, n.ID)
+	if err := s.Notify(ctx, marker); err != nil {
+		t.Fatal(err)
+	}
+	if ch := next("second task running"); ch != marker {
+		t.Fatalf("a task of a job due already started: heard %q, want no notification before the marker", ch)
+	}
+	if res := reconcile(t, s, j.ID); !res.Done {
+		t.Fatal("the job was not due")
+	}
+	if err := s.SetTaskHealth(ctx, l, queue.HealthUnhealthy, "no answer"); err != nil {
+		t.Fatal(err)
+	}
+	if ch := next("task unhealthy"); ch != ChannelJobs {
+		t.Fatalf("a task of a reconciled job became unhealthy: heard %q, want %s", ch, ChannelJobs)
+	}
+	reconcile(t, s, j.ID)
+	if _, err := s.ScaleJob(ctx, "web", 3); err != nil {
+		t.Fatal(err)
+	}
+	if ch := next("scale"); ch != ChannelJobs {
+		t.Fatalf("scale: heard %q, want %s", ch, ChannelJobs)
+	}
+}

@@ -15,6 +15,10 @@ const (
 	// should look for work: coordinators relay it to agents that cannot
 	// LISTEN (they connect through a transaction pooler).
 	ChannelWake = "orch_wake"
+	// ChannelJobs wakes the coordinators' job loops when a job becomes due:
+	// a task of it ended, started running or changed health, a node came or
+	// went (system jobs), or a user changed it (sql/00025_job_wake.sql).
+	ChannelJobs = "orch_jobs"
 )
 
 // NodeChannel is the channel on which a node's agent hears about work placed
