@@ -64,11 +64,14 @@
 // /revert, /restart, /promote, /endpoints, /versions, /deployments under
 // it) takes the job spec described in package queue (Jobs), and every
 // replica runs a job loop that reconciles the jobs that are due: changed
-// by a user (the replica that took the change at once, the others within
-// --pass-interval), with a task that started, ended or changed health, a
-// node that came, went or was cordoned (system jobs), a timer the last
+// by a user, with a task that started, ended or changed health, a node
+// that came, went or was cordoned (system jobs), a timer the last
 // reconciliation set (a health or progress deadline, a periodic tick), or
-// the 30 s fallback. A reconciliation is one transaction that holds its
+// the 30 s fallback. The statement that makes a job due notifies
+// orch_jobs, on which every replica listens (through
+// --listen-database-url when it reaches PostgreSQL through a pooler), so
+// the loops look at once; they also look every --pass-interval, should a
+// notification be lost. A reconciliation is one transaction that holds its
 // job's row, skipping a job another replica holds, so replicas share the
 // jobs without a leader: it reads the job's tasks, lets scheduler.Reconcile
 // decide, and writes new pending tasks (placed by the scheduling passes as

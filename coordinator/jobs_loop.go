@@ -13,14 +13,18 @@ import (
 )
 
 // Every replica runs the job loop. It reconciles the jobs that are due:
-// changed by a user (this replica's API wakes it at once; the others find
-// the change within PassInterval), with tasks that started, ended or
-// changed health, or nodes that came and went (the triggers of
-// 00020_jobs.sql count such changes), or whose last reconciliation asked
-// to be looked at again by now (a health timer, a deadline, a periodic
-// tick, the fallback). Each reconciliation is one transaction that holds
-// its job's row and skips a job another replica holds, so the replicas
-// share the jobs without a leader.
+// changed by a user, with tasks that started, ended or changed health, or
+// nodes that came and went (the triggers of 00020_jobs.sql count such
+// changes), or whose last reconciliation asked to be looked at again by now
+// (a health timer, a deadline, a periodic tick, the fallback). The
+// statement that makes a job due notifies postgres.ChannelJobs
+// (00025_job_wake.sql), which every replica LISTENs on, so the loop looks
+// at once, and a rolling update's next step waits for no poll; it also
+// looks every PassInterval, or when the next timer is due, should a
+// notification be lost. Each wake-up makes every replica look; each
+// reconciliation is one transaction that holds its job's row and skips a
+// job another replica holds, so the replicas share the jobs without a
+// leader and never reconcile one twice at once.
 
 // jobBatch is how many due jobs the loop takes at a time.
 const jobBatch = 100

@@ -120,10 +120,15 @@
 // # Notifications
 //
 // Work is announced with pg_notify: orch_pending wakes the schedulers (a task
-// back to pending, a node back, an uncordon), and each node has a channel of
+// back to pending, a node back, an uncordon), orch_jobs the job loops (a job
+// became due: sql/00025_job_wake.sql), and each node has a channel of
 // its own (orch_node_ and the node id) on which its agent hears about
 // placements and stop requests. Payloads stay empty: listeners read the
-// tables. A notifying commit holds a database-wide lock through its WAL flush
+// tables. A change of a job's task notifies only when it makes the job
+// due, not again while the job waits for its reconciliation, so most
+// agent writes do not notify; after a reconciliation, Store.ReconcileJob
+// waits for the changes of its job still in flight, which may have
+// stayed quiet, so that the coordinator's next look finds them. A notifying commit holds a database-wide lock through its WAL flush
 // (PostgreSQL queues notifications in commit order), so creating a task
 // notifies after its commit, in a transaction of its own that commits
 // asynchronously, and a coordinator that will place the task itself does not
