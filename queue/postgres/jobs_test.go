@@ -302,3 +302,64 @@ func TestJobs_ATaskChangeNotifiesOnlyWhenItMakesItsJobDue(t *testing.T) {
 		t.Fatalf("scale: heard %q, want %s", ch, ChannelJobs)
 	}
 }
+
+// TestJobs_ReconcileWaitsForTheJobsChangesInFlight closes the one gap of
+// the job wake-ups: a task change that commits while a reconciliation that
+// did not see it commits stays quiet (the job looked due already), so
+// ReconcileJob returns only once such a change has ended, and the job is
+// then found due again.
+func TestJobs_ReconcileWaitsForTheJobsChangesInFlight(t *testing.T) {
+	s, ctx := newStore(t)
+	n := mustNode(t, s, "n1", roomyNode)
+	j, _ := submit(t, s, "name: web\ncount: 1\ntask: {image: busybox}")
+	reconcile(t, s, j.ID)
+	task := jobTasks(t, s, j.ID)[0]
+	runOn(t, s, task.ID, n.ID)
+	var seq int64
+	if err := s.pool.QueryRow(ctx, `SELECT seq FROM job_changes WHERE job_id = $1`, j.ID).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	committed := make(chan error, 1)
+	decide := func(v queue.JobView) queue.JobPlan {
+		// A change of the job's task, made while the reconciliation runs
+		// and committed only once the reconciliation has.
+		tx, err := s.pool.Begin(ctx)
+		if err != nil {
+			t.Error(err)
+			return scheduler.Reconcile(v)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE tasks SET health = 'unhealthy' WHERE id = $1`, task.ID); err != nil {
+			t.Error(err)
+		}
+		go func() {
+			defer tx.Rollback(ctx)
+			for {
+				var ev int64
+				if err := s.pool.QueryRow(ctx, `SELECT evaluated_seq FROM jobs WHERE id = $1`, j.ID).Scan(&ev); err != nil {
+					committed <- err
+					return
+				}
+				if ev == seq {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			committed <- tx.Commit(ctx)
+		}()
+		return scheduler.Reconcile(v)
+	}
+	res, err := s.ReconcileJob(ctx, j.ID, decide, nil)
+	if err != nil || !res.Done {
+		t.Fatalf("reconcile: %+v, %v", res, err)
+	}
+	ids, _, err := s.DueJobs(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 1 || ids[0] != j.ID {
+		t.Fatalf("due after the reconciliation: %v, want the job (its task changed meanwhile)", ids)
+	}
+	if err := <-committed; err != nil {
+		t.Fatal(err)
+	}
+}
