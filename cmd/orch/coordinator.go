@@ -22,7 +22,7 @@ func coordinatorFlags(cmd *cobra.Command) {
 	f.String("listen", ":8989", "address the API listens on (env ORCH_LISTEN)")
 	f.Bool("no-migrate", false, "do not apply database migrations at start")
 	f.String("strategy", queue.DefaultStrategy, "default placement strategy: "+strings.Join(queue.Strategies, ", "))
-	f.Duration("pass-interval", coordinator.DefaultPassInterval, "scheduling pass interval when not woken by new work")
+	f.Duration("pass-interval", coordinator.DefaultPassInterval, "how often the scheduling passes and the job loop look for work when no notification woke them")
 	f.Int("batch", coordinator.DefaultBatch, "pending tasks placed per scheduling pass")
 	f.Duration("retention", postgres.DefaultRetention, "how long finished tasks are kept, with their events, logs and stats (0: for ever)")
 	f.Duration("node-down-timeout", coordinator.DefaultNodeDownTimeout, "how long a node may stay silent before it is down (longer for nodes beating less often)")
