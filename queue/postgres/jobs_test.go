@@ -363,3 +363,42 @@ func TestJobs_ReconcileWaitsForTheJobsChangesInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestJobs_AnAgentRolesTaskChangeMakesItsJobDue: an agent with a role of
+// its own, which may not read job tables, starts a job's task; the
+// triggers, which run as their owner, make the job due and notify.
+func TestJobs_AnAgentRolesTaskChangeMakesItsJobDue(t *testing.T) {
+	s, ctx := newStore(t)
+	n := mustNode(t, s, "n1", roomyNode)
+	heard := make(chan string, 16)
+	lctx, unlisten := context.WithCancel(ctx)
+	defer unlisten()
+	go s.Listen(lctx, []string{ChannelJobs}, func(n Notification) { heard <- n.Channel })
+	<-heard // connected
+	j, _ := submit(t, s, "name: web\ntask: {image: busybox}")
+	<-heard // job run
+	reconcile(t, s, j.ID)
+	task := jobTasks(t, s, j.ID)[0]
+	if res := pass(t, s, placeOnly(task.ID, n.ID)); res.Placed != 1 {
+		t.Fatalf("placing: %+v", res)
+	}
+	agent := agentStore(t, s, "n1")
+	claim, err := agent.Claim(ctx, n.ID, 10)
+	if err != nil || len(claim.Tasks) != 1 {
+		t.Fatalf("claim: %+v, %v", claim.Tasks, err)
+	}
+	if err := agent.MarkRunning(ctx, claim.Tasks[0].Lease(), "c1"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ch := <-heard:
+		if ch != ChannelJobs {
+			t.Fatalf("heard %q", ch)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no notification in 30 s after the agent started the job's task")
+	}
+	if res := reconcile(t, s, j.ID); !res.Done {
+		t.Fatal("the job was not due after its task started")
+	}
+}
