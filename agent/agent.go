@@ -143,6 +143,9 @@ type Agent struct {
 	// clockSkew is the database's clock less the agent's (a time.Duration),
 	// learnt with every heartbeat (see localTime).
 	clockSkew atomic.Int64
+	// usage is the machine's latest measurement not yet written: the stats
+	// loop leaves it here and the next heartbeat carries it (stats_loop.go).
+	usage atomic.Pointer[queue.Usage]
 
 	mu sync.Mutex
 	// watched holds the leases this process is watching a container for. It

@@ -30,6 +30,9 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 func (a *Agent) beat(ctx context.Context) time.Duration {
 	health := a.engine.health(a.opts)
 	problem := health.Problem
+	// The machine's latest figures, if the stats loop measured it since
+	// the last beat, go with this one (statsLoop).
+	health.Usage = a.usage.Swap(nil)
 	// A beat that gets no answer (packets dropped, not refused) must not
 	// hang until the kernel gives up: it fails after at most an interval,
 	// and the next one is tried. In a cluster that asks for slower beats
@@ -49,6 +52,10 @@ func (a *Agent) beat(ctx context.Context) time.Duration {
 		a.clockSkew.Store(int64(r.DBTime.Sub(mid)))
 	}
 	if err != nil {
+		// The next beat carries the sample, unless a newer one came.
+		if health.Usage != nil {
+			a.usage.CompareAndSwap(nil, health.Usage)
+		}
 		if ctx.Err() == nil {
 			a.obs.metrics.errors.WithLabelValues("heartbeat").Inc()
 			a.log.Warn("heartbeat failed", "err", err, "out of touch for", a.outOfTouch().Round(time.Millisecond))
@@ -57,6 +64,9 @@ func (a *Agent) beat(ctx context.Context) time.Duration {
 	}
 	a.touched()
 	a.asking.Store(false)
+	if health.Usage != nil {
+		a.obs.metrics.statsReports.Inc()
+	}
 	if r.Was != queue.NodeReady && problem == "" {
 		a.log.Info("node is ready again", "was", r.Was)
 	}

@@ -14,8 +14,11 @@ const DefaultStatsInterval = 10 * time.Second
 
 // statsLoop measures the machine and the containers every statsEvery and
 // writes the figures to the database: the node's latest usage and its
-// history, and each running task's. It runs beside the work loop and never
-// holds it up; a failed write is retried at the next tick.
+// history, and each running task's. The node's figures go with the next
+// heartbeat (beat), in its statement, so that an idle agent costs the
+// database one call per interval and not two; the tasks' are written here.
+// It runs beside the work loop and never holds it up; a failed write is
+// retried at the next tick.
 func (a *Agent) statsLoop(ctx context.Context) {
 	ns := newNodeSampler(a.opts.DiskPath)
 	sr, _ := a.rt.(StatsReader)
@@ -31,14 +34,7 @@ func (a *Agent) statsLoop(ctx context.Context) {
 			if u, ok, err := ns.sample(); err != nil {
 				a.log.Warn("measuring the machine", "err", err)
 			} else if ok {
-				if err := a.store.ReportUsage(ctx, a.node.ID, u); err != nil {
-					if ctx.Err() == nil {
-						a.obs.metrics.errors.WithLabelValues("stats").Inc()
-						a.log.Warn("writing node stats", "err", err)
-					}
-				} else {
-					a.obs.metrics.statsReports.Inc()
-				}
+				a.usage.Store(&u)
 			}
 		}
 		if samples := a.sampleTasks(ctx, sr, prev); len(samples) > 0 {
@@ -58,7 +54,8 @@ func (a *Agent) statsLoop(ctx context.Context) {
 // statsEvery is StatsInterval, or the heartbeat interval when the cluster
 // asked for a longer one: in a cluster large enough to beat less often, a
 // stats write per node every 10 s would cost the database more than the
-// heartbeats saved.
+// heartbeats saved. Beats thus come at least as often as node samples (and
+// up to a tenth early), so each sample goes with a beat of its own.
 func (a *Agent) statsEvery() time.Duration {
 	return max(a.opts.StatsInterval, time.Duration(a.beatEvery.Load()))
 }

@@ -33,14 +33,19 @@ type BeatResult struct {
 	DBTime time.Time
 }
 
-// beatSQL records a heartbeat and the engine's health in one statement,
-// returning the state the node had before: orch_beat (00016_beat.sql),
-// whose plans each server connection keeps, so that a beat through a
-// transaction pooler is not planned anew each time. It commits
-// asynchronously, as every heartbeat does: the next beat repeats it. A node
-// that comes back (from down or unhealthy) to ready wakes the schedulers:
-// there is room again.
-const beatSQL = `SELECT was, draining, heartbeat_interval_ms, db_time FROM orch_beat($1, $2, $3, $4, $5, $6)`
+// beatSQL records a heartbeat, the engine's health and, when the agent
+// sends one, the machine's latest usage in one statement, returning the
+// state the node had before: orch_beat (00016_beat.sql, with the usage
+// 00017_beat_usage.sql), whose plans each server connection keeps, so that
+// a beat through a transaction pooler is not planned anew each time. It
+// commits asynchronously, as every heartbeat does: the next beat repeats
+// it. A node that comes back (from down or unhealthy) to ready wakes the
+// schedulers: there is room again. The usage is written as reportUsageSQL
+// writes it (the node's row, a node_stats row, the pruning past the
+// retention, the database's clock): an idle agent's stats cost no
+// statement of their own.
+const beatSQL = `SELECT was, draining, heartbeat_interval_ms, db_time
+FROM orch_beat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
 
 // NodeHealth is what an agent reports about its machine with a heartbeat.
 type NodeHealth struct {
@@ -52,12 +57,16 @@ type NodeHealth struct {
 	// agent's clock does not matter).
 	EngineDown    bool
 	EngineDownFor time.Duration
+	// Usage, when not nil, is the machine's latest measurement, written
+	// with the beat as ReportUsage writes it (Usage.At is ignored).
+	Usage *queue.Usage
 }
 
 // Beat is one heartbeat of the node's agent: it is alive, and its container
 // engine works (the node is ready) or fails (the node is unhealthy, with the
-// problem as the reason, and gets no new work). every is the agent's own
-// heartbeat interval; the result says when to beat next.
+// problem as the reason, and gets no new work), and, with h.Usage, what it
+// measured of its machine. every is the agent's own heartbeat interval; the
+// result says when to beat next.
 func (s *Store) Beat(ctx context.Context, node uuid.UUID, h NodeHealth, every time.Duration) (BeatResult, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
@@ -68,8 +77,17 @@ func (s *Store) Beat(ctx context.Context, node uuid.UUID, h NodeHealth, every ti
 	var r BeatResult
 	var intervalMS int32
 	down := max(h.EngineDownFor, 0).Seconds()
+	var cpu, load1 *float32
+	var memUsed, memTotal, diskUsed, diskTotal *int64
+	if u := h.Usage; u != nil {
+		c, l := float32(u.CPUPercent), float32(u.Load1)
+		cpu, load1 = &c, &l
+		memUsed, memTotal, diskUsed, diskTotal = &u.MemoryUsedBytes, &u.MemoryTotalBytes, &u.DiskUsedBytes, &u.DiskTotalBytes
+	}
 	err := s.pool.QueryRow(ctx, beatSQL, node, string(state), h.Problem, h.EngineDown && h.Problem != "", down,
-		int32(min(max(every.Milliseconds(), 1), math.MaxInt32))).Scan(&r.Was, &r.Draining, &intervalMS, &r.DBTime)
+		int32(min(max(every.Milliseconds(), 1), math.MaxInt32)),
+		cpu, load1, memUsed, memTotal, diskUsed, diskTotal, s.statsRetention().Seconds()).
+		Scan(&r.Was, &r.Draining, &intervalMS, &r.DBTime)
 	if err != nil {
 		return BeatResult{}, translate(err, fmt.Sprintf("heartbeat of node %s", node))
 	}

@@ -144,6 +144,18 @@ func TestAgentRoles_PostgresKeepsEachAgentToItsOwnNode(t *testing.T) {
 	if _, err := a.Beat(ctx, nodeA.ID, NodeHealth{}, 2*time.Second); err != nil {
 		t.Fatalf("A heartbeats: %v", err)
 	}
+	if _, err := a.Beat(ctx, nodeA.ID, NodeHealth{Usage: &queue.Usage{CPUPercent: 13}}, 2*time.Second); err != nil {
+		t.Fatalf("A heartbeats with its node's usage: %v", err)
+	}
+	if hist, err := admin.NodeStats(ctx, nodeA.ID, 10); err != nil || len(hist) != 2 || hist[0].CPUPercent != 13 {
+		t.Errorf("A's node stats after its beat with usage: %+v, %v; want 2 samples, the newest 13%%", hist, err)
+	}
+	if _, err := a.Beat(ctx, nodeB.ID, NodeHealth{Usage: &queue.Usage{CPUPercent: 99}}, 2*time.Second); err == nil {
+		t.Error("A beat for B's node")
+	}
+	if hist, err := admin.NodeStats(ctx, nodeB.ID, 10); err != nil || len(hist) != 0 {
+		t.Errorf("B's node stats after A beat for it: %+v, %v; want none", hist, err)
+	}
 	// A restart hands the task back to the queue: the agent may let go.
 	if to, err := a.RecordExit(ctx, leaseA, ExitReport{Code: 0}); err != nil || to != queue.Completed {
 		t.Fatalf("A records its task's exit: %s, %v", to, err)

@@ -88,3 +88,60 @@ func TestStore_ReportTaskUsage_OnlyForTheRunningLease(t *testing.T) {
 		t.Errorf("a report after the task ended counted")
 	}
 }
+
+func TestStore_Beat_WithUsage_LatestOnNodeAndHistoryWithinRetention(t *testing.T) {
+	s, ctx := newStore(t)
+	node := mustNode(t, s, "n1", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
+	s.SetStatsRetention(time.Hour)
+
+	// A sample from before the retention, as if written two hours ago.
+	if _, err := s.pool.Exec(ctx, `INSERT INTO node_stats (node_id, at, cpu_percent, load1, memory_used_bytes,
+memory_total_bytes, disk_used_bytes, disk_total_bytes) VALUES ($1, now() - interval '2 hours', 1, 1, 1, 1, 1, 1)`, node.ID); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		u := queue.Usage{CPUPercent: float64(10 * i), Load1: 0.5 * float64(i), MemoryUsedBytes: int64(i) << 30,
+			MemoryTotalBytes: 8 << 30, DiskUsedBytes: int64(i) << 20, DiskTotalBytes: 100 << 30}
+		if _, err := s.Beat(ctx, node.ID, NodeHealth{Usage: &u}, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A beat without a sample leaves the figures and the history alone.
+	before, err := s.GetNode(ctx, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Beat(ctx, node.ID, NodeHealth{}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.GetNode(ctx, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Usage.CPUPercent != 30 || n.Usage.Load1 != 1.5 || n.Usage.MemoryUsedBytes != 3<<30 || n.Usage.DiskUsedBytes != 3<<20 || n.Usage.At == nil {
+		t.Errorf("node usage = %+v, want the third sample", n.Usage)
+	}
+	if !n.Usage.At.Equal(*before.Usage.At) {
+		t.Errorf("usage stamped %v after a beat without a sample, was %v", n.Usage.At, before.Usage.At)
+	}
+	if !n.LastHeartbeat.After(*n.Usage.At) {
+		t.Errorf("last heartbeat %v not after the last sample %v", n.LastHeartbeat, n.Usage.At)
+	}
+	hist, err := s.NodeStats(ctx, node.ID, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 3 {
+		t.Fatalf("history has %d rows, want the 3 recent ones (the old one pruned): %+v", len(hist), hist)
+	}
+	if h := hist[0]; h.CPUPercent != 30 || h.MemoryTotalBytes != 8<<30 || h.DiskTotalBytes != 100<<30 || !h.At.Equal(*n.Usage.At) {
+		t.Errorf("newest sample = %+v, want the third, stamped as the node's usage (%v)", h, n.Usage.At)
+	}
+	if hist[2].CPUPercent != 10 {
+		t.Errorf("oldest kept sample = %+v, want cpu 10", hist[2])
+	}
+	u := queue.Usage{CPUPercent: 5}
+	if _, err := s.Beat(ctx, uuid.New(), NodeHealth{Usage: &u}, time.Second); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("beat with usage of an unknown node: %v, want ErrNotFound", err)
+	}
+}
