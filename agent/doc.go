@@ -297,6 +297,14 @@
 // and memory without the page cache). The latest figures go on the node row
 // and into task_usage; the history into node_stats and task_stats, from which
 // each write deletes that node's rows older than --stats-retention (24 h).
+// The machine's figures are not a write of their own: the next heartbeat
+// carries them, in its one call (orch_beat, 00017_beat_usage.sql), so that
+// an idle agent costs the database one statement per interval instead of
+// two (at the cluster's longest interval the stats come as often as the
+// beats, and were half of an idle fleet's server CPU through the pooler).
+// They reach the database up to one heartbeat interval after they were
+// measured; heartbeats come at least as often as samples, so none is
+// skipped. The tasks' figures, only when containers run, are written apart.
 // Samples are stamped with the database's clock, not the agent's, since the
 // history is pruned and compared by the database's. Likewise the agent reads
 // the database's clock with every heartbeat, and compares a time the

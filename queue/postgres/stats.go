@@ -66,7 +66,9 @@ SELECT count(*) FROM upd, async_commit`
 // ReportUsage records what a node's agent measured on its machine: the
 // latest figures on the node (queue.Node.Usage) and a row of its history,
 // from which rows older than the retention are dropped. The sample is
-// stamped with the database's clock (u.At is ignored).
+// stamped with the database's clock (u.At is ignored). The agent sends
+// these figures with its heartbeat instead (NodeHealth.Usage), in the same
+// statement; ReportUsage writes them alone.
 func (s *Store) ReportUsage(ctx context.Context, node uuid.UUID, u queue.Usage) error {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
