@@ -220,22 +220,24 @@
 // Stats). The node's stats now go with the beat (orch_beat with the usage
 // figures, 00017_beat_usage.sql): one call and one transaction per agent
 // and interval. orch bench --phases fleet --fleet-agents 1000, the build
-// before and after, two runs of each in turns on the same machine (its load
-// moved between 2.5 and 30 within minutes):
+// before and after, three runs of each in turns on the same machine (its
+// load moved between 2.5 and 30 within minutes):
 //
 //	1,000 idle agents, 120 s            before (main)      after (beat + stats)
-//	Postgres CPU (load average)         9.5% (12.9)        7.0% (2.5); 6.3% (5.7)
-//	                                    47.6% (23.6) [1]
-//	write transactions/s                103                53
-//	PgBouncer; agents (bench process)   1.9%; 11.0%        1.5%; 10.3% / 1.3%; 8.9%
+//	Postgres CPU (load average)         7.9% (7.4)         6.0% (9.0)
+//	                                    9.5% (12.9)        6.3% (5.7)
+//	                                    47.6% (23.6) [1]   7.0% (2.5)
+//	write transactions/s                102–103            53
+//	PgBouncer                           1.5–1.9%           1.2–1.5%
+//	the agents (bench process)          6.2–11.0%          8.1–10.3%
 //	a stats write (pg_stat_statements)  0.17–2.3 ms        none apart (in the beat)
 //
 // [1] the machine at its busiest: the fleet's creates through the API timed
-// out afterwards; the other before-run is the comparable one. The writes
-// halved; the server CPU fell by a quarter to a third (in runs at a lower
-// load, so partly the machine's doing; the beat's INSERT and DELETE are
-// planned once per server connection inside the function, where the
-// stats statement was planned anew at every call through the
+// out afterwards. The write transactions halved; the server CPU fell by
+// about a quarter (the closest pair in load, the first row: 7.9% to 6.0%
+// at a higher load; the beat's INSERT and DELETE are planned once per
+// server connection inside the function, where the stats statement was
+// planned anew at every call through the
 // pooler), still above the 5% target on this machine. At
 // 10,000 agents this machine, loaded as it was (load average 16 to 31),
 // could not carry the fleet: the agents' process and PgBouncer got too
