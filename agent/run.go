@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -384,6 +385,11 @@ func (a *Agent) ownsContainer(ctx context.Context, id string) bool {
 		if c.ID == id {
 			return true
 		}
+	}
+	// Not ours: most often it is simply gone already (it ended and was
+	// removed while the stop was on its way), which needs no warning.
+	if all, err := a.rt.List(ctx, nil); err == nil && !slices.ContainsFunc(all, func(c Container) bool { return c.ID == id }) {
+		return false
 	}
 	a.log.Warn("not touching a container without this node's label", "container", id)
 	return false
