@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -252,24 +251,6 @@ func parseID(field, s string) (uuid.UUID, error) {
 	return id, nil
 }
 
-// kindOf names a Go type as the JSON a client should send.
-func kindOf(t reflect.Type) string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.Struct, reflect.Map:
-		return "an object"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "a boolean"
-	}
-	return "a number"
-}
-
 // parsePort reads Docker's "80/tcp" notation.
 func parsePort(s string) (queue.Port, error) {
 	num, proto, _ := strings.Cut(s, "/")
@@ -308,7 +289,7 @@ func jsonError(err error) error {
 		if field == "" {
 			field = "body"
 		}
-		return queue.Invalid(field, fmt.Sprintf("wrong type: got a JSON %s, want %s", typ.Value, kindOf(typ.Type)), "check the field's type in the API reference")
+		return queue.Invalid(field, fmt.Sprintf("wrong type: got a JSON %s, want %s", typ.Value, queue.KindOf(typ.Type, queue.JSONWords)), "check the field's type in the API reference")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return queue.Invalid(name, fmt.Sprintf("unknown field %q", name), "remove it; see the API reference for the fields a task takes")

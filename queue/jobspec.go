@@ -217,23 +217,34 @@ func specDecodeError(err error) error {
 		if field == "" {
 			field = "spec"
 		}
-		return Invalid(field, fmt.Sprintf("wrong type: got %s, want %s", typ.Value, jsonKindOf(typ.Type)), "see the job spec reference (go doc github.com/orchd/orch/queue)")
+		return Invalid(field, fmt.Sprintf("wrong type: got %s, want %s", typ.Value, KindOf(typ.Type, SpecWords)), "see the job spec reference (go doc github.com/orchd/orch/queue)")
 	case errors.As(err, &fe):
 		return fe
 	}
 	return Invalid("spec", err.Error(), "see the job spec reference (go doc github.com/orchd/orch/queue)")
 }
 
-// jsonKindOf names a Go type as the value a spec should hold.
-func jsonKindOf(t reflect.Type) string {
+// Vocabulary names the kinds of value in a format's own words.
+type Vocabulary struct{ Mapping, List string }
+
+// SpecWords and JSONWords are the words of a job spec (YAML or JSON) and of
+// the HTTP API's JSON.
+var (
+	SpecWords = Vocabulary{Mapping: "a mapping", List: "a list"}
+	JSONWords = Vocabulary{Mapping: "an object", List: "an array"}
+)
+
+// KindOf names a Go type as the value a document should hold there, for
+// errors that say what was expected.
+func KindOf(t reflect.Type, words Vocabulary) string {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	switch t.Kind() {
 	case reflect.Struct, reflect.Map:
-		return "a mapping"
+		return words.Mapping
 	case reflect.Slice, reflect.Array:
-		return "a list"
+		return words.List
 	case reflect.String:
 		return "a string"
 	case reflect.Bool:
