@@ -280,25 +280,44 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer bg.Done()
 		a.listen(ctx)
 	}()
-	for ctx.Err() == nil {
+	lastFull := lastReconcile
+	for idle, why := false, "woken"; ctx.Err() == nil; idle, why = a.waitForWork(ctx) {
 		reconcileEvery := a.idleEvery(a.opts.ReconcileInterval)
 		if a.reconcileNeeded.Load() || time.Since(lastReconcile) >= reconcileEvery {
 			// Only with an engine that answers: the reconcile lists its
 			// containers, and the engine's return asks for one anyway.
 			if !a.engine.health(a.opts).EngineDown || time.Since(lastReconcile) >= reconcileEvery {
-				if err := a.reconcile(ctx); err != nil {
-					if ctx.Err() == nil {
-						a.log.Warn("reconciling containers failed", "err", err)
+				full := a.reconcileNeeded.Load() || time.Since(lastFull) >= fullReconcileEvery*reconcileEvery
+				if !full {
+					same, err := a.quickReconcile(ctx)
+					full = err != nil || !same
+					if !full {
+						a.obs.metrics.reconciles.WithLabelValues("quick").Inc()
 					}
-				} else {
-					a.reconcileNeeded.Store(false)
+				}
+				if full {
+					a.obs.metrics.reconciles.WithLabelValues("full").Inc()
+					if err := a.reconcile(ctx); err != nil {
+						if ctx.Err() == nil {
+							a.log.Warn("reconciling containers failed", "err", err)
+						}
+					} else {
+						a.reconcileNeeded.Store(false)
+					}
+					lastFull = time.Now()
+					a.volumesDue.Store(true)
 				}
 				lastReconcile = time.Now()
-				a.volumesDue.Store(true)
 			}
 		}
-		if err := a.Step(ctx); err != nil && ctx.Err() == nil {
-			a.log.Warn("agent step failed", "err", err)
+		// A safety-net wake-up with nothing to ask about has no step.
+		if idle {
+			a.obs.metrics.skipped.Inc()
+		} else {
+			a.obs.metrics.steps.WithLabelValues(why).Inc()
+			if err := a.Step(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("agent step failed", "err", err)
+			}
 		}
 		if a.volumesDue.Swap(false) {
 			// A failure waits for the next reconcile or wake-up.
@@ -306,7 +325,6 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.log.Warn("syncing volumes failed", "err", err)
 			}
 		}
-		a.waitForWork(ctx)
 	}
 	bg.Wait()
 	a.wg.Wait()

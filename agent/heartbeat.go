@@ -82,6 +82,7 @@ func (a *Agent) beat(ctx context.Context) time.Duration {
 		a.log.Info("drain", "draining", r.Draining)
 		a.poke()
 	}
+	a.heed(r.Node)
 	every := max(r.Interval, a.opts.HeartbeatInterval)
 	if old := time.Duration(a.beatEvery.Swap(int64(every))); old != every && old != 0 {
 		a.log.Info("heartbeat interval changed by the cluster's policy", "from", old, "to", every)

@@ -21,6 +21,14 @@ type agentMetrics struct {
 	logLines      prometheus.Counter
 	logDropped    prometheus.Counter
 	statsReports  prometheus.Counter
+	// steps counts the rounds that asked the database for work (Step),
+	// by why: woken or poll; skipped counts the safety-net
+	// rounds that asked nothing because the last heartbeat found nothing
+	// new (digest.go). reconciles counts reconciles by kind: full (a read
+	// of the node's tasks) or quick (the engine's list alone).
+	steps      *prometheus.CounterVec
+	skipped    prometheus.Counter
+	reconciles *prometheus.CounterVec
 }
 
 func newAgentMetrics(a *Agent) *agentMetrics {
@@ -43,6 +51,16 @@ func newAgentMetrics(a *Agent) *agentMetrics {
 		logLines:     counter("orch_agent_log_lines_shipped_total", "Log lines shipped to the database."),
 		logDropped:   counter("orch_agent_log_lines_dropped_total", "Log lines the per-task cap dropped."),
 		statsReports: counter("orch_agent_stats_reports_total", "Node and task stats written to the database."),
+		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orch_agent_steps_total",
+			Help: "Rounds that asked the database for work, by why: woken, or poll (the poll interval or the safety net ran out).",
+		}, []string{"why"}),
+		skipped: counter("orch_agent_steps_skipped_total",
+			"Safety-net rounds that asked the database nothing: the last heartbeat found nothing new."),
+		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orch_agent_reconciles_total",
+			Help: "Reconciles of the engine's containers with the database, by kind: full (reads the node's tasks) or quick (the engine's list alone).",
+		}, []string{"kind"}),
 	}
 	watched := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "orch_agent_containers_watched",
@@ -56,6 +74,7 @@ func newAgentMetrics(a *Agent) *agentMetrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.claims, m.starts, m.startFailures, m.exits, m.errors, m.logLines, m.logDropped, m.statsReports, watched,
+		m.steps, m.skipped, m.reconciles,
 	)
 	return m
 }

@@ -51,13 +51,16 @@ func (a *Agent) statsLoop(ctx context.Context) {
 	})
 }
 
-// statsEvery is StatsInterval, or the heartbeat interval when the cluster
-// asked for a longer one: in a cluster large enough to beat less often, a
-// stats write per node every 10 s would cost the database more than the
-// heartbeats saved. Beats thus come at least as often as node samples (and
-// up to a tenth early), so each sample goes with a beat of its own.
+// statsEvery is StatsInterval, or three heartbeat intervals when the
+// cluster asks for beats so slow that StatsInterval would be shorter (as
+// idleEvery): in a cluster large enough to beat less often, a node's
+// history row every beat was, with the beat itself, most of what an idle
+// node cost the database (a row and three index entries), and a minute's
+// resolution at 1,000 nodes and more is what Kubernetes' metrics-server
+// keeps. Beats come at least as often as node samples (and up to a tenth
+// early), so each sample goes with a beat.
 func (a *Agent) statsEvery() time.Duration {
-	return max(a.opts.StatsInterval, time.Duration(a.beatEvery.Load()))
+	return a.idleEvery(a.opts.StatsInterval)
 }
 
 // sampleTasks measures every container the agent watches, a few at a time,

@@ -17,6 +17,9 @@ const DefaultIdlePollInterval = 30 * time.Second
 type wakeState struct {
 	listening atomic.Bool // the LISTEN connection is up
 	soon      atomic.Bool // poll at PollInterval once, whatever the connection
+	// quiet says the last heartbeat found nothing the agent does not know
+	// of (digest.go): a safety-net wake-up then has nothing to ask.
+	quiet atomic.Bool
 }
 
 // pollSoon makes the next wait a short one. It is for work that no
@@ -47,31 +50,40 @@ func (a *Agent) listen(ctx context.Context) {
 		}, a.listening.Store)
 }
 
-// waitForWork returns when the agent is poked (by a notification, or by the
-// listener coming back), when the poll delay is up, or when ctx ends.
-func (a *Agent) waitForWork(ctx context.Context) {
-	t := time.NewTimer(a.pollDelay())
+// waitForWork returns when the agent is poked (by a notification, by the
+// listener coming back, or by a heartbeat that found work), when the poll
+// delay is up, or when ctx ends. It says why ("woken", or "poll"
+// when the delay ran out) and whether the round may ask nothing: a
+// safety-net delay ran out with the wake-up channel up, and the last
+// heartbeat found nothing new (digest.go).
+func (a *Agent) waitForWork(ctx context.Context) (idle bool, why string) {
+	d, safetyNet := a.pollDelay()
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 	case <-a.wake:
 	case <-t.C:
+		return safetyNet && a.listening.Load() && a.quiet.Load(), "poll"
 	}
+	return false, "woken"
 }
 
 // pollDelay is how long the main loop waits for a notification before it
 // looks for work anyway. While the LISTEN connection is up a notification
 // cannot be missed (a dropped connection is reported, and its return wakes
 // the loop), so the poll is only a safety net and can be rare: a thousand
-// idle agents then cost Postgres little more than their heartbeats. While it
-// is down (or after pollSoon) the agent polls every PollInterval. Jitter of up to a fifth keeps a
-// fleet of agents from polling in step.
-func (a *Agent) pollDelay() time.Duration {
-	d := a.opts.PollInterval
+// idle agents then cost Postgres little more than their heartbeats; and
+// it asks nothing at all when the last heartbeat found nothing new
+// (safetyNet; see digest.go). While it is down (or after pollSoon) the
+// agent polls every PollInterval. Jitter of up to a fifth keeps a fleet of
+// agents from polling in step.
+func (a *Agent) pollDelay() (d time.Duration, safetyNet bool) {
+	d = a.opts.PollInterval
 	if !a.soon.Swap(false) && a.listening.Load() {
-		d = max(d, a.idleEvery(a.opts.IdlePollInterval))
+		d, safetyNet = max(d, a.idleEvery(a.opts.IdlePollInterval)), true
 	}
-	return d + time.Duration(rand.Int64N(int64(d)/5+1))
+	return d + time.Duration(rand.Int64N(int64(d)/5+1)), safetyNet
 }
 
 // idleEvery is base, or three heartbeat intervals when the cluster asks for

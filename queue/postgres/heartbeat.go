@@ -2,9 +2,12 @@ package postgres
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -31,6 +34,34 @@ type BeatResult struct {
 	// compares times the database stamped (a task's started_at) with its
 	// own clock only through it, since the two clocks may differ.
 	DBTime time.Time
+	// Node is what the database holds for the node as the beat was
+	// written, for an agent to check against what it knows without
+	// asking again (00060_beat_digest.sql).
+	Node NodeDigest
+}
+
+// NodeDigest sums up what the database holds for one node.
+type NodeDigest struct {
+	// Scheduled is how many tasks wait for the node's agent to claim them.
+	Scheduled int
+	// Stops is how many of its starting or running tasks a user asked to
+	// stop.
+	Stops int
+	// Leases is how many tasks are starting or running on the node, and
+	// LeaseDigest their digest (LeaseDigest).
+	Leases      int
+	LeaseDigest int64
+	// VolumeDeletes is how many of its volumes wait to be deleted.
+	VolumeDeletes int
+}
+
+// LeaseDigest is the digest of a set of leases that a heartbeat returns
+// for the node's starting and running tasks: the XOR over them of the
+// first 64 bits, big-endian, of md5("<task id>/<attempt>"). An agent
+// XORs the digests of the leases it holds and compares.
+func LeaseDigest(l queue.Lease) int64 {
+	sum := md5.Sum([]byte(l.TaskID.String() + "/" + strconv.Itoa(l.Attempt)))
+	return int64(binary.BigEndian.Uint64(sum[:8]))
 }
 
 // beatSQL records a heartbeat, the engine's health and, when the agent
@@ -44,7 +75,8 @@ type BeatResult struct {
 // writes it (the node's row, a node_stats row, the pruning past the
 // retention, the database's clock): an idle agent's stats cost no
 // statement of their own.
-const beatSQL = `SELECT was, draining, heartbeat_interval_ms, db_time
+const beatSQL = `SELECT was, draining, heartbeat_interval_ms, db_time,
+       scheduled, stops, leases, lease_digest, volume_deletes
 FROM orch_beat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
 
 // NodeHealth is what an agent reports about its machine with a heartbeat.
@@ -75,7 +107,7 @@ func (s *Store) Beat(ctx context.Context, node uuid.UUID, h NodeHealth, every ti
 		state = queue.NodeUnhealthy
 	}
 	var r BeatResult
-	var intervalMS int32
+	var intervalMS, scheduled, stops, leases, volumeDeletes int32
 	down := max(h.EngineDownFor, 0).Seconds()
 	var cpu, load1 *float32
 	var memUsed, memTotal, diskUsed, diskTotal *int64
@@ -87,11 +119,12 @@ func (s *Store) Beat(ctx context.Context, node uuid.UUID, h NodeHealth, every ti
 	err := s.pool.QueryRow(ctx, beatSQL, node, string(state), h.Problem, h.EngineDown && h.Problem != "", down,
 		int32(min(max(every.Milliseconds(), 1), math.MaxInt32)),
 		cpu, load1, memUsed, memTotal, diskUsed, diskTotal, s.statsRetention().Seconds()).
-		Scan(&r.Was, &r.Draining, &intervalMS, &r.DBTime)
+		Scan(&r.Was, &r.Draining, &intervalMS, &r.DBTime, &scheduled, &stops, &leases, &r.Node.LeaseDigest, &volumeDeletes)
 	if err != nil {
 		return BeatResult{}, translate(err, fmt.Sprintf("heartbeat of node %s", node))
 	}
 	r.Interval = time.Duration(intervalMS) * time.Millisecond
+	r.Node.Scheduled, r.Node.Stops, r.Node.Leases, r.Node.VolumeDeletes = int(scheduled), int(stops), int(leases), int(volumeDeletes)
 	return r, nil
 }
 

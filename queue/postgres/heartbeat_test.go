@@ -116,3 +116,65 @@ func normalized(spec queue.TaskSpec) queue.TaskSpec {
 	spec.Normalize()
 	return spec
 }
+
+// The beat tells the agent what the database holds for its node: tasks to
+// claim, stop requests, the leases it must hold (by digest) and volumes to
+// delete, so that an idle agent can skip asking.
+func TestStore_Beat_NodeDigest(t *testing.T) {
+	s, ctx := newStore(t)
+	n := mustNode(t, s, "n1", roomyNode)
+	other := mustNode(t, s, "n2", roomyNode)
+	beat := func() NodeDigest {
+		t.Helper()
+		r, err := s.Beat(ctx, n.ID, NodeHealth{}, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Node
+	}
+	if d := beat(); d != (NodeDigest{}) {
+		t.Fatalf("an empty node's digest = %+v, want zero", d)
+	}
+
+	a := running(t, s, n.ID, queue.TaskSpec{})
+	b := running(t, s, n.ID, queue.TaskSpec{})
+	running(t, s, other.ID, queue.TaskSpec{}) // another node's lease counts for that node only
+	want := LeaseDigest(a) ^ LeaseDigest(b)
+	if d := beat(); d.Leases != 2 || d.LeaseDigest != want || d.Scheduled != 0 || d.Stops != 0 {
+		t.Fatalf("digest = %+v, want 2 leases with digest %d and nothing else", d, want)
+	}
+
+	// A task placed but not claimed yet: the wake-up the agent may have missed.
+	waiting := mustTask(t, s, queue.Resources{CPUMillis: 10})
+	if res := pass(t, s, placeOnly(waiting.ID, n.ID)); res.Placed != 1 {
+		t.Fatalf("placing: %+v", res)
+	}
+	if d := beat(); d.Scheduled != 1 || d.Leases != 2 {
+		t.Fatalf("digest with a placed task = %+v, want 1 scheduled", d)
+	}
+
+	if _, err := s.RequestStop(ctx, a.TaskID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if d := beat(); d.Stops != 1 {
+		t.Fatalf("digest with a stop request = %+v, want 1 stop", d)
+	}
+
+	// A lease given up (the task failed) leaves the digest of the others.
+	if _, err := s.one(ctx, AgentWrite{Lease: b, Exit: &ExitReport{Code: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := beat(); d.Leases != 1 || d.LeaseDigest != LeaseDigest(a) {
+		t.Fatalf("digest after an exit = %+v, want the one lease left (%d)", d, LeaseDigest(a))
+	}
+
+	if err := s.ReportVolumes(ctx, n.ID, []string{"data"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RequestVolumeDelete(ctx, "data"); err != nil {
+		t.Fatal(err)
+	}
+	if d := beat(); d.VolumeDeletes != 1 {
+		t.Fatalf("digest with a volume to delete = %+v, want 1", d)
+	}
+}
