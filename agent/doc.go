@@ -88,16 +88,33 @@
 // from, so a policy that shrinks again takes no node by surprise. A failed
 // beat is retried after the agent's own --heartbeat-interval. The agent's
 // other periodic work follows the heartbeat: its stats, and its safety-net
-// poll and full reconcile, which come every three heartbeat intervals when
-// that is longer than --idle-poll-interval and --reconcile-interval (30 s):
-// every minute at 1,000 nodes.
+// poll and reconcile, which come every three heartbeat intervals when that
+// is longer than --stats-interval (10 s), --idle-poll-interval and
+// --reconcile-interval (30 s): every minute at 1,000 nodes.
+//
+// Each beat also returns what the database holds for the node (tasks
+// waiting to be claimed, stop requests, a digest of its leases, volumes to
+// delete; 00060_beat_digest.sql), read with the beat's cached plans. An
+// agent whose wake-ups come and whose beat found nothing it does not know
+// of asks the database nothing on its safety net, and reconciles by
+// listing its engine's containers alone (a full reconcile, which reads
+// the node's tasks, comes every ten reconcile intervals); a beat that
+// finds work a wake-up should have announced, or leases other than the
+// ones the agent watches, has it step or reconcile at once, so a missed
+// wake-up costs at most one heartbeat interval. Its five unprepared
+// statements a cycle (planned anew through a pooler) were more of an idle
+// fleet's cost to PostgreSQL than its beats (digest.go; the figures are
+// printed by orch bench's fleet phase). The metrics
+// orch_agent_steps_total, orch_agent_steps_skipped_total and
+// orch_agent_reconciles_total show it.
 //
 // # Fencing
 //
 // Every placement bumps the task's attempt; every agent write names its lease
 // (node and attempt), and a stale one changes nothing (queue.ErrNotOwner).
 // An agent compares the leases it watches with the database at every step
-// (every --poll-interval, and on every notification), so one that comes back
+// (on every notification, and every --poll-interval while it has no wake-up
+// channel) and with the digest every heartbeat returns, so one that comes back
 // after being declared down (it was frozen, or cut off) stops and removes the
 // containers of the tasks that were moved away within a step, while they run,
 // and keeps what is still its own. Nothing is written about such a task: any
