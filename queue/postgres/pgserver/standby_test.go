@@ -24,7 +24,8 @@ func testDir(t *testing.T) string {
 	return dir
 }
 
-func execSQL(t *testing.T, url, sql string) {
+// withConn runs f on a connection to url, given 30 s in all.
+func withConn(t *testing.T, url string, f func(ctx context.Context, conn *pgx.Conn)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -33,24 +34,26 @@ func execSQL(t *testing.T, url, sql string) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
+	f(ctx, conn)
+}
+
+func execSQL(t *testing.T, url, sql string) {
+	t.Helper()
+	withConn(t, url, func(ctx context.Context, conn *pgx.Conn) {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	})
 }
 
 func count(t *testing.T, url string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	var n int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
+	withConn(t, url, func(ctx context.Context, conn *pgx.Conn) {
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+	})
 	return n
 }
 
