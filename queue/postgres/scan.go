@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -103,4 +104,34 @@ func scanNode(row pgx.Row, extra ...any) (queue.Node, error) {
 		&n.HealthError, &n.Draining, &n.DrainDeadline, &n.StateChangedAt}
 	err := row.Scan(append(dest, extra...)...)
 	return n, err
+}
+
+// queryAll runs sql on the pool and scans each row it returns with scan:
+// the shape of every list the store reads. what names the read in its
+// errors (see translate).
+func queryAll[T any](ctx context.Context, s *Store, what string, scan func(pgx.Row) (T, error), sql string, args ...any) ([]T, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, translate(err, what)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+	if err != nil {
+		return nil, translate(err, what)
+	}
+	return out, nil
+}
+
+// scanOne scans a row of one column, as pgx.RowTo does, for queryAll.
+func scanOne[T any](row pgx.Row) (T, error) {
+	var v T
+	err := row.Scan(&v)
+	return v, err
+}
+
+// scanEvent scans a task_events row as Events and JobEvents select it: id,
+// task, time, from and to states, attempt, node, exit code and reason.
+func scanEvent(r pgx.Row) (queue.Event, error) {
+	var e queue.Event
+	err := r.Scan(&e.ID, &e.TaskID, &e.At, &e.From, &e.To, &e.Attempt, &e.NodeID, &e.ExitCode, &e.Reason)
+	return e, err
 }
