@@ -159,14 +159,10 @@ func (s *Store) JobTasks(ctx context.Context, job uuid.UUID, limit int) ([]queue
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+taskCols+`, COALESCE(n.name, '') FROM tasks t LEFT JOIN nodes n ON n.id = t.node_id
+	return queryAll(ctx, s, "reading job tasks", scanTaskWithNode,
+		`SELECT `+taskCols+`, COALESCE(n.name, '') FROM tasks t LEFT JOIN nodes n ON n.id = t.node_id
 WHERE t.job_id = $1
 ORDER BY t.state IN ('completed', 'failed', 'stopped'), t.job_index, t.created_at DESC LIMIT $2`, job, limit)
-	if err != nil {
-		return nil, translate(err, "reading job tasks")
-	}
-	ts, err := collectTasks(rows, true)
-	return ts, translate(err, "reading job tasks")
 }
 
 // JobEvents returns the latest events of a job's tasks, newest first.

@@ -55,6 +55,25 @@ func scanTaskWithNode(row pgx.Row) (queue.Task, error) {
 	return t, err
 }
 
+// queryTasks reads the tasks sql selects (with the node's name after them
+// when withNode), trying again as s.retry does when the connection breaks;
+// what names the read in its errors.
+func (s *Store) queryTasks(ctx context.Context, what string, withNode bool, sql string, args ...any) ([]queue.Task, error) {
+	var tasks []queue.Task
+	err := s.retry(ctx, func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		tasks, err = collectTasks(rows, withNode)
+		return err
+	})
+	if err != nil {
+		return nil, translate(err, what)
+	}
+	return tasks, nil
+}
+
 func collectTasks(rows pgx.Rows, withNode bool) ([]queue.Task, error) {
 	defer rows.Close()
 	var out []queue.Task

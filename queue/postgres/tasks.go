@@ -130,19 +130,8 @@ func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]queue.Task, erro
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += fmt.Sprintf(" ORDER BY t.created_at DESC, t.id LIMIT $%d", len(args))
-	var tasks []queue.Task
-	err := s.retry(ctx, func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		tasks, err = collectTasks(rows, true)
-		return err
-	})
-	if err != nil {
-		return nil, translate(err, "listing tasks")
-	}
-	return tasks, nil
+	return s.queryTasks(ctx, "listing tasks", true,
+		q, args...)
 }
 
 // Events returns a task's history, oldest first.
