@@ -172,6 +172,39 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
+// cliOutput collects what a CLI process writes on stdout and stderr, as the
+// test reads it meanwhile.
+type cliOutput struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (o *cliOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.Write(p)
+}
+
+func (o *cliOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
+// startOrch starts the orch CLI with args against the cluster, and returns
+// it with what it writes.
+func (c *cluster) startOrch(t *testing.T, args ...string) (*exec.Cmd, *cliOutput) {
+	t.Helper()
+	cmd := exec.Command(orchBin, args...)
+	cmd.Env = c.env()
+	out := &cliOutput{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
+}
+
 // stop sends SIGTERM (or SIGKILL when kill is set) to a process and waits.
 func (c *cluster) stop(name string, kill bool) {
 	c.mu.Lock()
