@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -139,17 +138,7 @@ func TestMetrics_CoordinatorServesPrometheusText(t *testing.T) {
 func TestCoordinator_Run_MetricsListenServesMetricsWithoutAToken(t *testing.T) {
 	t.Parallel()
 	c := newTestCoordinator(t, Options{Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Tokens: tokens(t)})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addrc := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, func(a net.Addr) { addrc <- a }) }()
-	var api net.Addr
-	select {
-	case api = <-addrc:
-	case err := <-done:
-		t.Fatal(err)
-	}
+	api, stop := runCoordinator(t, c)
 	metrics := c.MetricsAddr()
 	if metrics == nil || metrics.String() == api.String() {
 		t.Fatalf("metrics address %v (API on %v)", metrics, api)
@@ -176,8 +165,7 @@ func TestCoordinator_Run_MetricsListenServesMetricsWithoutAToken(t *testing.T) {
 	if code, _ := get("http://" + api.String() + "/metrics"); code != 401 {
 		t.Errorf("GET /metrics on the API without a token: %d, want 401", code)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 }
