@@ -172,37 +172,24 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// cliOutput collects what a CLI process writes on stdout and stderr, as the
-// test reads it meanwhile.
-type cliOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (o *cliOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-func (o *cliOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
-
 // startOrch starts the orch CLI with args against the cluster, and returns
-// it with what it writes.
-func (c *cluster) startOrch(t *testing.T, args ...string) (*exec.Cmd, *cliOutput) {
+// it with what it has written so far on stdout and stderr, for the test to
+// read meanwhile.
+func (c *cluster) startOrch(t *testing.T, args ...string) (*exec.Cmd, func() string) {
 	t.Helper()
 	cmd := exec.Command(orchBin, args...)
 	cmd.Env = c.env()
-	out := &cliOutput{}
-	cmd.Stdout, cmd.Stderr = out, out
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	cmd.Stdout, cmd.Stderr = &lockedWriter{w: &buf, mu: &mu}, &lockedWriter{w: &buf, mu: &mu}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	return cmd, out
+	return cmd, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.String()
+	}
 }
 
 // stop sends SIGTERM (or SIGKILL when kill is set) to a process and waits.

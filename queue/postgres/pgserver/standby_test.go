@@ -1,28 +1,16 @@
-package pgserver
+package pgserver_test
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-)
 
-// testDir is a directory the postgres OS user can reach when we are root.
-func testDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "pgserver-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
+	"github.com/orchd/orch/queue/postgres/pgserver"
+	"github.com/orchd/orch/queue/postgres/pgtest"
+)
 
 // withConn runs f on a connection to url, given 30 s in all.
 func withConn(t *testing.T, url string, f func(ctx context.Context, conn *pgx.Conn)) {
@@ -60,8 +48,8 @@ func count(t *testing.T, url string) int {
 func TestStartStandby_ReplicatesSynchronously_PromoteAfterKill(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dir := testDir(t)
-	primary, err := Start(ctx, Options{DataDir: filepath.Join(dir, "primary"), Fast: true,
+	dir := pgtest.ServerDir(t, "pgserver-test-")
+	primary, err := pgserver.Start(ctx, pgserver.Options{DataDir: filepath.Join(dir, "primary"), Fast: true,
 		Settings: map[string]string{"synchronous_commit": "on"}})
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +57,7 @@ func TestStartStandby_ReplicatesSynchronously_PromoteAfterKill(t *testing.T) {
 	t.Cleanup(func() { _ = primary.Stop(context.Background()) })
 	execSQL(t, primary.URL(), "CREATE TABLE t (i int)")
 
-	standby, err := StartStandby(ctx, primary, StandbyOptions{DataDir: filepath.Join(dir, "standby"), Name: "s1", Fast: true})
+	standby, err := pgserver.StartStandby(ctx, primary, pgserver.StandbyOptions{DataDir: filepath.Join(dir, "standby"), Name: "s1", Fast: true})
 	if err != nil {
 		t.Fatal(err)
 	}
