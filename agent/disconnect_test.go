@@ -42,28 +42,19 @@ func TestAgent_StopAfterDisconnect_CutOffNodeStopsTheTaskBeforeItMoves(t *testin
 	c.start("b", rt)
 
 	// Watch for the same task running on two nodes, from the cut to the end.
-	var twice atomic.Int32
-	stopWatching, watching := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(watching)
-		for {
-			cs, err := rt.List(c.ctx, map[string]string{LabelTask: fenced.ID.String()})
-			live := 0
-			for _, ct := range cs {
-				if ct.Running {
-					live++
-				}
-			}
-			if err == nil && live > 1 {
-				twice.Add(1)
-			}
-			select {
-			case <-stopWatching:
-				return
-			case <-time.After(5 * time.Millisecond):
+	stopWatching := watchTwice(func() int {
+		cs, err := rt.List(c.ctx, map[string]string{LabelTask: fenced.ID.String()})
+		live := 0
+		for _, ct := range cs {
+			if ct.Running {
+				live++
 			}
 		}
-	}()
+		if err != nil {
+			return 0
+		}
+		return live
+	})
 	proxy.Cut()
 	c.eventually(10*time.Second, "the cut-off agent to stop the singleton", func() bool {
 		return running(t, rt, fenced.ID)[a.Node().ID.String()] == 0
@@ -98,9 +89,7 @@ func TestAgent_StopAfterDisconnect_CutOffNodeStopsTheTaskBeforeItMoves(t *testin
 			t.Errorf("%s: on %s, attempt %d, %d restarts; want b, attempt 2, no restart", tk.Name, tk.NodeName, tk.Attempt, tk.Restarts)
 		}
 	}
-	close(stopWatching)
-	<-watching
-	if n := twice.Load(); n > 0 {
+	if n := stopWatching(); n > 0 {
 		t.Errorf("the singleton ran on two nodes at once (%d samples)", n)
 	}
 }
@@ -159,21 +148,7 @@ func TestAgent_StopAfterDisconnect_SilentPartitionStopsTheTaskOnTime(t *testing.
 	c.waitState(fenced.ID, 10*time.Second, queue.Running)
 	c.start("b", rt)
 
-	var twice atomic.Int32
-	stopWatching, watching := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(watching)
-		for {
-			if len(running(t, rt, fenced.ID)) > 1 {
-				twice.Add(1)
-			}
-			select {
-			case <-stopWatching:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
+	stopWatching := watchTwice(func() int { return len(running(t, rt, fenced.ID)) })
 
 	cut := time.Now()
 	proxy.Blackhole()
@@ -197,9 +172,33 @@ func TestAgent_StopAfterDisconnect_SilentPartitionStopsTheTaskOnTime(t *testing.
 	c.eventually(15*time.Second, "a single container of the singleton", func() bool {
 		return len(running(t, rt, fenced.ID)) == 1
 	})
-	close(stopWatching)
-	<-watching
-	if n := twice.Load(); n > 0 {
+	if n := stopWatching(); n > 0 {
 		t.Errorf("the singleton ran on two nodes at once (%d samples)", n)
+	}
+}
+
+// watchTwice looks every 5 ms, until the stop it returns is called, whether
+// a task runs twice: live says how many of its containers (or nodes) run
+// it. stop returns how many looks found more than one.
+func watchTwice(live func() int) (stop func() int32) {
+	var twice atomic.Int32
+	stopWatching, watching := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watching)
+		for {
+			if live() > 1 {
+				twice.Add(1)
+			}
+			select {
+			case <-stopWatching:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return func() int32 {
+		close(stopWatching)
+		<-watching
+		return twice.Load()
 	}
 }

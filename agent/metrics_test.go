@@ -7,8 +7,8 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
+	"github.com/orchd/orch/coordinator/metricstest"
 	"github.com/orchd/orch/queue"
 )
 
@@ -24,11 +24,7 @@ func TestMetricsHandler_ServesTheAgentsCountersAndTheProcess(t *testing.T) {
 		t.Fatalf("GET /metrics: %d %q", rec.Code, rec.Header().Get("Content-Type"))
 	}
 	body := rec.Body.String()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(rec.Body)
-	if err != nil {
-		t.Fatalf("/metrics does not parse: %v\n%s", err, body)
-	}
+	fams, _ := metricstest.Parse(t, "/metrics", body)
 	value := func(name string) float64 {
 		f := fams[name]
 		if f == nil || len(f.GetMetric()) == 0 {

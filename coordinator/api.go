@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -45,8 +46,8 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("GET /tasks", c.listTasks)
 	mux.HandleFunc("GET /tasks/{id}", c.getTask)
 	mux.HandleFunc("DELETE /tasks/{id}", c.deleteTask)
-	mux.HandleFunc("GET /nodes", c.listNodes)
-	mux.HandleFunc("GET /nodes/{node}", c.getNode)
+	mux.HandleFunc("GET /nodes", listed(c, c.store.ListNodes))
+	mux.HandleFunc("GET /nodes/{node}", named(c, http.StatusOK, "node", c.store.GetNode))
 	mux.HandleFunc("GET /nodes/{node}/wake", c.nodeWake)
 	mux.HandleFunc("POST /nodes/{node}/cordon", c.cordon(true))
 	mux.HandleFunc("POST /nodes/{node}/uncordon", c.cordon(false))
@@ -198,14 +199,7 @@ func (c *Coordinator) listTasks(w http.ResponseWriter, r *http.Request) {
 		f.Limit = n
 	}
 	tasks, err := c.store.ListTasks(r.Context(), f)
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
-	if tasks == nil {
-		tasks = []queue.Task{}
-	}
-	writeJSON(w, http.StatusOK, tasks)
+	c.reply(w, r, http.StatusOK, nonNil(tasks), err)
 }
 
 // taskID is the task that the route's {id} means: a full id, a name or a
@@ -224,22 +218,23 @@ func (c *Coordinator) getTask(w http.ResponseWriter, r *http.Request) {
 		c.writeError(w, r, err)
 		return
 	}
-	t, err := c.store.GetTask(r.Context(), id)
+	d, err := c.taskDetail(r.Context(), id)
+	c.reply(w, r, http.StatusOK, d, err)
+}
+
+// taskDetail is a task with its events and its latest measured usage, as
+// GET /tasks/{id} answers it and the task page shows it.
+func (c *Coordinator) taskDetail(ctx context.Context, id uuid.UUID) (TaskDetail, error) {
+	t, err := c.store.GetTask(ctx, id)
 	if err != nil {
-		c.writeError(w, r, err)
-		return
+		return TaskDetail{}, err
 	}
-	evs, err := c.store.Events(r.Context(), id)
+	evs, err := c.store.Events(ctx, id)
 	if err != nil {
-		c.writeError(w, r, err)
-		return
+		return TaskDetail{}, err
 	}
-	usage, err := c.store.TaskUsage(r.Context(), id)
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, TaskDetail{Task: t, Events: evs, Usage: usage})
+	usage, err := c.store.TaskUsage(ctx, id)
+	return TaskDetail{Task: t, Events: evs, Usage: usage}, err
 }
 
 func (c *Coordinator) deleteTask(w http.ResponseWriter, r *http.Request) {
@@ -272,34 +267,8 @@ func (c *Coordinator) deleteTask(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, t)
 }
 
-func (c *Coordinator) listNodes(w http.ResponseWriter, r *http.Request) {
-	nodes, err := c.store.ListNodes(r.Context())
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
-	if nodes == nil {
-		nodes = []queue.Node{}
-	}
-	writeJSON(w, http.StatusOK, nodes)
-}
-
-func (c *Coordinator) getNode(w http.ResponseWriter, r *http.Request) {
-	n, err := c.store.GetNode(r.Context(), r.PathValue("node"))
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, n)
-}
-
 func (c *Coordinator) cordon(on bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		n, err := c.store.SetCordoned(r.Context(), r.PathValue("node"), on)
-		if err != nil {
-			c.writeError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, n)
-	}
+	return named(c, http.StatusOK, "node", func(ctx context.Context, node string) (queue.Node, error) {
+		return c.store.SetCordoned(ctx, node, on)
+	})
 }

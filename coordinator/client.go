@@ -249,6 +249,13 @@ func retryable(err error) bool {
 	return false
 }
 
+// answer is do for an answer of type T, which most methods return as it is.
+func answer[T any](ctx context.Context, c *Client, method, path string, body any) (T, error) {
+	var v T
+	err := c.do(ctx, method, path, body, &v)
+	return v, err
+}
+
 // ListTasks lists tasks; states may be empty.
 // TaskQuery narrows ListTasks; zero values mean any (and the API's default
 // limit).
@@ -274,23 +281,17 @@ func (c *Client) ListTasks(ctx context.Context, tq TaskQuery) ([]queue.Task, err
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var ts []queue.Task
-	err := c.do(ctx, http.MethodGet, path, nil, &ts)
-	return ts, err
+	return answer[[]queue.Task](ctx, c, http.MethodGet, path, nil)
 }
 
 // GetTask returns a task with its events.
 func (c *Client) GetTask(ctx context.Context, id string) (TaskDetail, error) {
-	var t TaskDetail
-	err := c.do(ctx, http.MethodGet, "/tasks/"+url.PathEscape(id), nil, &t)
-	return t, err
+	return answer[TaskDetail](ctx, c, http.MethodGet, "/tasks/"+url.PathEscape(id), nil)
 }
 
 // DeleteTask asks for a task to be stopped.
 func (c *Client) DeleteTask(ctx context.Context, id string) (queue.Task, error) {
-	var t queue.Task
-	err := c.do(ctx, http.MethodDelete, "/tasks/"+url.PathEscape(id), nil, &t)
-	return t, err
+	return answer[queue.Task](ctx, c, http.MethodDelete, "/tasks/"+url.PathEscape(id), nil)
 }
 
 // PurgeTask deletes a finished task and everything recorded about it.
@@ -300,16 +301,12 @@ func (c *Client) PurgeTask(ctx context.Context, id string) error {
 
 // ListNodes lists the nodes.
 func (c *Client) ListNodes(ctx context.Context) ([]queue.Node, error) {
-	var ns []queue.Node
-	err := c.do(ctx, http.MethodGet, "/nodes", nil, &ns)
-	return ns, err
+	return answer[[]queue.Node](ctx, c, http.MethodGet, "/nodes", nil)
 }
 
 // GetNode returns one node by name or id.
 func (c *Client) GetNode(ctx context.Context, node string) (queue.Node, error) {
-	var n queue.Node
-	err := c.do(ctx, http.MethodGet, "/nodes/"+url.PathEscape(node), nil, &n)
-	return n, err
+	return answer[queue.Node](ctx, c, http.MethodGet, "/nodes/"+url.PathEscape(node), nil)
 }
 
 // Cordon stops (on) or resumes (off) new placements on a node.
@@ -318,9 +315,7 @@ func (c *Client) Cordon(ctx context.Context, node string, on bool) (queue.Node, 
 	if on {
 		verb = "cordon"
 	}
-	var n queue.Node
-	err := c.do(ctx, http.MethodPost, "/nodes/"+url.PathEscape(node)+"/"+verb, nil, &n)
-	return n, err
+	return answer[queue.Node](ctx, c, http.MethodPost, "/nodes/"+url.PathEscape(node)+"/"+verb, nil)
 }
 
 // Healthz checks the coordinator and its database.
@@ -330,35 +325,25 @@ func (c *Client) Healthz(ctx context.Context) error {
 
 // ListVolumes lists the named volumes.
 func (c *Client) ListVolumes(ctx context.Context) ([]queue.Volume, error) {
-	var vs []queue.Volume
-	err := c.do(ctx, http.MethodGet, "/volumes", nil, &vs)
-	return vs, err
+	return answer[[]queue.Volume](ctx, c, http.MethodGet, "/volumes", nil)
 }
 
 // DeleteVolume asks for a named volume to be removed by its node's agent.
 func (c *Client) DeleteVolume(ctx context.Context, name string) (queue.Volume, error) {
-	var v queue.Volume
-	err := c.do(ctx, http.MethodDelete, "/volumes/"+url.PathEscape(name), nil, &v)
-	return v, err
+	return answer[queue.Volume](ctx, c, http.MethodDelete, "/volumes/"+url.PathEscape(name), nil)
 }
 
 // RegistryLogin stores a private registry's login for agents' pulls.
 func (c *Client) RegistryLogin(ctx context.Context, server string, login RegistryLogin) (queue.RegistryCredential, error) {
-	var cred queue.RegistryCredential
-	err := c.do(ctx, http.MethodPut, "/registries/"+url.PathEscape(server), login, &cred)
-	return cred, err
+	return answer[queue.RegistryCredential](ctx, c, http.MethodPut, "/registries/"+url.PathEscape(server), login)
 }
 
 // ListRegistries lists the registries orch has logins for.
 func (c *Client) ListRegistries(ctx context.Context) ([]queue.RegistryCredential, error) {
-	var creds []queue.RegistryCredential
-	err := c.do(ctx, http.MethodGet, "/registries", nil, &creds)
-	return creds, err
+	return answer[[]queue.RegistryCredential](ctx, c, http.MethodGet, "/registries", nil)
 }
 
 // RegistryLogout forgets a registry's login.
 func (c *Client) RegistryLogout(ctx context.Context, server string) (queue.RegistryCredential, error) {
-	var cred queue.RegistryCredential
-	err := c.do(ctx, http.MethodDelete, "/registries/"+url.PathEscape(server), nil, &cred)
-	return cred, err
+	return answer[queue.RegistryCredential](ctx, c, http.MethodDelete, "/registries/"+url.PathEscape(server), nil)
 }

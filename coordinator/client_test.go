@@ -30,17 +30,8 @@ func TestClient_TLS_TrustsTheGivenCAOnly(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := selfSigned(t, dir)
 	c := newTestCoordinator(t, Options{Listen: "127.0.0.1:0", Tokens: tokens(t), TLSCert: cert, TLSKey: key})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addrc := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, func(a net.Addr) { addrc <- a }) }()
-	var addr net.Addr
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatal(err)
-	}
+	addr, stop := runCoordinator(t, c)
+	ctx := context.Background()
 	base := "https://" + addr.String()
 	client, err := NewClientTLS(base, readSecret, cert)
 	if err != nil {
@@ -53,8 +44,7 @@ func TestClient_TLS_TrustsTheGivenCAOnly(t *testing.T) {
 	if _, err := plain.ListNodes(ctx); err == nil {
 		t.Fatal("a client without the CA trusted a self-signed certificate")
 	}
-	cancel()
-	<-done
+	_ = stop()
 }
 
 func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {

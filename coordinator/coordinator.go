@@ -157,36 +157,14 @@ func (c *Coordinator) Run(ctx context.Context, ready func(addr net.Addr)) error 
 	g, ctx := errgroup.WithContext(ctx)
 	if mln != nil {
 		msrv := &http.Server{Handler: c.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
-		g.Go(func() error {
-			if err := msrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("serving metrics: %w", err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-ctx.Done()
-			shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			return msrv.Shutdown(shut)
-		})
+		serveIn(ctx, g, msrv, "metrics", func() error { return msrv.Serve(mln) })
 		c.log.Info("coordinator metrics listening (no token)", "addr", mln.Addr().String())
 	}
-	g.Go(func() error {
-		serve := func() error { return srv.Serve(ln) }
-		if c.opts.TLSCert != "" {
-			serve = func() error { return srv.ServeTLS(ln, c.opts.TLSCert, c.opts.TLSKey) }
-		}
-		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serving API: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-ctx.Done()
-		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(shut)
-	})
+	serve := func() error { return srv.Serve(ln) }
+	if c.opts.TLSCert != "" {
+		serve = func() error { return srv.ServeTLS(ln, c.opts.TLSCert, c.opts.TLSKey) }
+	}
+	serveIn(ctx, g, srv, "API", serve)
 	g.Go(func() error { c.scheduleLoop(ctx); return nil })
 	g.Go(func() error { c.sweepLoop(ctx); return nil })
 	g.Go(func() error { c.retentionLoop(ctx); return nil })
@@ -213,6 +191,23 @@ func (c *Coordinator) Run(ctx context.Context, ready func(addr net.Addr)) error 
 	c.log.Info("coordinator serving", "addr", ln.Addr().String(), "tls", c.opts.TLSCert != "",
 		"auth", !c.opts.Tokens.Empty(), "strategy", c.sched.Strategy())
 	return g.Wait()
+}
+
+// serveIn runs serve in g, and shuts srv down (giving its requests 5 s) once
+// ctx ends; what names the server in serve's error.
+func serveIn(ctx context.Context, g *errgroup.Group, srv *http.Server, what string, serve func() error) {
+	g.Go(func() error {
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving %s: %w", what, err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shut)
+	})
 }
 
 // MetricsAddr is the address --metrics-listen was bound to (nil without

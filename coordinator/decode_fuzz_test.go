@@ -13,19 +13,28 @@ import (
 	"github.com/orchd/orch/queue"
 )
 
+// taskSeeds is the seed corpus of the task decoders' fuzz tests, in
+// testdata/fuzz/tasks.
+func taskSeeds(f *testing.F) [][]byte {
+	f.Helper()
+	paths, err := filepath.Glob(filepath.Join("..", "testdata", "fuzz", "tasks", "*.json"))
+	if err != nil || len(paths) == 0 {
+		f.Fatalf("no seed corpus: %v", err)
+	}
+	seeds := make([][]byte, len(paths))
+	for i, p := range paths {
+		if seeds[i], err = os.ReadFile(p); err != nil {
+			f.Fatal(err)
+		}
+	}
+	return seeds
+}
+
 // FuzzDecodeTask feeds the API's task decoder arbitrary bodies: it must never
 // panic, must refuse with a FieldError or ErrTooLarge, and whatever it accepts
 // must pass validation.
 func FuzzDecodeTask(f *testing.F) {
-	seeds, err := filepath.Glob(filepath.Join("..", "testdata", "fuzz", "tasks", "*.json"))
-	if err != nil || len(seeds) == 0 {
-		f.Fatalf("no seed corpus: %v", err)
-	}
-	for _, p := range seeds {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range taskSeeds(f) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -51,15 +60,7 @@ func FuzzDecodeTask(f *testing.F) {
 // error naming the element (or 413), must accept only valid specs, and
 // must read a body that is no array as DecodeTask does.
 func FuzzDecodeTasks(f *testing.F) {
-	seeds, err := filepath.Glob(filepath.Join("..", "testdata", "fuzz", "tasks", "*.json"))
-	if err != nil || len(seeds) == 0 {
-		f.Fatalf("no seed corpus: %v", err)
-	}
-	for _, p := range seeds {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range taskSeeds(f) {
 		f.Add(b)
 		f.Add([]byte("[" + string(b) + "]"))
 		f.Add([]byte("[" + string(b) + ", " + string(b) + "]"))

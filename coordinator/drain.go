@@ -69,7 +69,5 @@ func (c *Coordinator) drainNode(w http.ResponseWriter, r *http.Request) {
 // and whatever is left after deadline is moved at once.
 func (c *Client) Drain(ctx context.Context, node string, deadline time.Duration) (queue.Node, error) {
 	d := queue.Duration(deadline)
-	var n queue.Node
-	err := c.do(ctx, http.MethodPost, "/nodes/"+url.PathEscape(node)+"/drain", DrainRequest{Deadline: &d}, &n)
-	return n, err
+	return answer[queue.Node](ctx, c, http.MethodPost, "/nodes/"+url.PathEscape(node)+"/drain", DrainRequest{Deadline: &d})
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -118,4 +120,29 @@ func (r *apiRig) startFailed(node queue.Node, name, err string) queue.Task {
 		r.t.Fatal(xerr)
 	}
 	return tk
+}
+
+// runCoordinator runs c (Run) until the stop it returns is called, or the
+// test ends, and returns the API's address once it listens. stop returns
+// what Run returned.
+func runCoordinator(t *testing.T, c *Coordinator) (api net.Addr, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, func(a net.Addr) { addrc <- a }) }()
+	select {
+	case api = <-addrc:
+	case err := <-done:
+		cancel()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return api, stop
 }

@@ -57,9 +57,9 @@ func (c *Coordinator) jobRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /jobs/{name}/revert", c.withJob(c.revertJob))
 	mux.HandleFunc("POST /jobs/{name}/restart", c.withJob(c.restartJob))
 	mux.HandleFunc("POST /jobs/{name}/promote", c.withJob(c.promoteJob))
-	mux.HandleFunc("GET /jobs/{name}/endpoints", c.withJob(c.jobEndpoints))
-	mux.HandleFunc("GET /jobs/{name}/versions", c.withJob(c.jobVersions))
-	mux.HandleFunc("GET /jobs/{name}/deployments", c.withJob(c.jobDeployments))
+	mux.HandleFunc("GET /jobs/{name}/endpoints", c.withJob(namedList(c, "name", c.store.JobEndpoints)))
+	mux.HandleFunc("GET /jobs/{name}/versions", c.withJob(named(c, http.StatusOK, "name", c.store.JobVersions)))
+	mux.HandleFunc("GET /jobs/{name}/deployments", c.withJob(namedList(c, "name", c.store.JobDeployments)))
 }
 
 // DecodeJob reads a job spec sent as JSON (POST /jobs and /plan): the
@@ -134,14 +134,7 @@ func (c *Coordinator) runJob(w http.ResponseWriter, r *http.Request) {
 
 func (c *Coordinator) listJobs(w http.ResponseWriter, r *http.Request) {
 	jobs, err := c.store.ListJobs(r.Context(), postgres.JobFilter{})
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
-	if jobs == nil {
-		jobs = []queue.JobSummary{}
-	}
-	writeJSON(w, http.StatusOK, jobs)
+	c.reply(w, r, http.StatusOK, nonNil(jobs), err)
 }
 
 // statusEvents is how many of the latest events GET /jobs/{name} shows.
@@ -188,12 +181,7 @@ func (c *Coordinator) stopJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	j, err := c.store.StopJob(r.Context(), r.PathValue("name"), purge)
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
-	c.pokeJobs()
-	writeJSON(w, http.StatusAccepted, j)
+	c.replyJobChange(w, r, http.StatusAccepted, j, err)
 }
 
 // decodeBody reads a small JSON body of a job action strictly.
@@ -242,12 +230,16 @@ func (c *Coordinator) restartJob(w http.ResponseWriter, r *http.Request) {
 // changeJob makes a new version of a job with change and answers it.
 func (c *Coordinator) changeJob(w http.ResponseWriter, r *http.Request, change func() (queue.Job, error)) {
 	j, err := change()
-	if err != nil {
-		c.writeError(w, r, err)
-		return
+	c.replyJobChange(w, r, http.StatusOK, JobRunResult{Job: j, NewVersion: true}, err)
+}
+
+// replyJobChange answers a change to a job as reply does and, once the
+// change is made, wakes the job loop to act on it.
+func (c *Coordinator) replyJobChange(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
+	if err == nil {
+		c.pokeJobs()
 	}
-	c.pokeJobs()
-	writeJSON(w, http.StatusOK, JobRunResult{Job: j, NewVersion: true})
+	c.reply(w, r, status, v, err)
 }
 
 func (c *Coordinator) promoteJob(w http.ResponseWriter, r *http.Request) {
@@ -256,45 +248,7 @@ func (c *Coordinator) promoteJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d, err := c.store.PromoteJob(r.Context(), r.PathValue("name"))
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
-	c.pokeJobs()
-	writeJSON(w, http.StatusOK, d)
-}
-
-func (c *Coordinator) jobEndpoints(w http.ResponseWriter, r *http.Request) {
-	eps, err := c.store.JobEndpoints(r.Context(), r.PathValue("name"))
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
-	if eps == nil {
-		eps = []queue.Endpoint{}
-	}
-	writeJSON(w, http.StatusOK, eps)
-}
-
-func (c *Coordinator) jobVersions(w http.ResponseWriter, r *http.Request) {
-	vs, err := c.store.JobVersions(r.Context(), r.PathValue("name"))
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, vs)
-}
-
-func (c *Coordinator) jobDeployments(w http.ResponseWriter, r *http.Request) {
-	ds, err := c.store.JobDeployments(r.Context(), r.PathValue("name"))
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
-	if ds == nil {
-		ds = []queue.Deployment{}
-	}
-	writeJSON(w, http.StatusOK, ds)
+	c.replyJobChange(w, r, http.StatusOK, d, err)
 }
 
 // withJob resolves the route's {name} (a job's name, id, or a unique start

@@ -40,9 +40,7 @@ func (o LogOptions) query(follow bool) string {
 
 // Logs reads a task's stored output.
 func (c *Client) Logs(ctx context.Context, id string, o LogOptions) (queue.LogPage, error) {
-	var p queue.LogPage
-	err := c.do(ctx, http.MethodGet, "/tasks/"+url.PathEscape(id)+"/logs"+o.query(false), nil, &p)
-	return p, err
+	return answer[queue.LogPage](ctx, c, http.MethodGet, "/tasks/"+url.PathEscape(id)+"/logs"+o.query(false), nil)
 }
 
 // FollowLogs streams a task's output to fn, frame by frame, until the task
@@ -123,7 +121,5 @@ func (c *Client) followOnce(ctx context.Context, hc *http.Client, id string, o *
 
 // NodeStats returns a node with its latest limit samples, newest first.
 func (c *Client) NodeStats(ctx context.Context, node string, limit int) (NodeDetail, error) {
-	var d NodeDetail
-	err := c.do(ctx, http.MethodGet, "/nodes/"+url.PathEscape(node)+"/stats?limit="+strconv.Itoa(limit), nil, &d)
-	return d, err
+	return answer[NodeDetail](ctx, c, http.MethodGet, "/nodes/"+url.PathEscape(node)+"/stats?limit="+strconv.Itoa(limit), nil)
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,48 +14,10 @@ import (
 	"github.com/google/uuid"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
+	"github.com/orchd/orch/coordinator/metricstest"
 	"github.com/orchd/orch/queue"
 )
-
-// parseMetrics reads body as a scraper would, failing the test if it is
-// not the Prometheus text format, and returns its families and samples.
-func parseMetrics(t *testing.T, body string) (map[string]*dto.MetricFamily, model.Vector) {
-	t.Helper()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("/metrics does not parse: %v\n%s", err, body)
-	}
-	list := make([]*dto.MetricFamily, 0, len(fams))
-	for _, f := range fams {
-		list = append(list, f)
-	}
-	samples, err := expfmt.ExtractSamples(&expfmt.DecodeOptions{Timestamp: model.Now()}, list...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fams, samples
-}
-
-// sampleValue is the value of the first sample called name (with _bucket,
-// _sum or _count for a histogram's) whose labels include want.
-func sampleValue(samples model.Vector, name string, want map[string]string) (float64, bool) {
-next:
-	for _, s := range samples {
-		if string(s.Metric[model.MetricNameLabel]) != name {
-			continue
-		}
-		for k, v := range want {
-			if string(s.Metric[model.LabelName(k)]) != v {
-				continue next
-			}
-		}
-		return float64(s.Value), true
-	}
-	return 0, false
-}
 
 // syncBuffer is a log destination that the server and the test share.
 type syncBuffer struct {
@@ -101,7 +62,7 @@ func TestMetrics_FailingCountIsLoggedAndTheRestServed(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET /metrics: %d\n%s", resp.StatusCode, body)
 	}
-	fams, _ := parseMetrics(t, string(body))
+	fams, _ := metricstest.Parse(t, "/metrics", string(body))
 	for _, name := range []string{"orch_schedule_placed_total", "orch_schedule_pass_duration_seconds", "go_goroutines", "process_resident_memory_bytes"} {
 		if fams[name] == nil {
 			t.Errorf("no %s beside the failed counts:\n%s", name, body)
@@ -138,7 +99,7 @@ func TestMetrics_CoordinatorServesPrometheusText(t *testing.T) {
 	if code != 200 || expfmt.ResponseFormat(hdr).FormatType() != expfmt.TypeTextPlain {
 		t.Fatalf("GET /metrics: %d %q", code, hdr.Get("Content-Type"))
 	}
-	fams, samples := parseMetrics(t, body)
+	fams, samples := metricstest.Parse(t, "/metrics", body)
 	want := []struct {
 		sample string
 		labels map[string]string
@@ -157,7 +118,7 @@ func TestMetrics_CoordinatorServesPrometheusText(t *testing.T) {
 		{"orch_api_requests_total", map[string]string{"route": "unmatched", "code": "404"}, 1},
 	}
 	for _, w := range want {
-		if v, ok := sampleValue(samples, w.sample, w.labels); !ok || v != w.value {
+		if v, ok := metricstest.Value(samples, w.sample, w.labels); !ok || v != w.value {
 			t.Errorf("%s%v = %v (found %v), want %v\n%s", w.sample, w.labels, v, ok, w.value, body)
 		}
 	}
@@ -165,7 +126,7 @@ func TestMetrics_CoordinatorServesPrometheusText(t *testing.T) {
 		t.Errorf("types: %s %s %s", fams["orch_schedule_pass_duration_seconds"].GetType(), fams["orch_api_requests_total"].GetType(), fams["orch_tasks"].GetType())
 	}
 	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes"} {
-		if v, ok := sampleValue(samples, name, nil); !ok || v <= 0 {
+		if v, ok := metricstest.Value(samples, name, nil); !ok || v <= 0 {
 			t.Errorf("%s = %v, %v; want the runtime and process collectors' figure", name, v, ok)
 		}
 	}
@@ -177,17 +138,7 @@ func TestMetrics_CoordinatorServesPrometheusText(t *testing.T) {
 func TestCoordinator_Run_MetricsListenServesMetricsWithoutAToken(t *testing.T) {
 	t.Parallel()
 	c := newTestCoordinator(t, Options{Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Tokens: tokens(t)})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addrc := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, func(a net.Addr) { addrc <- a }) }()
-	var api net.Addr
-	select {
-	case api = <-addrc:
-	case err := <-done:
-		t.Fatal(err)
-	}
+	api, stop := runCoordinator(t, c)
 	metrics := c.MetricsAddr()
 	if metrics == nil || metrics.String() == api.String() {
 		t.Fatalf("metrics address %v (API on %v)", metrics, api)
@@ -214,8 +165,7 @@ func TestCoordinator_Run_MetricsListenServesMetricsWithoutAToken(t *testing.T) {
 	if code, _ := get("http://" + api.String() + "/metrics"); code != 401 {
 		t.Errorf("GET /metrics on the API without a token: %d, want 401", code)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 }

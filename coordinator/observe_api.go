@@ -58,6 +58,31 @@ func boolParam(r *http.Request, name string) (bool, error) {
 	return b, nil
 }
 
+// query reads a request's query parameters; err is the first bad one
+// (or an error before them), after which the rest read as zero.
+type query struct {
+	r   *http.Request
+	err error
+}
+
+func (q *query) int(name string) int64 {
+	if q.err != nil {
+		return 0
+	}
+	n, err := intParam(q.r, name)
+	q.err = err
+	return n
+}
+
+func (q *query) bool(name string) bool {
+	if q.err != nil {
+		return false
+	}
+	b, err := boolParam(q.r, name)
+	q.err = err
+	return b
+}
+
 // taskLogs serves a task's stored output: JSON (a queue.LogPage) by
 // default, plain text with format=text; tail=N for the last N lines,
 // after=ID to read on from a line; follow=true streams new lines (JSON: one
@@ -68,19 +93,10 @@ func (c *Coordinator) taskLogs(w http.ResponseWriter, r *http.Request) {
 		c.writeError(w, r, err)
 		return
 	}
-	tail, err := intParam(r, "tail")
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
-	after, err := intParam(r, "after")
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
-	follow, err := boolParam(r, "follow")
-	if err != nil {
-		c.writeError(w, r, err)
+	q := query{r: r}
+	tail, after, follow := q.int("tail"), q.int("after"), q.bool("follow")
+	if q.err != nil {
+		c.writeError(w, r, q.err)
 		return
 	}
 	text := false
@@ -98,14 +114,14 @@ func (c *Coordinator) taskLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	const pageLines = 1000
-	q := postgres.LogQuery{After: after, Tail: int(min(tail, 10000)), Limit: 10000}
+	lq := postgres.LogQuery{After: after, Tail: int(min(tail, 10000)), Limit: 10000}
 	if follow {
-		q.Limit = pageLines
+		lq.Limit = pageLines
 		if tail == 0 {
-			q.Tail = 0
+			lq.Tail = 0
 		}
 	}
-	page, err := c.store.ReadLogs(r.Context(), id, q)
+	page, err := c.store.ReadLogs(r.Context(), id, lq)
 	if err != nil {
 		c.writeError(w, r, err)
 		return
@@ -196,14 +212,7 @@ func (c *Coordinator) taskStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stats, err := c.store.TaskStats(r.Context(), id, int(min(limit, 10000)))
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
-	if stats == nil {
-		stats = []queue.TaskUsage{}
-	}
-	writeJSON(w, http.StatusOK, stats)
+	c.reply(w, r, http.StatusOK, nonNil(stats), err)
 }
 
 // NodeDetail is GET /nodes/{node}/stats: the node and its recent samples,
@@ -228,12 +237,5 @@ func (c *Coordinator) nodeStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stats, err := c.store.NodeStats(r.Context(), n.ID, int(min(limit, 10000)))
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
-	if stats == nil {
-		stats = []queue.NodeSample{}
-	}
-	writeJSON(w, http.StatusOK, NodeDetail{Node: n, Stats: stats})
+	c.reply(w, r, http.StatusOK, NodeDetail{Node: n, Stats: nonNil(stats)}, err)
 }

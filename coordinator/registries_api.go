@@ -24,7 +24,7 @@ const MaxRegistryPassword = 16 << 10
 // listing them (server and user only) and forgetting one (admin).
 func (c *Coordinator) registryRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /registries/{server}", c.putRegistry)
-	mux.HandleFunc("GET /registries", c.listRegistries)
+	mux.HandleFunc("GET /registries", listed(c, c.store.ListRegistryCredentials))
 	mux.HandleFunc("DELETE /registries/{server}", c.deleteRegistry)
 }
 
@@ -63,23 +63,7 @@ func (c *Coordinator) putRegistry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cred, err := c.store.PutRegistryCredential(r.Context(), server, login.Username, sealed)
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, cred)
-}
-
-func (c *Coordinator) listRegistries(w http.ResponseWriter, r *http.Request) {
-	creds, err := c.store.ListRegistryCredentials(r.Context())
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
-	if creds == nil {
-		creds = []queue.RegistryCredential{}
-	}
-	writeJSON(w, http.StatusOK, creds)
+	c.reply(w, r, http.StatusOK, cred, err)
 }
 
 func (c *Coordinator) deleteRegistry(w http.ResponseWriter, r *http.Request) {
@@ -89,9 +73,5 @@ func (c *Coordinator) deleteRegistry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cred, err := c.store.DeleteRegistryCredential(r.Context(), server)
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, cred)
+	c.reply(w, r, http.StatusOK, cred, err)
 }

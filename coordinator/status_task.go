@@ -52,21 +52,12 @@ func (c *Coordinator) taskPage(w http.ResponseWriter, r *http.Request) {
 		c.writeError(w, r, err)
 		return
 	}
-	t, err := c.store.GetTask(ctx, id)
+	detail, err := c.taskDetail(ctx, id)
 	if err != nil {
 		c.writeError(w, r, err)
 		return
 	}
-	events, err := c.store.Events(ctx, id)
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
-	usage, err := c.store.TaskUsage(ctx, id)
-	if err != nil {
-		c.writeError(w, r, err)
-		return
-	}
+	t, events, usage := detail.Task, detail.Events, detail.Usage
 	logs, err := c.store.ReadLogs(ctx, id, postgres.LogQuery{Tail: taskPageLogLines, Limit: taskPageLogLines})
 	if err != nil {
 		c.writeError(w, r, err)

@@ -89,18 +89,8 @@ func ParseConstraint(s string) (Constraint, error) {
 // UnmarshalJSON takes the object form {"key":"zone","op":"=","value":"eu"}
 // or the string form "zone=eu", which is what people type.
 func (c *Constraint) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		parsed, err := ParseConstraint(s)
-		if err != nil {
-			return err
-		}
-		*c = parsed
-		return nil
+	if ok, err := parseStringForm(b, c, ParseConstraint); ok {
+		return err
 	}
 	type plain Constraint // no UnmarshalJSON: no recursion
 	var p plain

@@ -130,23 +130,40 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()
 
 // UnmarshalJSON reads "1.5s" or a number of seconds.
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
+	if ok, err := parseStringForm(b, d, func(s string) (Duration, error) {
 		v, err := time.ParseDuration(s)
 		if err != nil {
-			return Invalid("duration", fmt.Sprintf("%q is not a duration", s), "write e.g. 500ms, 2s or 1m")
+			return 0, Invalid("duration", fmt.Sprintf("%q is not a duration", s), "write e.g. 500ms, 2s or 1m")
 		}
-		*d = Duration(v)
-		return nil
+		return Duration(v), nil
+	}); ok {
+		return err
 	}
+	b = bytes.TrimSpace(b)
 	secs, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || secs > float64(time.Duration(1<<62))/float64(time.Second) || secs < -float64(time.Duration(1<<62))/float64(time.Second) {
 		return Invalid("duration", fmt.Sprintf("%s is not a duration", b), "write e.g. \"500ms\", \"2s\" or a number of seconds")
 	}
 	*d = Duration(secs * float64(time.Second))
 	return nil
+}
+
+// parseStringForm sets *v to what parse makes of b when b is a JSON string
+// (ok): the form people write a duration, a quantity, a constraint or a
+// mount in, beside the object or number form a program writes.
+func parseStringForm[T any](b []byte, v *T, parse func(string) (T, error)) (ok bool, err error) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '"' {
+		return false, nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return true, err
+	}
+	parsed, err := parse(s)
+	if err != nil {
+		return true, err
+	}
+	*v = parsed
+	return true, nil
 }

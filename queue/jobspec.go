@@ -77,14 +77,8 @@ type Quantity string
 
 // UnmarshalJSON keeps the literal text of a number or string.
 func (q *Quantity) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*q = Quantity(s)
-		return nil
+	if ok, err := parseStringForm(b, q, func(s string) (Quantity, error) { return Quantity(s), nil }); ok {
+		return err
 	}
 	var n json.Number
 	if err := json.Unmarshal(b, &n); err != nil {

@@ -29,24 +29,39 @@ var (
 	labelKeyRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_./-]{0,62}$`)
 )
 
+// scanVars looks through environment variables (a task's env or its
+// secrets) for a key that is no valid name and one whose value holds a NUL
+// byte ("" for none), and counts the bytes of keys and values.
+func scanVars(vars map[string]string) (badName, withNUL string, size int) {
+	for k, v := range vars {
+		if !envKeyRe.MatchString(k) {
+			badName = k
+		}
+		if strings.ContainsRune(v, 0) {
+			withNUL = k
+		}
+		size += len(k) + len(v)
+	}
+	return badName, withNUL, size
+}
+
 // validateSecrets checks the secrets' names and sizes. Its messages name a
 // secret by its key, never by its value.
 func (s *TaskSpec) validateSecrets() error {
 	if len(s.Secrets) > MaxSecrets {
 		return Invalid("secrets", fmt.Sprintf("%d secrets, the limit is %d", len(s.Secrets), MaxSecrets), "mount larger secret material from a volume")
 	}
-	n := 0
-	for k, v := range s.Secrets {
-		if !envKeyRe.MatchString(k) {
-			return Invalid("secrets", fmt.Sprintf("secret name %q is not a valid environment variable name", k), "use letters, digits and '_', not starting with a digit")
-		}
+	badName, withNUL, n := scanVars(s.Secrets)
+	if badName != "" {
+		return Invalid("secrets", fmt.Sprintf("secret name %q is not a valid environment variable name", badName), "use letters, digits and '_', not starting with a digit")
+	}
+	for k := range s.Secrets {
 		if _, dup := s.Env[k]; dup {
 			return Invalid("secrets", fmt.Sprintf("%s is both in env and in secrets", k), "give it once, as a secret")
 		}
-		if strings.ContainsRune(v, 0) {
-			return Invalid("secrets", fmt.Sprintf("the value of secret %s contains a NUL byte", k), "remove the NUL byte")
-		}
-		n += len(k) + len(v)
+	}
+	if withNUL != "" {
+		return Invalid("secrets", fmt.Sprintf("the value of secret %s contains a NUL byte", withNUL), "remove the NUL byte")
 	}
 	if n > MaxSecretBytes {
 		return Invalid("secrets", fmt.Sprintf("secrets are %d bytes, the limit is %d", n, MaxSecretBytes), "mount larger secret material from a volume")
@@ -121,15 +136,12 @@ func (s *TaskSpec) Validate() error {
 	if len(s.Env) > MaxEnvVars {
 		return Invalid("env", fmt.Sprintf("%d environment variables, the limit is %d", len(s.Env), MaxEnvVars), "bake configuration into the image")
 	}
-	n = 0
-	for k, v := range s.Env {
-		if !envKeyRe.MatchString(k) {
-			return Invalid("env", fmt.Sprintf("environment variable name %q is not valid", k), "use letters, digits and '_', not starting with a digit")
-		}
-		if strings.ContainsRune(v, 0) {
-			return Invalid("env", fmt.Sprintf("value of %s contains a NUL byte", k), "remove the NUL byte")
-		}
-		n += len(k) + len(v)
+	badName, withNUL, n := scanVars(s.Env)
+	if badName != "" {
+		return Invalid("env", fmt.Sprintf("environment variable name %q is not valid", badName), "use letters, digits and '_', not starting with a digit")
+	}
+	if withNUL != "" {
+		return Invalid("env", fmt.Sprintf("value of %s contains a NUL byte", withNUL), "remove the NUL byte")
 	}
 	if n > MaxEnvBytes {
 		return Invalid("env", fmt.Sprintf("environment is %d bytes, the limit is %d", n, MaxEnvBytes), "bake configuration into the image")

@@ -145,17 +145,8 @@ func (t *TaskTemplate) HostMounts() bool {
 // "read_only"}) or as the string --volume takes ("pgdata:/var/lib/data:ro"),
 // as compose files write it.
 func (m *Mount) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		parsed, err := ParseMount(s)
-		if err != nil {
-			return err
-		}
-		*m = parsed
-		return nil
+	if ok, err := parseStringForm(b, m, ParseMount); ok {
+		return err
 	}
 	type plain Mount
 	dec := json.NewDecoder(bytes.NewReader(b))

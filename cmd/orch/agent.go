@@ -23,19 +23,11 @@ import (
 )
 
 func newAgentCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "agent",
-		Short: "Run an agent: registers this machine and runs the tasks placed on it (dials out to Postgres only)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var cfg config.Agent
-			if _, err := settings(cmd, &cfg); err != nil {
-				return err
-			}
+	cmd := configuredCmd(command("agent", "Run an agent: registers this machine and runs the tasks placed on it (dials out to Postgres only)", cobra.NoArgs),
+		func(ctx context.Context, cfg config.Agent) error {
 			tuneAgentGC()
-			return runAgent(cmd.Context(), cfg)
-		},
-	}
+			return runAgent(ctx, cfg)
+		})
 	cmd.Flags().String(config.KeyDatabaseURL, "", databaseURLHelp)
 	agentFlags(cmd, "")
 	runtimeFlag(cmd)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"strings"
@@ -57,18 +58,8 @@ func tokensOf(cfg config.Coordinator) (*coordinator.Tokens, error) {
 }
 
 func newCoordinatorCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "coordinator",
-		Short: "Run a coordinator: the API and the scheduler (run as many replicas as you like)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var cfg config.Coordinator
-			if _, err := settings(cmd, &cfg); err != nil {
-				return err
-			}
-			return runCoordinator(cmd.Context(), cfg, nil)
-		},
-	}
+	cmd := configuredCmd(command("coordinator", "Run a coordinator: the API and the scheduler (run as many replicas as you like)", cobra.NoArgs),
+		func(ctx context.Context, cfg config.Coordinator) error { return runCoordinator(ctx, cfg, nil) })
 	cmd.Flags().String(config.KeyDatabaseURL, "", databaseURLHelp)
 	coordinatorFlags(cmd)
 	secretsKeyFlag(cmd)
@@ -140,19 +131,8 @@ func runCoordinator(ctx context.Context, cfg config.Coordinator, ready func(net.
 func newMigrateCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "migrate", Short: "Apply or inspect the database schema"}
 	cmd.PersistentFlags().String(config.KeyDatabaseURL, "", databaseURLHelp)
-	cmd.AddCommand(&cobra.Command{
-		Use:   "up",
-		Short: "Apply every pending migration",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, url, err := databaseURL(cmd)
-			if err != nil {
-				return err
-			}
-			applied, err := postgres.MigrateUp(cmd.Context(), url)
-			if err != nil {
-				return err
-			}
+	cmd.AddCommand(schemaCmd(command("up", "Apply every pending migration", cobra.NoArgs), postgres.MigrateUp,
+		func(cmd *cobra.Command, applied []string) error {
 			if len(applied) == 0 {
 				fmt.Fprintln(cmd.OutOrStdout(), "schema is up to date")
 			}
@@ -160,38 +140,41 @@ func newMigrateCmd() *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), "applied", m)
 			}
 			return nil
-		},
-	})
-	cmd.AddCommand(&cobra.Command{
-		Use:   "status",
-		Short: "List migrations and whether each is applied",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, url, err := databaseURL(cmd)
-			if err != nil {
-				return err
-			}
-			states, err := postgres.MigrationStatus(cmd.Context(), url)
-			if err != nil {
-				return err
-			}
+		}))
+	cmd.AddCommand(schemaCmd(command("status", "List migrations and whether each is applied", cobra.NoArgs), postgres.MigrationStatus,
+		func(cmd *cobra.Command, states []postgres.MigrationState) error {
 			_, cc, err := clientFor(cmd)
 			if err != nil {
 				return err
 			}
-			if cc.Output == "json" {
-				return printJSON(cmd.OutOrStdout(), states)
-			}
-			tb := newTable(cmd.OutOrStdout(), "VERSION", "MIGRATION", "APPLIED")
-			for _, s := range states {
-				at := "pending"
-				if s.Applied {
-					at = s.AppliedAt.Format(time.RFC3339)
+			return output(cmd.OutOrStdout(), cc, nil, states, func(w io.Writer, _ []string, states []postgres.MigrationState) error {
+				tb := newTable(w, "VERSION", "MIGRATION", "APPLIED")
+				for _, s := range states {
+					at := "pending"
+					if s.Applied {
+						at = s.AppliedAt.Format(time.RFC3339)
+					}
+					tb.row(fmt.Sprint(s.Version), s.Source, at)
 				}
-				tb.row(fmt.Sprint(s.Version), s.Source, at)
-			}
-			return tb.flush()
-		},
-	})
+				return tb.flush()
+			})
+		}))
 	return cmd
+}
+
+// schemaCmd completes c, a command that works on the schema at the
+// configured database URL with call, and shows what call returns.
+func schemaCmd[T any](c *cobra.Command, call func(ctx context.Context, url string) (T, error), show func(cmd *cobra.Command, v T) error) *cobra.Command {
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		_, url, err := databaseURL(cmd)
+		if err != nil {
+			return err
+		}
+		v, err := call(cmd.Context(), url)
+		if err != nil {
+			return err
+		}
+		return show(cmd, v)
+	}
+	return c
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
 	"github.com/orchd/orch/queue/postgres/pgserver"
+	"github.com/orchd/orch/queue/postgres/pgtest"
 	"github.com/orchd/orch/queue/postgres/proc"
 	"github.com/orchd/orch/queue/postgres/storetest"
 )
@@ -237,15 +238,9 @@ FROM tasks t`)
 func replicatedServers(t *testing.T) (primary, standby *pgserver.Server) {
 	t.Helper()
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "orch-failover-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil { // the servers may run as the postgres user
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := pgtest.ServerDir(t, "orch-failover-")
 	// Fast, but commits wait for the standby: durability is the pair's.
+	var err error
 	primary, err = pgserver.Start(ctx, pgserver.Options{DataDir: filepath.Join(dir, "primary"), Fast: true,
 		Settings: map[string]string{"synchronous_commit": "on"}})
 	if err != nil {

@@ -172,6 +172,26 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
+// startOrch starts the orch CLI with args against the cluster, and returns
+// it with what it has written so far on stdout and stderr, for the test to
+// read meanwhile.
+func (c *cluster) startOrch(t *testing.T, args ...string) (*exec.Cmd, func() string) {
+	t.Helper()
+	cmd := exec.Command(orchBin, args...)
+	cmd.Env = c.env()
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	cmd.Stdout, cmd.Stderr = &lockedWriter{w: &buf, mu: &mu}, &lockedWriter{w: &buf, mu: &mu}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.String()
+	}
+}
+
 // stop sends SIGTERM (or SIGKILL when kill is set) to a process and waits.
 func (c *cluster) stop(name string, kill bool) {
 	c.mu.Lock()

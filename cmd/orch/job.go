@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/orchd/orch/config"
 	"github.com/orchd/orch/coordinator"
 	"github.com/orchd/orch/queue"
 )
@@ -78,42 +79,20 @@ type jobChange func(cmd *cobra.Command, client *coordinator.Client, args []strin
 func followingCmd(c *cobra.Command, detachUsage string, change jobChange) *cobra.Command {
 	var detach bool
 	var timeout time.Duration
-	c.RunE = func(cmd *cobra.Command, args []string) error {
-		client, cc, err := clientFor(cmd)
-		if err != nil {
-			return err
-		}
+	clientCmd(c, func(cmd *cobra.Command, client *coordinator.Client, cc config.Client, args []string) error {
 		res, err := change(cmd, client, args)
 		if err != nil {
 			return err
 		}
 		return followJob(cmd, client, cc.Output, res, detach, timeout)
-	}
+	})
 	c.Flags().BoolVar(&detach, "detach", false, detachUsage)
 	c.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "how long to follow the deployment")
 	return c
 }
 
-// readingCmd completes c, a command that asks the coordinator for something
-// and shows it: as JSON with -o json, else as show prints it.
-func readingCmd[T any](c *cobra.Command, ask func(cmd *cobra.Command, client *coordinator.Client, args []string) (T, error),
-	show func(w io.Writer, args []string, v T) error) *cobra.Command {
-	c.RunE = func(cmd *cobra.Command, args []string) error {
-		client, cc, err := clientFor(cmd)
-		if err != nil {
-			return err
-		}
-		v, err := ask(cmd, client, args)
-		if err != nil {
-			return err
-		}
-		if cc.Output == "json" {
-			return printJSON(cmd.OutOrStdout(), v)
-		}
-		return show(cmd.OutOrStdout(), args, v)
-	}
-	return c
-}
+// detachAtOnce is the --detach of the commands that change a running job.
+const detachAtOnce = "return at once, without following the deployment"
 
 func followJob(cmd *cobra.Command, client *coordinator.Client, output string, res coordinator.JobRunResult, detach bool, timeout time.Duration) error {
 	out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
@@ -265,20 +244,14 @@ func jobLine(st coordinator.JobStatus) string {
 }
 
 func newJobPlanCmd() *cobra.Command {
-	return readingCmd(&cobra.Command{
-		Use:   "plan FILE",
-		Short: "Show what orch job run FILE would do — create, update in place or by replacing, stop, and where — changing nothing",
-		Args:  cobra.ExactArgs(1),
-	}, func(cmd *cobra.Command, client *coordinator.Client, args []string) (coordinator.JobPlanResult, error) {
+	return readingCmd(command("plan FILE", "Show what orch job run FILE would do — create, update in place or by replacing, stop, and where — changing nothing",
+		cobra.ExactArgs(1)), func(cmd *cobra.Command, client *coordinator.Client, args []string) (coordinator.JobPlanResult, error) {
 		spec, err := readJobSpec(cmd, args[0])
 		if err != nil {
 			return coordinator.JobPlanResult{}, err
 		}
 		return client.PlanJob(cmd.Context(), spec)
-	}, func(w io.Writer, _ []string, p coordinator.JobPlanResult) error {
-		printPlan(w, p)
-		return nil
-	})
+	}, printed(printPlan))
 }
 
 func printPlan(w io.Writer, p coordinator.JobPlanResult) {
@@ -327,13 +300,8 @@ func printPlan(w io.Writer, p coordinator.JobPlanResult) {
 }
 
 func newJobListCmd() *cobra.Command {
-	return readingCmd(&cobra.Command{
-		Use:   "list",
-		Short: "List jobs with their versions, status and tasks",
-		Args:  cobra.NoArgs,
-	}, func(cmd *cobra.Command, client *coordinator.Client, _ []string) ([]queue.JobSummary, error) {
-		return client.ListJobs(cmd.Context())
-	}, func(w io.Writer, _ []string, jobs []queue.JobSummary) error {
+	return readingCmd(command("list", "List jobs with their versions, status and tasks",
+		cobra.NoArgs), listing((*coordinator.Client).ListJobs), func(w io.Writer, _ []string, jobs []queue.JobSummary) error {
 		t := newTable(w, "NAME", "TYPE", "VERSION", "STATUS", "RUNNING", "DEPLOYMENT", "AGE")
 		for _, j := range jobs {
 			running := strconv.Itoa(j.Counts[queue.Running])
@@ -358,16 +326,8 @@ func deploymentCell(d *queue.Deployment) string {
 }
 
 func newJobStatusCmd() *cobra.Command {
-	return readingCmd(&cobra.Command{
-		Use:   "status NAME",
-		Short: "Show a job: type, version, deployment, tasks by state, each task's node and health, recent events",
-		Args:  cobra.ExactArgs(1),
-	}, func(cmd *cobra.Command, client *coordinator.Client, args []string) (coordinator.JobStatus, error) {
-		return client.JobStatus(cmd.Context(), args[0])
-	}, func(w io.Writer, _ []string, st coordinator.JobStatus) error {
-		printJobStatus(w, st)
-		return nil
-	})
+	return readingCmd(command("status NAME", "Show a job: type, version, deployment, tasks by state, each task's node and health, recent events",
+		cobra.ExactArgs(1)), byName((*coordinator.Client).JobStatus), printed(printJobStatus))
 }
 
 func printJobStatus(w io.Writer, st coordinator.JobStatus) {
@@ -445,13 +405,8 @@ func printJobStatus(w io.Writer, st coordinator.JobStatus) {
 }
 
 func newJobHistoryCmd() *cobra.Command {
-	return readingCmd(&cobra.Command{
-		Use:   "history NAME",
-		Short: "List a job's versions, newest first, with what changed in each",
-		Args:  cobra.ExactArgs(1),
-	}, func(cmd *cobra.Command, client *coordinator.Client, args []string) ([]queue.JobVersion, error) {
-		return client.JobVersions(cmd.Context(), args[0])
-	}, func(w io.Writer, _ []string, vs []queue.JobVersion) error {
+	return readingCmd(command("history NAME", "List a job's versions, newest first, with what changed in each",
+		cobra.ExactArgs(1)), byName((*coordinator.Client).JobVersions), func(w io.Writer, _ []string, vs []queue.JobVersion) error {
 		for _, v := range vs {
 			fmt.Fprintf(w, "version %d  %s ago  %s\n", v.Version, age(v.CreatedAt), printable(v.Reason))
 			for _, d := range v.Diff {
@@ -463,54 +418,37 @@ func newJobHistoryCmd() *cobra.Command {
 }
 
 func newJobRevertCmd() *cobra.Command {
-	return followingCmd(&cobra.Command{
-		Use:   "revert NAME VERSION",
-		Short: "Run an earlier version's spec again, as a new version",
-		Args:  cobra.ExactArgs(2),
-	}, "return at once, without following the deployment",
-		func(cmd *cobra.Command, client *coordinator.Client, args []string) (coordinator.JobRunResult, error) {
-			v, err := strconv.Atoi(args[1])
-			if err != nil || v < 1 {
-				return coordinator.JobRunResult{}, usageError{err: fmt.Errorf("VERSION %q is not a version number (see orch job history %s)", args[1], args[0])}
-			}
-			return client.RevertJob(cmd.Context(), args[0], v)
-		})
+	return followingCmd(command("revert NAME VERSION", "Run an earlier version's spec again, as a new version",
+		cobra.ExactArgs(2)), detachAtOnce, func(cmd *cobra.Command, client *coordinator.Client, args []string) (coordinator.JobRunResult, error) {
+		v, err := strconv.Atoi(args[1])
+		if err != nil || v < 1 {
+			return coordinator.JobRunResult{}, usageError{err: fmt.Errorf("VERSION %q is not a version number (see orch job history %s)", args[1], args[0])}
+		}
+		return client.RevertJob(cmd.Context(), args[0], v)
+	})
 }
 
 func newJobScaleCmd() *cobra.Command {
-	return followingCmd(&cobra.Command{
-		Use:   "scale NAME COUNT",
-		Short: "Change how many tasks a service or batch job runs (a new version; its tasks stay)",
-		Args:  cobra.ExactArgs(2),
-	}, "return at once, without following the deployment",
-		func(cmd *cobra.Command, client *coordinator.Client, args []string) (coordinator.JobRunResult, error) {
-			n, err := strconv.Atoi(args[1])
-			if err != nil {
-				return coordinator.JobRunResult{}, usageError{err: fmt.Errorf("COUNT %q is not a number", args[1])}
-			}
-			return client.ScaleJob(cmd.Context(), args[0], n)
-		})
+	return followingCmd(command("scale NAME COUNT", "Change how many tasks a service or batch job runs (a new version; its tasks stay)",
+		cobra.ExactArgs(2)), detachAtOnce, func(cmd *cobra.Command, client *coordinator.Client, args []string) (coordinator.JobRunResult, error) {
+		n, err := strconv.Atoi(args[1])
+		if err != nil {
+			return coordinator.JobRunResult{}, usageError{err: fmt.Errorf("COUNT %q is not a number", args[1])}
+		}
+		return client.ScaleJob(cmd.Context(), args[0], n)
+	})
 }
 
 func newJobRestartCmd() *cobra.Command {
-	return followingCmd(&cobra.Command{
-		Use:   "restart NAME",
-		Short: "Replace every task of a job with a fresh one: a rolling update of a service, max_parallel at a time",
-		Args:  cobra.ExactArgs(1),
-	}, "return at once, without following the deployment",
-		func(cmd *cobra.Command, client *coordinator.Client, args []string) (coordinator.JobRunResult, error) {
-			return client.RestartJob(cmd.Context(), args[0])
-		})
+	return followingCmd(command("restart NAME", "Replace every task of a job with a fresh one: a rolling update of a service, max_parallel at a time",
+		cobra.ExactArgs(1)), detachAtOnce, func(cmd *cobra.Command, client *coordinator.Client, args []string) (coordinator.JobRunResult, error) {
+		return client.RestartJob(cmd.Context(), args[0])
+	})
 }
 
 func newJobPromoteCmd() *cobra.Command {
-	return readingCmd(&cobra.Command{
-		Use:   "promote NAME",
-		Short: "Promote a deployment whose canaries are healthy: the rest of the tasks are replaced",
-		Args:  cobra.ExactArgs(1),
-	}, func(cmd *cobra.Command, client *coordinator.Client, args []string) (queue.Deployment, error) {
-		return client.PromoteJob(cmd.Context(), args[0])
-	}, func(w io.Writer, args []string, d queue.Deployment) error {
+	return readingCmd(command("promote NAME", "Promote a deployment whose canaries are healthy: the rest of the tasks are replaced",
+		cobra.ExactArgs(1)), byName((*coordinator.Client).PromoteJob), func(w io.Writer, args []string, d queue.Deployment) error {
 		fmt.Fprintf(w, "job %s: deployment of version %d promoted\n", args[0], d.Version)
 		return nil
 	})
@@ -518,11 +456,8 @@ func newJobPromoteCmd() *cobra.Command {
 
 func newJobStopCmd() *cobra.Command {
 	var purge bool
-	cmd := readingCmd(&cobra.Command{
-		Use:   "stop NAME",
-		Short: "Stop a job's tasks and keep it stopped (orch job run resumes it); --purge deletes it once they have stopped",
-		Args:  cobra.ExactArgs(1),
-	}, func(cmd *cobra.Command, client *coordinator.Client, args []string) (queue.Job, error) {
+	cmd := readingCmd(command("stop NAME", "Stop a job's tasks and keep it stopped (orch job run resumes it); --purge deletes it once they have stopped",
+		cobra.ExactArgs(1)), func(cmd *cobra.Command, client *coordinator.Client, args []string) (queue.Job, error) {
 		return client.StopJob(cmd.Context(), args[0], purge)
 	}, func(w io.Writer, _ []string, j queue.Job) error {
 		what := "stopping"
@@ -537,13 +472,8 @@ func newJobStopCmd() *cobra.Command {
 }
 
 func newJobEndpointsCmd() *cobra.Command {
-	return readingCmd(&cobra.Command{
-		Use:   "endpoints NAME",
-		Short: "Show where a job's running tasks can be reached (the report_job_endpoints view)",
-		Args:  cobra.ExactArgs(1),
-	}, func(cmd *cobra.Command, client *coordinator.Client, args []string) ([]queue.Endpoint, error) {
-		return client.JobEndpoints(cmd.Context(), args[0])
-	}, func(w io.Writer, _ []string, eps []queue.Endpoint) error {
+	return readingCmd(command("endpoints NAME", "Show where a job's running tasks can be reached (the report_job_endpoints view)",
+		cobra.ExactArgs(1)), byName((*coordinator.Client).JobEndpoints), func(w io.Writer, _ []string, eps []queue.Endpoint) error {
 		sort.SliceStable(eps, func(i, j int) bool { return eps[i].Task < eps[j].Task })
 		t := newTable(w, "TASK", "VERSION", "NODE", "ADDRESS", "PORT", "HEALTHY")
 		for _, e := range eps {
@@ -562,13 +492,8 @@ func newJobEndpointsCmd() *cobra.Command {
 }
 
 func newJobDeploymentsCmd() *cobra.Command {
-	return readingCmd(&cobra.Command{
-		Use:   "deployments NAME",
-		Short: "List a job's deployments, newest first",
-		Args:  cobra.ExactArgs(1),
-	}, func(cmd *cobra.Command, client *coordinator.Client, args []string) ([]queue.Deployment, error) {
-		return client.JobDeployments(cmd.Context(), args[0])
-	}, func(w io.Writer, _ []string, ds []queue.Deployment) error {
+	return readingCmd(command("deployments NAME", "List a job's deployments, newest first",
+		cobra.ExactArgs(1)), byName((*coordinator.Client).JobDeployments), func(w io.Writer, _ []string, ds []queue.Deployment) error {
 		t := newTable(w, "VERSION", "STATE", "HEALTHY", "PLACED", "UNHEALTHY", "STARTED", "REASON")
 		for _, d := range ds {
 			t.row(strconv.Itoa(d.Version), string(d.State), fmt.Sprintf("%d/%d", d.Healthy, d.Desired), strconv.Itoa(d.Placed),

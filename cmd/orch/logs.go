@@ -27,7 +27,7 @@ were dropped, a note on stderr says how many.`,
 		Example: `  orch task logs 0193...          # everything kept
   orch task logs --tail 20 0193...
   orch task logs --follow 0193... # new lines as they arrive, until the task ends`,
-		Args: exactArgs(1, "give the task's name, its id or a unique part of the id (as orch task list prints them)"),
+		Args: taskArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if tail < 0 {
 				return usageError{err: fmt.Errorf("--tail %d: give a number of lines, 0 for all", tail)}
@@ -51,23 +51,14 @@ were dropped, a note on stderr says how many.`,
 				printLogLines(out, errOut, page.Lines, timestamps, raw)
 				return nil
 			}
-			enc := json.NewEncoder(out)
+			printFrame := printFrames(out, errOut, asJSON, timestamps, raw)
 			first := true
 			err = client.FollowLogs(cmd.Context(), args[0], opts, func(f coordinator.LogFrame) error {
 				if first && !asJSON {
 					noteDropped(errOut, f.DroppedLines)
 				}
 				first = false
-				if asJSON {
-					for _, l := range f.Lines {
-						if err := enc.Encode(l); err != nil {
-							return err
-						}
-					}
-					return nil
-				}
-				printLogLines(out, errOut, f.Lines, timestamps, raw)
-				return nil
+				return printFrame(f)
 			})
 			if cmd.Context().Err() != nil {
 				return nil // Ctrl-C ends a follow; that is not a failure
@@ -86,6 +77,24 @@ were dropped, a note on stderr says how many.`,
 func noteDropped(w io.Writer, n int64) {
 	if n > 0 {
 		fmt.Fprintf(w, "orch: %d older lines were dropped by the log cap\n", n)
+	}
+}
+
+// printFrames is the FollowLogs callback that prints each frame's lines:
+// one JSON object a line with -o json, else as printLogLines does.
+func printFrames(out, errOut io.Writer, asJSON, timestamps, raw bool) func(coordinator.LogFrame) error {
+	enc := json.NewEncoder(out)
+	return func(f coordinator.LogFrame) error {
+		if !asJSON {
+			printLogLines(out, errOut, f.Lines, timestamps, raw)
+			return nil
+		}
+		for _, l := range f.Lines {
+			if err := enc.Encode(l); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 }
 

@@ -16,11 +16,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"github.com/orchd/orch/coordinator"
+	"github.com/orchd/orch/coordinator/metricstest"
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres/storetest"
 )
@@ -228,33 +227,33 @@ func TestE2E_LogsStatsAndMetrics_AsAUserSeesThem(t *testing.T) {
 
 	t.Run("/metrics of the coordinator and the agent parse as Prometheus text", func(t *testing.T) {
 		cs := scrape(t, c.addrs[0]+"/metrics")
-		if v, ok := sampleValue(cs, "orch_tasks", map[string]string{"state": "completed"}); !ok || v < 2 {
+		if v, ok := metricstest.Value(cs, "orch_tasks", map[string]string{"state": "completed"}); !ok || v < 2 {
 			t.Errorf("orch_tasks{state=completed} = %v, %v", v, ok)
 		}
-		if v, _ := sampleValue(cs, "orch_nodes", map[string]string{"state": "ready"}); v != 1 {
+		if v, _ := metricstest.Value(cs, "orch_nodes", map[string]string{"state": "ready"}); v != 1 {
 			t.Errorf("orch_nodes{state=ready} = %v", v)
 		}
-		if v, _ := sampleValue(cs, "orch_api_requests_total", map[string]string{"route": "/tasks", "method": "POST", "code": "201"}); v < 4 {
+		if v, _ := metricstest.Value(cs, "orch_api_requests_total", map[string]string{"route": "/tasks", "method": "POST", "code": "201"}); v < 4 {
 			t.Errorf("POST /tasks 201 counted %v times", v)
 		}
-		if v, _ := sampleValue(cs, "orch_schedule_pass_duration_seconds_count", nil); v < 1 {
+		if v, _ := metricstest.Value(cs, "orch_schedule_pass_duration_seconds_count", nil); v < 1 {
 			t.Errorf("no scheduling pass observed")
 		}
 		as := scrape(t, "http://"+metricsAddr+"/metrics")
 		for _, name := range []string{"orch_agent_claims_total", "orch_agent_container_starts_total", "orch_agent_log_lines_shipped_total"} {
-			if v, ok := sampleValue(as, name, nil); !ok || v < 4 {
+			if v, ok := metricstest.Value(as, name, nil); !ok || v < 4 {
 				t.Errorf("%s = %v, %v; want at least the 4 tasks of this test", name, v, ok)
 			}
 		}
-		if _, ok := sampleValue(as, "orch_agent_container_start_failures_total", nil); !ok {
+		if _, ok := metricstest.Value(as, "orch_agent_container_start_failures_total", nil); !ok {
 			t.Errorf("no start failures counter")
 		}
-		if v, _ := sampleValue(as, "orch_agent_container_exits_total", map[string]string{"state": "failed"}); v != 1 {
+		if v, _ := metricstest.Value(as, "orch_agent_container_exits_total", map[string]string{"state": "failed"}); v != 1 {
 			t.Errorf("failed exits = %v, want 1 (the -exit 4 task)", v)
 		}
 		for _, name := range []string{"go_goroutines", "process_resident_memory_bytes"} {
 			for who, samples := range map[string]model.Vector{"coordinator": cs, "agent": as} {
-				if v, ok := sampleValue(samples, name, nil); !ok || v <= 0 {
+				if v, ok := metricstest.Value(samples, name, nil); !ok || v <= 0 {
 					t.Errorf("%s's %s = %v, %v; want the runtime and process collectors' figure", who, name, v, ok)
 				}
 			}
@@ -315,38 +314,8 @@ func scrape(t *testing.T, url string) model.Vector {
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
 		t.Fatalf("GET %s: %d %q", url, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("%s does not parse as Prometheus text: %v\n%s", url, err, body)
-	}
-	list := make([]*dto.MetricFamily, 0, len(fams))
-	for _, f := range fams {
-		list = append(list, f)
-	}
-	samples, err := expfmt.ExtractSamples(&expfmt.DecodeOptions{Timestamp: model.Now()}, list...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, samples := metricstest.Parse(t, url, string(body))
 	return samples
-}
-
-// sampleValue is the value of the first sample called name (with _bucket,
-// _sum or _count for a histogram's) whose labels include want.
-func sampleValue(samples model.Vector, name string, want map[string]string) (float64, bool) {
-next:
-	for _, s := range samples {
-		if string(s.Metric[model.MetricNameLabel]) != name {
-			continue
-		}
-		for k, v := range want {
-			if string(s.Metric[model.LabelName(k)]) != v {
-				continue next
-			}
-		}
-		return float64(s.Value), true
-	}
-	return 0, false
 }
 
 // listeningPorts lists the TCP ports a process listens on: its socket

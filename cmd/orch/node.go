@@ -19,23 +19,9 @@ import (
 
 func newNodeCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "List and manage the nodes agents run on"}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "list",
-		Short: "List nodes with capacity and what is reserved",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, cc, err := clientFor(cmd)
-			if err != nil {
-				return err
-			}
-			nodes, err := client.ListNodes(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if cc.Output == "json" {
-				return printJSON(cmd.OutOrStdout(), nodes)
-			}
-			tb := newTable(cmd.OutOrStdout(), "NAME", "ID", "STATE", "CPU", "MEMORY", "DISK", "TASKS", "HEARTBEAT")
+	cmd.AddCommand(readingCmd(command("list", "List nodes with capacity and what is reserved", cobra.NoArgs),
+		listing((*coordinator.Client).ListNodes), func(w io.Writer, _ []string, nodes []queue.Node) error {
+			tb := newTable(w, "NAME", "ID", "STATE", "CPU", "MEMORY", "DISK", "TASKS", "HEARTBEAT")
 			for _, n := range nodes {
 				tb.row(n.Name, n.ID.String(), nodeState(n),
 					queue.FormatCPU(n.Reserved.CPUMillis)+"/"+queue.FormatCPU(n.Capacity.CPUMillis),
@@ -44,59 +30,32 @@ func newNodeCmd() *cobra.Command {
 					strconv.Itoa(n.LiveTasks), age(n.LastHeartbeat)+" ago")
 			}
 			return tb.flush()
-		},
-	})
-	cmd.AddCommand(&cobra.Command{
-		Use:   "get NODE",
-		Short: "Show one node: capacity, reserved, used, and its recent stats",
-		Args:  exactArgs(1, "give the node's name or id"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			client, cc, err := clientFor(cmd)
-			if err != nil {
+		}))
+	cmd.AddCommand(readingCmd(command("get NODE", "Show one node: capacity, reserved, used, and its recent stats", nodeArg),
+		func(cmd *cobra.Command, client *coordinator.Client, args []string) (coordinator.NodeDetail, error) {
+			return client.NodeStats(cmd.Context(), args[0], 10)
+		}, func(w io.Writer, _ []string, d coordinator.NodeDetail) error {
+			if err := printNode(w, d.Node); err != nil {
 				return err
 			}
-			d, err := client.NodeStats(cmd.Context(), args[0], 10)
-			if err != nil {
-				return err
-			}
-			if cc.Output == "json" {
-				return printJSON(cmd.OutOrStdout(), d)
-			}
-			if err := printNode(cmd.OutOrStdout(), d.Node); err != nil {
-				return err
-			}
-			return printNodeStats(cmd.OutOrStdout(), d.Stats)
-		},
-	})
+			return printNodeStats(w, d.Stats)
+		}))
 	for _, on := range []bool{true, false} {
 		verb, short := "uncordon", "Let a node take new tasks again"
 		if on {
 			verb, short = "cordon", "Stop placing new tasks on a node (running ones stay)"
 		}
-		cmd.AddCommand(&cobra.Command{
-			Use:   verb + " NODE",
-			Short: short,
-			Args:  exactArgs(1, "give the node's name or id"),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				client, cc, err := clientFor(cmd)
-				if err != nil {
-					return err
-				}
-				n, err := client.Cordon(cmd.Context(), args[0], on)
-				if err != nil {
-					return err
-				}
-				if cc.Output == "json" {
-					return printJSON(cmd.OutOrStdout(), n)
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", n.Name, nodeState(n))
-				return nil
-			},
-		})
+		cmd.AddCommand(readingCmd(command(verb+" NODE", short, nodeArg),
+			func(cmd *cobra.Command, client *coordinator.Client, args []string) (queue.Node, error) {
+				return client.Cordon(cmd.Context(), args[0], on)
+			}, line("%s\t%s\n", func(n queue.Node) []any { return []any{n.Name, nodeState(n)} })))
 	}
 	cmd.AddCommand(newNodeDrainCmd(), newNodeTokenCmd())
 	return cmd
 }
+
+// nodeArg is the argument of the commands about one node.
+var nodeArg = exactArgs(1, "give the node's name or id")
 
 func nodeState(n queue.Node) string {
 	s := string(n.State)
@@ -153,7 +112,7 @@ The command waits until the node is idle unless --detach is given. orch node unc
 		Example: `  orch node drain worker-3
   orch node drain worker-3 --deadline 5m
   orch node uncordon worker-3`,
-		Args: exactArgs(1, "give the node's name or id"),
+		Args: nodeArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if deadline < 0 {
 				return queue.Invalid("deadline", "the deadline must not be negative", "e.g. --deadline 5m, or 0 to move everything at once")

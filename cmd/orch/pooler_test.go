@@ -154,14 +154,7 @@ func TestE2E_DatabasePooler_Transaction_CoreThroughPgBouncer(t *testing.T) {
 // pgbouncer binary the test is skipped, or fails when CI is set.
 func startBouncer(t *testing.T, dbURL string) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "orch-e2e-bouncer-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil { // PgBouncer may run as the postgres user
-		t.Fatal(err)
-	}
+	dir := pgtest.ServerDir(t, "orch-e2e-bouncer-")
 	b, err := pgserver.StartBouncer(context.Background(), dbURL, pgserver.BouncerOptions{Dir: dir, PoolSize: 4})
 	if errors.Is(err, pgserver.ErrNoBouncer) && os.Getenv("CI") == "" {
 		t.Skip(err)

@@ -61,29 +61,14 @@ func newRegistryCmd() *cobra.Command {
 	login.Flags().StringVarP(&username, "username", "u", "", "the registry user")
 	login.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password (or token) from stdin")
 	cmd.AddCommand(login)
-	cmd.AddCommand(&cobra.Command{
-		Use:   "list",
-		Short: "List the registries the cluster has logins for (server and user; never a password)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, cc, err := clientFor(cmd)
-			if err != nil {
-				return err
-			}
-			creds, err := client.ListRegistries(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if cc.Output == "json" {
-				return printJSON(cmd.OutOrStdout(), creds)
-			}
-			tb := newTable(cmd.OutOrStdout(), "SERVER", "USERNAME", "UPDATED")
+	cmd.AddCommand(readingCmd(command("list", "List the registries the cluster has logins for (server and user; never a password)", cobra.NoArgs),
+		listing((*coordinator.Client).ListRegistries), func(w io.Writer, _ []string, creds []queue.RegistryCredential) error {
+			tb := newTable(w, "SERVER", "USERNAME", "UPDATED")
 			for _, r := range creds {
 				tb.row(r.Server, r.Username, r.UpdatedAt.Format(time.RFC3339))
 			}
 			return tb.flush()
-		},
-	})
+		}))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "logout SERVER",
 		Short: "Forget a registry's login",

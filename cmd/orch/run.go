@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -81,20 +80,12 @@ deleted once it has ended, as docker run --rm removes its container.`,
 		Example: `  orch task run --image orch-workload:dev -- -logs 3 -exit 0
   orch task run --rm --image alpine:3.20 -- sh -c 'echo hello; exit 3'; echo $?`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := tf.request(cmd, args)
-			if err != nil {
-				return err
-			}
-			client, cc, err := clientFor(cmd)
+			client, cc, created, err := tf.submit(cmd, args)
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
-			created, err := client.SubmitTask(ctx, req)
-			if err != nil {
-				return err
-			}
 			t := created.Task
 			id := t.ID.String()
 			fmt.Fprintf(errOut, "orch: task %s (%s) submitted\n", t.Name, t.ID)
@@ -105,19 +96,7 @@ deleted once it has ended, as docker run --rm removes its container.`,
 			watchCtx, stopWatch := context.WithCancel(ctx)
 			watched := make(chan struct{})
 			go func() { defer close(watched); watchStart(watchCtx, client, errOut, id) }()
-			enc := json.NewEncoder(out)
-			err = client.FollowLogs(ctx, id, coordinator.LogOptions{}, func(f coordinator.LogFrame) error {
-				if cc.Output == "json" {
-					for _, l := range f.Lines {
-						if err := enc.Encode(l); err != nil {
-							return err
-						}
-					}
-					return nil
-				}
-				printLogLines(out, errOut, f.Lines, false, false)
-				return nil
-			})
+			err = client.FollowLogs(ctx, id, coordinator.LogOptions{}, printFrames(out, errOut, cc.Output == "json", false, false))
 			stopWatch()
 			<-watched
 			if ctx.Err() != nil {

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -150,27 +149,14 @@ func TestE2E_TaskRunAndTaskNames(t *testing.T) {
 	})
 
 	t.Run("task run: Ctrl-C away from a terminal leaves the task running and says how to stop it", func(t *testing.T) {
-		cmd := exec.Command(orchBin, "task", "run", "--image", c.image, "--name", "left", "--", "-logs", "1", "-sleep", "forever")
-		cmd.Env = c.env()
-		var out bytes.Buffer
-		var mu sync.Mutex
-		cmd.Stdout, cmd.Stderr = &lockedWriter{w: &out, mu: &mu}, &lockedWriter{w: &out, mu: &mu}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out := c.startOrch(t, "task", "run", "--image", c.image, "--name", "left", "--", "-logs", "1", "-sleep", "forever")
 		defer func() { _ = cmd.Process.Kill() }()
-		c.eventually(60*time.Second, "the output of task left", func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return strings.Contains(out.String(), "line 1")
-		})
+		c.eventually(60*time.Second, "the output of task left", func() bool { return strings.Contains(out(), "line 1") })
 		if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 			t.Fatal(err)
 		}
 		err := cmd.Wait()
-		mu.Lock()
-		text := out.String()
-		mu.Unlock()
+		text := out()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != ExitInterrupted || !strings.Contains(text, "keeps running") {
 			t.Fatalf("orch task run after Ctrl-C: %v, want exit %d and a word on the task\n%s", err, ExitInterrupted, text)
@@ -183,29 +169,16 @@ func TestE2E_TaskRunAndTaskNames(t *testing.T) {
 
 	t.Run("task create retried across a coordinator restart: one task, and success", func(t *testing.T) {
 		c.stop("coordinator-1", false)
-		cmd := exec.Command(orchBin, "task", "create", "--image", c.image, "--name", "patient", "--", "-sleep", "forever")
-		cmd.Env = c.env()
-		var out bytes.Buffer
-		var mu sync.Mutex
-		cmd.Stdout, cmd.Stderr = &lockedWriter{w: &out, mu: &mu}, &lockedWriter{w: &out, mu: &mu}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out := c.startOrch(t, "task", "create", "--image", c.image, "--name", "patient", "--", "-sleep", "forever")
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		c.eventually(30*time.Second, "the CLI to retry", func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return strings.Contains(out.String(), "trying again")
-		})
+		c.eventually(30*time.Second, "the CLI to retry", func() bool { return strings.Contains(out(), "trying again") })
 		c.start("coordinator-1", "coordinator", "--database-url", c.db, "--listen", strings.TrimPrefix(c.addrs[0], "http://"),
 			"--no-migrate", "--pass-interval", "300ms", "--node-down-timeout", "5s")
 		select {
 		case err := <-done:
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil || !strings.Contains(out.String(), "patient\tpending") && !strings.Contains(out.String(), "patient\tscheduled") {
-				t.Fatalf("task create across a restart: %v\n%s", err, out.String())
+			if err != nil || !strings.Contains(out(), "patient\tpending") && !strings.Contains(out(), "patient\tscheduled") {
+				t.Fatalf("task create across a restart: %v\n%s", err, out())
 			}
 		case <-time.After(90 * time.Second):
 			t.Fatal("task create did not end once the coordinator was back")

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/orchd/orch/config"
 	"github.com/orchd/orch/coordinator"
 	"github.com/orchd/orch/queue"
 )
@@ -175,15 +176,7 @@ tasks that exist with the same spec are answered, not made twice.`,
 			if wait != "" && wait != waitRunning && wait != waitExit {
 				return queue.Invalid("wait", fmt.Sprintf("--wait=%s: wait for what?", wait), "use --wait (until running) or --wait=exit (until it ends)")
 			}
-			req, err := tf.request(cmd, args)
-			if err != nil {
-				return err
-			}
-			client, cc, err := clientFor(cmd)
-			if err != nil {
-				return err
-			}
-			created, err := client.SubmitTask(cmd.Context(), req)
+			client, cc, created, err := tf.submit(cmd, args)
 			if err != nil {
 				return err
 			}
@@ -339,6 +332,21 @@ func secretValues(vals, files []string) (map[string]string, error) {
 	return out, nil
 }
 
+// submit sends the task the flags and args describe, with a client made
+// from the command's configuration, which it returns for what follows.
+func (tf *taskFlags) submit(cmd *cobra.Command, args []string) (*coordinator.Client, config.Client, coordinator.CreatedTask, error) {
+	req, err := tf.request(cmd, args)
+	if err != nil {
+		return nil, config.Client{}, coordinator.CreatedTask{}, err
+	}
+	client, cc, err := clientFor(cmd)
+	if err != nil {
+		return nil, cc, coordinator.CreatedTask{}, err
+	}
+	created, err := client.SubmitTask(cmd.Context(), req)
+	return client, cc, created, err
+}
+
 // parsePortFlag reads HOST:CONTAINER[/PROTO] or CONTAINER[/PROTO].
 func parsePortFlag(s string) (queue.Port, error) {
 	bad := queue.Invalid("port", fmt.Sprintf("%q is not a port mapping", s), "write --port 8080:80, --port 80 or --port 5353:53/udp")
@@ -365,23 +373,11 @@ func newTaskListCmd() *cobra.Command {
 	var states []string
 	var node string
 	var limit int
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List tasks, newest first",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, cc, err := clientFor(cmd)
-			if err != nil {
-				return err
-			}
-			tasks, err := client.ListTasks(cmd.Context(), coordinator.TaskQuery{States: states, Node: node, Limit: limit})
-			if err != nil {
-				return err
-			}
-			if cc.Output == "json" {
-				return printJSON(cmd.OutOrStdout(), tasks)
-			}
-			tb := newTable(cmd.OutOrStdout(), "ID", "NAME", "IMAGE", "STATE", "NODE", "ATTEMPT", "EXIT", "PORTS", "AGE")
+	cmd := readingCmd(command("list", "List tasks, newest first", cobra.NoArgs),
+		func(cmd *cobra.Command, client *coordinator.Client, _ []string) ([]queue.Task, error) {
+			return client.ListTasks(cmd.Context(), coordinator.TaskQuery{States: states, Node: node, Limit: limit})
+		}, func(w io.Writer, _ []string, tasks []queue.Task) error {
+			tb := newTable(w, "ID", "NAME", "IMAGE", "STATE", "NODE", "ATTEMPT", "EXIT", "PORTS", "AGE")
 			for _, t := range tasks {
 				exit := "-"
 				if t.ExitCode != nil {
@@ -391,8 +387,7 @@ func newTaskListCmd() *cobra.Command {
 					orDash(portList(t)), age(t.CreatedAt))
 			}
 			return tb.flush()
-		},
-	}
+		})
 	cmd.Flags().StringSliceVar(&states, "state", nil, "only tasks in these states (comma-separated)")
 	cmd.Flags().StringVar(&node, "node", "", "only tasks on this node")
 	cmd.Flags().IntVar(&limit, "limit", 0, fmt.Sprintf("at most this many (default %d, at most %d)", coordinator.DefaultListLimit, coordinator.MaxListLimit))
@@ -400,26 +395,12 @@ func newTaskListCmd() *cobra.Command {
 }
 
 func newTaskGetCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "get TASK",
-		Short: "Show a task and its history",
-		Args:  exactArgs(1, "give the task's name, its id or a unique part of the id (as orch task list prints them)"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			client, cc, err := clientFor(cmd)
-			if err != nil {
-				return err
-			}
-			t, err := client.GetTask(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if cc.Output == "json" {
-				return printJSON(cmd.OutOrStdout(), t)
-			}
-			return printTask(cmd.OutOrStdout(), t)
-		},
-	}
+	return readingCmd(command("get TASK", "Show a task and its history", taskArg),
+		byName((*coordinator.Client).GetTask), func(w io.Writer, _ []string, t coordinator.TaskDetail) error { return printTask(w, t) })
 }
+
+// taskArg is the argument of the commands about one task.
+var taskArg = exactArgs(1, "give the task's name, its id or a unique part of the id (as orch task list prints them)")
 
 func printTask(w io.Writer, t coordinator.TaskDetail) error {
 	exit := "-"
@@ -497,7 +478,7 @@ func newTaskDeleteCmd() *cobra.Command {
 		Long: `Stop a task: its container is stopped and removed, and the task ends stopped.
 With --purge, a finished task is deleted at once with everything recorded about it
 (events, logs, stats), instead of after the coordinators' --retention.`,
-		Args: exactArgs(1, "give the task's name, its id or a unique part of the id (as orch task list prints them)"),
+		Args: taskArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, cc, err := clientFor(cmd)
 			if err != nil {

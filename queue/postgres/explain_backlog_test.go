@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -14,26 +15,35 @@ import (
 // read and sorted on every pass (39 ms per pass of 500 at 20,000 pending,
 // against under a millisecond).
 func TestLockPending_DeepBacklogReadsOnlyTheBatch(t *testing.T) {
-	s, ctx := newStore(t)
-	_, err := s.pool.Exec(ctx, `
+	s, _ := newStore(t)
+	raw, plan := explainLockPending(t, s, `
 INSERT INTO tasks (id, name, image, created_at)
 SELECT gen_random_uuid(), 'task-' || i, 'alpine', now() - make_interval(secs => 30000 - i)
 FROM generate_series(1, 30000) i;
-ANALYZE tasks;`)
-	if err != nil {
+ANALYZE tasks;`, "FORMAT JSON")
+	if len(seqScans(plan)) > 0 || hasNode(plan, "Sort") || hasNode(plan, "Incremental Sort") {
+		t.Errorf("taking 500 of 30,000 pending tasks reads or sorts them all:\n%s", raw)
+	}
+}
+
+// explainLockPending fills the tasks table with seed and returns the plan
+// of the scheduling pass's lock of 500 pending tasks, as EXPLAIN (options)
+// gives it: the JSON, and parsed.
+func explainLockPending(t *testing.T, s *Store, seed, options string) ([]byte, any) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.pool.Exec(ctx, seed); err != nil {
 		t.Fatal(err)
 	}
 	var raw []byte
-	if err := s.pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+lockPendingSQL, 500).Scan(&raw); err != nil {
+	if err := s.pool.QueryRow(ctx, "EXPLAIN ("+options+") "+lockPendingSQL, 500).Scan(&raw); err != nil {
 		t.Fatal(err)
 	}
 	var plan any
 	if err := json.Unmarshal(raw, &plan); err != nil {
 		t.Fatal(err)
 	}
-	if len(seqScans(plan)) > 0 || hasNode(plan, "Sort") || hasNode(plan, "Incremental Sort") {
-		t.Errorf("taking 500 of 30,000 pending tasks reads or sorts them all:\n%s", raw)
-	}
+	return raw, plan
 }
 
 // hasNode reports whether a plan has a node of the given type.
@@ -77,23 +87,12 @@ func TestLockPending_RestartsInBackoffAreNotRead(t *testing.T) {
 		t.Fatalf("a restart in backoff is queued at %v, its wait ends at %v", queued, notBefore)
 	}
 	// 20,000 more like it, created before the 10 that may go now.
-	_, err := s.pool.Exec(ctx, `
+	raw, plan := explainLockPending(t, s, `
 INSERT INTO tasks (id, name, image, created_at, queued_at, not_before, restarts)
 SELECT gen_random_uuid(), 'waiting-' || i, 'alpine', now() - interval '1 hour', now() + interval '1 minute', now() + interval '1 minute', 1
 FROM generate_series(1, 20000) i;
 INSERT INTO tasks (id, name, image) SELECT gen_random_uuid(), 'ready-' || i, 'alpine' FROM generate_series(1, 10) i;
-ANALYZE tasks;`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var raw []byte
-	if err := s.pool.QueryRow(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+lockPendingSQL, 500).Scan(&raw); err != nil {
-		t.Fatal(err)
-	}
-	var plan any
-	if err := json.Unmarshal(raw, &plan); err != nil {
-		t.Fatal(err)
-	}
+ANALYZE tasks;`, "ANALYZE, FORMAT JSON")
 	if read := rowsRead(plan); read > 50 {
 		t.Errorf("the pass read %d rows to take 10 it may place:\n%s", read, raw)
 	}

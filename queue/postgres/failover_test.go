@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres/pgserver"
+	"github.com/orchd/orch/queue/postgres/pgtest"
 )
 
 // replicated is a primary with a synchronous hot standby, both private to
@@ -31,15 +31,9 @@ func newReplicated(t *testing.T) *replicated {
 		t.Skip("starts two PostgreSQL servers")
 	}
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "orch-failover-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil { // the servers may run as the postgres user
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := pgtest.ServerDir(t, "orch-failover-")
 	r := &replicated{}
+	var err error
 	r.primary, err = pgserver.Start(ctx, pgserver.Options{DataDir: filepath.Join(dir, "primary"), Fast: true,
 		Settings: map[string]string{"synchronous_commit": "remote_apply"}})
 	if err != nil {

@@ -239,3 +239,34 @@ func serverUptime(t *testing.T, s *Store) time.Duration {
 	}
 	return time.Duration(secs * float64(time.Second))
 }
+
+// threeSamplesAfterAnOldOne keeps an hour of node's stats, writes a sample
+// from before that (as if written two hours ago), then reports three with
+// report: the i-th at 10·i % CPU, load 0.5·i, i GiB of 8 GiB memory used and
+// i MiB of 100 GiB disk.
+func threeSamplesAfterAnOldOne(t *testing.T, s *Store, node uuid.UUID, report func(queue.Usage) error) {
+	t.Helper()
+	s.SetStatsRetention(time.Hour)
+	if _, err := s.pool.Exec(context.Background(), `INSERT INTO node_stats (node_id, at, cpu_percent, load1, memory_used_bytes,
+memory_total_bytes, disk_used_bytes, disk_total_bytes) VALUES ($1, now() - interval '2 hours', 1, 1, 1, 1, 1, 1)`, node); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		u := queue.Usage{CPUPercent: float64(10 * i), Load1: 0.5 * float64(i), MemoryUsedBytes: int64(i) << 30,
+			MemoryTotalBytes: 8 << 30, DiskUsedBytes: int64(i) << 20, DiskTotalBytes: 100 << 30}
+		if err := report(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// runningOnOneOfTwo makes nodes n1 and n2 (2 cores, 4 GiB, 10 GiB disk each)
+// and a task of half a core running on n1, for a test of what n2, or a stale
+// lease, may not write.
+func runningOnOneOfTwo(t *testing.T, s *Store) (n1, n2 queue.Node, task queue.Task, l queue.Lease) {
+	t.Helper()
+	n1 = mustNode(t, s, "n1", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
+	n2 = mustNode(t, s, "n2", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
+	task = mustTask(t, s, queue.Resources{CPUMillis: 500})
+	return n1, n2, task, runOn(t, s, task.ID, n1.ID)
+}

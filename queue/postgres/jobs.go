@@ -226,13 +226,7 @@ func sameSecrets(cur, next versionRow, spec queue.JobSpec, open SecretsOpener) (
 // newVersionFrom makes a new version of a job out of one of its versions:
 // the base of a scale, a revert and a restart.
 func (s *Store) newVersionFrom(ctx context.Context, name string, change func(j queue.Job, v *versionRow, tx pgx.Tx) error) (queue.Job, error) {
-	ctx, cancel := s.deadline(ctx)
-	defer cancel()
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		j, err := lockJob(ctx, tx, name)
-		if err != nil {
-			return err
-		}
+	return s.changeJob(ctx, name, func(ctx context.Context, tx pgx.Tx, j queue.Job) error {
 		if j.ParentID != nil {
 			return fmt.Errorf("job %s is an instance of a periodic job: %w", j.Name, queue.ErrConflict)
 		}
@@ -246,10 +240,28 @@ func (s *Store) newVersionFrom(ctx context.Context, name string, change func(j q
 		v.Version = j.Version + 1
 		return insertVersion(ctx, tx, j.ID, v)
 	})
-	if err != nil {
+}
+
+// changeJob runs change in a transaction that holds the lock of job name,
+// and returns the job as the change left it.
+func (s *Store) changeJob(ctx context.Context, name string, change func(ctx context.Context, tx pgx.Tx, j queue.Job) error) (queue.Job, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	if err := s.withJobLocked(ctx, name, change); err != nil {
 		return queue.Job{}, err
 	}
 	return s.GetJob(ctx, name)
+}
+
+// withJobLocked runs fn in a transaction that holds the lock of job name.
+func (s *Store) withJobLocked(ctx context.Context, name string, fn func(ctx context.Context, tx pgx.Tx, j queue.Job) error) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		j, err := lockJob(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, tx, j)
+	})
 }
 
 // ScaleJob submits the job's spec with another count, as a new version;
@@ -303,21 +315,11 @@ func (s *Store) RestartJob(ctx context.Context, name string) (queue.Job, error) 
 // versions, deployments, launches and tasks are deleted once nothing of it
 // runs any more.
 func (s *Store) StopJob(ctx context.Context, name string, purge bool) (queue.Job, error) {
-	ctx, cancel := s.deadline(ctx)
-	defer cancel()
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		j, err := lockJob(ctx, tx, name)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE jobs SET stopped = true, purge = purge OR $2, eval_at = now(), updated_at = now()
+	return s.changeJob(ctx, name, func(ctx context.Context, tx pgx.Tx, j queue.Job) error {
+		_, err := tx.Exec(ctx, `UPDATE jobs SET stopped = true, purge = purge OR $2, eval_at = now(), updated_at = now()
 WHERE id = $1 OR parent_id = $1`, j.ID, purge)
 		return translate(err, "stopping job")
 	})
-	if err != nil {
-		return queue.Job{}, err
-	}
-	return s.GetJob(ctx, name)
 }
 
 // PromoteJob promotes the running deployment of a service that waits with
@@ -326,11 +328,8 @@ func (s *Store) PromoteJob(ctx context.Context, name string) (queue.Deployment, 
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	var d queue.Deployment
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		j, err := lockJob(ctx, tx, name)
-		if err != nil {
-			return err
-		}
+	err := s.withJobLocked(ctx, name, func(ctx context.Context, tx pgx.Tx, j queue.Job) error {
+		var err error
 		d, err = scanDeployment(tx.QueryRow(ctx, `SELECT `+deploymentCols+` FROM deployments
 WHERE job_id = $1 AND version = $2`, j.ID, j.Version))
 		if errors.Is(err, pgx.ErrNoRows) {

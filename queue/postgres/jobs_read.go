@@ -67,20 +67,8 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]queue.JobSummary, 
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	rows, err := s.pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, translate(err, "listing jobs")
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (queue.JobSummary, error) {
-		var js queue.JobSummary
-		var err error
-		js.Job, err = scanJob(r, &js.Counts, &js.Deployment)
-		return js, err
-	})
-	if err != nil {
-		return nil, translate(err, "listing jobs")
-	}
-	return out, nil
+	return queryAll(ctx, s, "listing jobs", scanJobSummary,
+		q, args...)
 }
 
 // JobSummary returns one job as ListJobs shows it.
@@ -159,15 +147,8 @@ func (s *Store) JobDeployments(ctx context.Context, name string) ([]queue.Deploy
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+deploymentCols+` FROM deployments WHERE job_id = $1 ORDER BY version DESC`, j.ID)
-	if err != nil {
-		return nil, translate(err, "reading deployments")
-	}
-	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (queue.Deployment, error) { return scanDeployment(r) })
-	if err != nil {
-		return nil, translate(err, "reading deployments")
-	}
-	return ds, nil
+	return queryAll(ctx, s, "reading deployments", scanDeployment,
+		`SELECT `+deploymentCols+` FROM deployments WHERE job_id = $1 ORDER BY version DESC`, j.ID)
 }
 
 // JobTasks returns a job's tasks, live ones first, then the latest that
@@ -178,32 +159,20 @@ func (s *Store) JobTasks(ctx context.Context, job uuid.UUID, limit int) ([]queue
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+taskCols+`, COALESCE(n.name, '') FROM tasks t LEFT JOIN nodes n ON n.id = t.node_id
+	return queryAll(ctx, s, "reading job tasks", scanTaskWithNode,
+		`SELECT `+taskCols+`, COALESCE(n.name, '') FROM tasks t LEFT JOIN nodes n ON n.id = t.node_id
 WHERE t.job_id = $1
 ORDER BY t.state IN ('completed', 'failed', 'stopped'), t.job_index, t.created_at DESC LIMIT $2`, job, limit)
-	if err != nil {
-		return nil, translate(err, "reading job tasks")
-	}
-	ts, err := collectTasks(rows, true)
-	return ts, translate(err, "reading job tasks")
 }
 
 // JobEvents returns the latest events of a job's tasks, newest first.
 func (s *Store) JobEvents(ctx context.Context, job uuid.UUID, limit int) ([]queue.Event, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `
+	return queryAll(ctx, s, "reading job events", scanEvent,
+		`
 SELECT e.id, e.task_id, e.at, COALESCE(e.from_state, ''), e.to_state, e.attempt, e.node_id, e.exit_code, e.reason
 FROM task_events e JOIN tasks t ON t.id = e.task_id WHERE t.job_id = $1 ORDER BY e.id DESC LIMIT $2`, job, limit)
-	if err != nil {
-		return nil, translate(err, "reading job events")
-	}
-	evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (queue.Event, error) {
-		var e queue.Event
-		err := r.Scan(&e.ID, &e.TaskID, &e.At, &e.From, &e.To, &e.Attempt, &e.NodeID, &e.ExitCode, &e.Reason)
-		return e, err
-	})
-	return evs, translate(err, "reading job events")
 }
 
 // JobEndpoints returns the rows of report_job_endpoints for a job.
@@ -213,16 +182,23 @@ func (s *Store) JobEndpoints(ctx context.Context, name string) ([]queue.Endpoint
 	if _, err := s.GetJob(ctx, name); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT job, version, task_id::text, task, node, node_address, host_port, container_port,
+	return queryAll(ctx, s, "reading endpoints", scanEndpoint,
+		`SELECT job, version, task_id::text, task, node, node_address, host_port, container_port,
     protocol, health, healthy FROM report_job_endpoints WHERE job = $1 ORDER BY task, container_port`, name)
-	if err != nil {
-		return nil, translate(err, "reading endpoints")
-	}
-	eps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (queue.Endpoint, error) {
-		var e queue.Endpoint
-		err := r.Scan(&e.Job, &e.Version, &e.TaskID, &e.Task, &e.Node, &e.NodeAddress, &e.HostPort, &e.ContainerPort,
-			&e.Protocol, &e.Health, &e.Healthy)
-		return e, err
-	})
-	return eps, translate(err, "reading endpoints")
+}
+
+// scanJobSummary scans a row of ListJobs: a job, its task counts and its deployment.
+func scanJobSummary(r pgx.Row) (queue.JobSummary, error) {
+	var js queue.JobSummary
+	var err error
+	js.Job, err = scanJob(r, &js.Counts, &js.Deployment)
+	return js, err
+}
+
+// scanEndpoint scans a row of report_job_endpoints (JobEndpoints).
+func scanEndpoint(r pgx.Row) (queue.Endpoint, error) {
+	var e queue.Endpoint
+	err := r.Scan(&e.Job, &e.Version, &e.TaskID, &e.Task, &e.Node, &e.NodeAddress, &e.HostPort, &e.ContainerPort,
+		&e.Protocol, &e.Health, &e.Healthy)
+	return e, err
 }

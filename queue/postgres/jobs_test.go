@@ -390,14 +390,7 @@ func TestJobs_AnAgentRolesTaskChangeMakesItsJobDue(t *testing.T) {
 	if err := agent.MarkRunning(ctx, claim.Tasks[0].Lease(), "c1"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case ch := <-heard:
-		if ch != ChannelJobs {
-			t.Fatalf("heard %q", ch)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("no notification in 30 s after the agent started the job's task")
-	}
+	expectHeard(t, heard, ChannelJobs, 30*time.Second, "heard %q", "no notification in 30 s after the agent started the job's task")
 	if res := reconcile(t, s, j.ID); !res.Done {
 		t.Fatal("the job was not due after its task started")
 	}

@@ -18,36 +18,17 @@ import (
 func (s *Store) NodeTasks(ctx context.Context, node uuid.UUID) ([]queue.Task, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	var tasks []queue.Task
-	err := s.retry(ctx, func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, `SELECT `+taskCols+` FROM tasks t
+	return s.queryTasks(ctx, "reading node tasks", false,
+		`SELECT `+taskCols+` FROM tasks t
 WHERE t.node_id = $1 AND t.state IN ('starting', 'running') ORDER BY t.id`, node)
-		if err != nil {
-			return err
-		}
-		tasks, err = collectTasks(rows, false)
-		return err
-	})
-	if err != nil {
-		return nil, translate(err, "reading node tasks")
-	}
-	return tasks, nil
 }
 
 // StopRequests returns the tasks on node that an agent runs and a user asked to stop.
 func (s *Store) StopRequests(ctx context.Context, node uuid.UUID) ([]queue.Task, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT `+taskCols+` FROM tasks t
+	return queryAll(ctx, s, "reading stop requests", scanTask, `SELECT `+taskCols+` FROM tasks t
 WHERE t.node_id = $1 AND t.state IN ('starting', 'running') AND t.desired_state = 'stopped' ORDER BY t.id`, node)
-	if err != nil {
-		return nil, translate(err, "reading stop requests")
-	}
-	tasks, err := collectTasks(rows, false)
-	if err != nil {
-		return nil, translate(err, "reading stop requests")
-	}
-	return tasks, nil
 }
 
 // MarkRunning records that the lease's container is running (see

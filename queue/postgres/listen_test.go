@@ -37,23 +37,10 @@ WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backe
 	}
 	expect("dropped", false)
 	expect("reconnected", true)
-	select {
-	case ch := <-woke:
-		if ch != "" {
-			t.Fatalf("wake after reconnecting = %q, want the on-connect wake", ch)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no wake after reconnecting: whatever was sent meanwhile would be missed")
-	}
+	expectHeard(t, woke, "", 10*time.Second, "wake after reconnecting = %q, want the on-connect wake",
+		"no wake after reconnecting: whatever was sent meanwhile would be missed")
 	mustTask(t, s, queue.Resources{})
-	select {
-	case ch := <-woke:
-		if ch != ChannelPending {
-			t.Fatalf("woke on %q", ch)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no notification after reconnecting")
-	}
+	expectHeard(t, woke, ChannelPending, 5*time.Second, "woke on %q", "no notification after reconnecting")
 }
 
 func TestStore_Listen_WakesOnNewTask(t *testing.T) {
@@ -66,12 +53,20 @@ func TestStore_Listen_WakesOnNewTask(t *testing.T) {
 		t.Fatalf("first wake = %q, want the on-connect wake", ch)
 	}
 	mustTask(t, s, queue.Resources{})
+	expectHeard(t, woke, ChannelPending, 5*time.Second, "woke on %q", "no notification for a new task")
+}
+
+// expectHeard fails t unless the next channel heard on ch, within d, is
+// want: wrong is the failure's format for another channel (%q), silence the
+// failure when none comes.
+func expectHeard(t *testing.T, ch <-chan string, want string, d time.Duration, wrong, silence string) {
+	t.Helper()
 	select {
-	case ch := <-woke:
-		if ch != ChannelPending {
-			t.Fatalf("woke on %q", ch)
+	case got := <-ch:
+		if got != want {
+			t.Fatalf(wrong, got)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no notification for a new task")
+	case <-time.After(d):
+		t.Fatal(silence)
 	}
 }

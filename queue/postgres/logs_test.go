@@ -105,10 +105,7 @@ func TestStore_AppendLogs_KeepsOrderAndTheCapDropsTheOldest(t *testing.T) {
 
 func TestStore_AppendLogs_FencedByLease(t *testing.T) {
 	s, ctx := newStore(t)
-	n1 := mustNode(t, s, "n1", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
-	n2 := mustNode(t, s, "n2", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
-	task := mustTask(t, s, queue.Resources{CPUMillis: 500})
-	l := runOn(t, s, task.ID, n1.ID)
+	n1, n2, task, l := runningOnOneOfTwo(t, s)
 	t0 := time.Now()
 
 	other := l

@@ -30,15 +30,14 @@ type MigrationState struct {
 // CLI is serialized too) for the whole run: coordinators starting at once
 // take turns and all but the first find nothing to do.
 func MigrateUp(ctx context.Context, databaseURL string) (applied []string, err error) {
-	p, err := gooseProvider(databaseURL)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if cerr := p.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("migrate: close: %w", cerr)
-		}
-	}()
+	err = withGoose(databaseURL, "migrate", func(p *goose.Provider) error {
+		applied, err = migrateUp(ctx, p)
+		return err
+	})
+	return applied, err
+}
+
+func migrateUp(ctx context.Context, p *goose.Provider) (applied []string, err error) {
 	// Up first asks HasPending, which creates goose's version table without
 	// taking the lock, so that racing callers collide on CREATE TABLE (goose
 	// retries, but only three times). Status takes the lock and creates the
@@ -60,16 +59,15 @@ func MigrateUp(ctx context.Context, databaseURL string) (applied []string, err e
 
 // MigrationStatus lists every embedded migration, in version order, with
 // whether and when it was applied to the database at databaseURL.
-func MigrationStatus(ctx context.Context, databaseURL string) (_ []MigrationState, err error) {
-	p, err := gooseProvider(databaseURL)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if cerr := p.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("migration status: close: %w", cerr)
-		}
-	}()
+func MigrationStatus(ctx context.Context, databaseURL string) (out []MigrationState, err error) {
+	err = withGoose(databaseURL, "migration status", func(p *goose.Provider) error {
+		out, err = migrationStatus(ctx, p)
+		return err
+	})
+	return out, err
+}
+
+func migrationStatus(ctx context.Context, p *goose.Provider) ([]MigrationState, error) {
 	st, err := p.Status(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("migration status: %w", err)
@@ -84,6 +82,21 @@ func MigrationStatus(ctx context.Context, databaseURL string) (_ []MigrationStat
 		})
 	}
 	return out, nil
+}
+
+// withGoose runs fn with a goose provider for databaseURL (gooseProvider)
+// and closes it; what names the step in the error of the close.
+func withGoose(databaseURL, what string, fn func(p *goose.Provider) error) (err error) {
+	p, err := gooseProvider(databaseURL)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := p.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("%s: close: %w", what, cerr)
+		}
+	}()
+	return fn(p)
 }
 
 // gooseProvider opens databaseURL with database/sql (goose needs it) and

@@ -90,19 +90,8 @@ ORDER BY state IN ('pending', 'scheduled', 'starting', 'running') DESC, created_
 }
 
 func (s *Store) refMatches(ctx context.Context, q string, args ...any) ([]refMatch, error) {
-	rows, err := s.pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, translate(err, "looking up")
-	}
-	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (refMatch, error) {
-		var m refMatch
-		err := r.Scan(&m.ID, &m.Name, &m.State)
-		return m, err
-	})
-	if err != nil {
-		return nil, translate(err, "looking up")
-	}
-	return ms, nil
+	return queryAll(ctx, s, "looking up", scanRefMatch,
+		q, args...)
 }
 
 // ambiguous is the error for a reference that fits several tasks (what:
@@ -184,4 +173,11 @@ func (s *Store) ResolveJob(ctx context.Context, ref string) (string, error) {
 		return ms[0].Name, nil
 	}
 	return "", ambiguous("job", ref, ms)
+}
+
+// scanRefMatch scans a candidate of a lookup: id, name and state.
+func scanRefMatch(r pgx.Row) (refMatch, error) {
+	var m refMatch
+	err := r.Scan(&m.ID, &m.Name, &m.State)
+	return m, err
 }

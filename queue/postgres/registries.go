@@ -42,15 +42,8 @@ RETURNING `+registryCols, server, username, sealed))
 func (s *Store) ListRegistryCredentials(ctx context.Context) ([]queue.RegistryCredential, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT `+registryCols+` FROM registry_credentials ORDER BY server`)
-	if err != nil {
-		return nil, translate(err, "listing registries")
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (queue.RegistryCredential, error) { return scanRegistry(r) })
-	if err != nil {
-		return nil, translate(err, "listing registries")
-	}
-	return out, nil
+	return queryAll(ctx, s, "listing registries", scanRegistry,
+		`SELECT `+registryCols+` FROM registry_credentials ORDER BY server`)
 }
 
 // DeleteRegistryCredential forgets server's login (queue.ErrNotFound when

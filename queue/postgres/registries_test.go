@@ -5,24 +5,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/uuid"
-
 	"github.com/orchd/orch/queue"
 )
 
 func TestRegistryLogin_AgentReadsOnlyWhileItsNodeHoldsATaskFromThatRegistry(t *testing.T) {
 	admin, ctx := newStore(t)
-	suffix := strings.ToLower(uuid.NewString()[:8])
-	nameA, nameB := "reg-a-"+suffix, "reg-b-"+suffix
-	a, b := agentStore(t, admin, nameA), agentStore(t, admin, nameB)
-	cap := queue.Resources{CPUMillis: 4000, MemoryBytes: 4 << 30, DiskBytes: 4 << 30}
-	nodeA, err := a.RegisterNode(ctx, queue.NodeRegistration{Name: nameA, Capacity: cap})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.RegisterNode(ctx, queue.NodeRegistration{Name: nameB, Capacity: cap}); err != nil {
-		t.Fatal(err)
-	}
+	a, b, nodeA, _ := agentPair(t, admin, "reg", queue.Resources{CPUMillis: 4000, MemoryBytes: 4 << 30, DiskBytes: 4 << 30})
 	sealed := []byte("sealed login of reg.example.com")
 	if _, err := admin.PutRegistryCredential(ctx, "reg.example.com:5000", "ci", sealed); err != nil {
 		t.Fatal(err)

@@ -21,6 +21,26 @@ func agentStore(t *testing.T, admin *Store, node string) *Store {
 	return agentStoreWith(t, admin, node, AgentRoleLimits{})
 }
 
+// agentPair makes the agent roles of two fresh nodes, prefix-a-X and
+// prefix-b-X (X random), and registers each with capacity through its own
+// agent's store.
+func agentPair(t *testing.T, admin *Store, prefix string, capacity queue.Resources) (a, b *Store, nodeA, nodeB queue.Node) {
+	t.Helper()
+	suffix := strings.ToLower(uuid.NewString()[:8])
+	stores := make([]*Store, 2)
+	nodes := make([]queue.Node, 2)
+	for i, ab := range []string{"-a-", "-b-"} {
+		name := prefix + ab + suffix
+		stores[i] = agentStore(t, admin, name)
+		n, err := stores[i].RegisterNode(context.Background(), queue.NodeRegistration{Name: name, Capacity: capacity})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = n
+	}
+	return stores[0], stores[1], nodes[0], nodes[1]
+}
+
 // agentStoreWith is agentStore for a role with limits.
 func agentStoreWith(t *testing.T, admin *Store, node string, limits AgentRoleLimits) *Store {
 	t.Helper()
@@ -410,18 +430,7 @@ func TestAgentRoles_HostMountsLabelOnlyWhenTheAdminAllowsPrivileges(t *testing.T
 
 func TestAgentRoles_VolumesOfTheirOwnNodeOnly(t *testing.T) {
 	admin, ctx := newStore(t)
-	suffix := strings.ToLower(uuid.NewString()[:8])
-	nameA, nameB := "vols-a-"+suffix, "vols-b-"+suffix
-	a, b := agentStore(t, admin, nameA), agentStore(t, admin, nameB)
-	cap := queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30}
-	nodeA, err := a.RegisterNode(ctx, queue.NodeRegistration{Name: nameA, Capacity: cap})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodeB, err := b.RegisterNode(ctx, queue.NodeRegistration{Name: nameB, Capacity: cap})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, nodeA, nodeB := agentPair(t, admin, "vols", queue.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30})
 	if err := a.ReportVolumes(ctx, nodeA.ID, []string{"a-data"}); err != nil {
 		t.Fatalf("agent A reports its own volume: %v", err)
 	}

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -54,6 +55,25 @@ func scanTaskWithNode(row pgx.Row) (queue.Task, error) {
 	return t, err
 }
 
+// queryTasks reads the tasks sql selects (with the node's name after them
+// when withNode), trying again as s.retry does when the connection breaks;
+// what names the read in its errors.
+func (s *Store) queryTasks(ctx context.Context, what string, withNode bool, sql string, args ...any) ([]queue.Task, error) {
+	var tasks []queue.Task
+	err := s.retry(ctx, func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		tasks, err = collectTasks(rows, withNode)
+		return err
+	})
+	if err != nil {
+		return nil, translate(err, what)
+	}
+	return tasks, nil
+}
+
 func collectTasks(rows pgx.Rows, withNode bool) ([]queue.Task, error) {
 	defer rows.Close()
 	var out []queue.Task
@@ -103,4 +123,34 @@ func scanNode(row pgx.Row, extra ...any) (queue.Node, error) {
 		&n.HealthError, &n.Draining, &n.DrainDeadline, &n.StateChangedAt}
 	err := row.Scan(append(dest, extra...)...)
 	return n, err
+}
+
+// queryAll runs sql on the pool and scans each row it returns with scan:
+// the shape of every list the store reads. what names the read in its
+// errors (see translate).
+func queryAll[T any](ctx context.Context, s *Store, what string, scan func(pgx.Row) (T, error), sql string, args ...any) ([]T, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, translate(err, what)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+	if err != nil {
+		return nil, translate(err, what)
+	}
+	return out, nil
+}
+
+// scanOne scans a row of one column, as pgx.RowTo does, for queryAll.
+func scanOne[T any](row pgx.Row) (T, error) {
+	var v T
+	err := row.Scan(&v)
+	return v, err
+}
+
+// scanEvent scans a task_events row as Events and JobEvents select it: id,
+// task, time, from and to states, attempt, node, exit code and reason.
+func scanEvent(r pgx.Row) (queue.Event, error) {
+	var e queue.Event
+	err := r.Scan(&e.ID, &e.TaskID, &e.At, &e.From, &e.To, &e.Attempt, &e.NodeID, &e.ExitCode, &e.Reason)
+	return e, err
 }

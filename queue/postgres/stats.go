@@ -144,28 +144,23 @@ func (s *Store) ReportTaskUsage(ctx context.Context, node uuid.UUID, samples []q
 	return n, nil
 }
 
+// historyLimit is how many samples of a history a read returns: limit, or
+// 10,000 when it is not in 1..10,000.
+func historyLimit(limit int) int {
+	if limit <= 0 || limit > 10000 {
+		return 10000
+	}
+	return limit
+}
+
 // NodeStats returns a node's usage history, newest first, at most limit rows.
 func (s *Store) NodeStats(ctx context.Context, node uuid.UUID, limit int) ([]queue.NodeSample, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	if limit <= 0 || limit > 10000 {
-		limit = 10000
-	}
-	rows, err := s.pool.Query(ctx, `
+	return queryAll(ctx, s, "reading node stats", scanNodeSample,
+		`
 SELECT at, cpu_percent, load1, memory_used_bytes, memory_total_bytes, disk_used_bytes, disk_total_bytes
-FROM node_stats WHERE node_id = $1 ORDER BY at DESC, id DESC LIMIT $2`, node, limit)
-	if err != nil {
-		return nil, translate(err, "reading node stats")
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (queue.NodeSample, error) {
-		var x queue.NodeSample
-		err := r.Scan(&x.At, &x.CPUPercent, &x.Load1, &x.MemoryUsedBytes, &x.MemoryTotalBytes, &x.DiskUsedBytes, &x.DiskTotalBytes)
-		return x, err
-	})
-	if err != nil {
-		return nil, translate(err, "reading node stats")
-	}
-	return out, nil
+FROM node_stats WHERE node_id = $1 ORDER BY at DESC, id DESC LIMIT $2`, node, historyLimit(limit))
 }
 
 const taskUsageCols = `task_id, attempt, at, cpu_percent, memory_used_bytes, memory_limit_bytes`
@@ -195,19 +190,9 @@ func (s *Store) TaskUsage(ctx context.Context, task uuid.UUID) (*queue.TaskUsage
 func (s *Store) TaskStats(ctx context.Context, task uuid.UUID, limit int) ([]queue.TaskUsage, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	if limit <= 0 || limit > 10000 {
-		limit = 10000
-	}
-	rows, err := s.pool.Query(ctx, `SELECT `+taskUsageCols+` FROM task_stats WHERE task_id = $1
-ORDER BY at DESC, id DESC LIMIT $2`, task, limit)
-	if err != nil {
-		return nil, translate(err, "reading task stats")
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (queue.TaskUsage, error) { return scanTaskUsage(r) })
-	if err != nil {
-		return nil, translate(err, "reading task stats")
-	}
-	return out, nil
+	return queryAll(ctx, s, "reading task stats", scanTaskUsage,
+		`SELECT `+taskUsageCols+` FROM task_stats WHERE task_id = $1
+ORDER BY at DESC, id DESC LIMIT $2`, task, historyLimit(limit))
 }
 
 // LatestNodeSamples returns each node's newest sample, by node id; nodes
@@ -237,4 +222,11 @@ FROM nodes n CROSS JOIN LATERAL (
 		return nil, translate(err, "reading node stats")
 	}
 	return out, nil
+}
+
+// scanNodeSample scans a row of node_stats (NodeStats).
+func scanNodeSample(r pgx.Row) (queue.NodeSample, error) {
+	var x queue.NodeSample
+	err := r.Scan(&x.At, &x.CPUPercent, &x.Load1, &x.MemoryUsedBytes, &x.MemoryTotalBytes, &x.DiskUsedBytes, &x.DiskTotalBytes)
+	return x, err
 }

@@ -13,20 +13,7 @@ import (
 func TestStore_ReportUsage_LatestOnNodeAndHistoryWithinRetention(t *testing.T) {
 	s, ctx := newStore(t)
 	node := mustNode(t, s, "n1", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
-	s.SetStatsRetention(time.Hour)
-
-	// A sample from before the retention, as if written two hours ago.
-	if _, err := s.pool.Exec(ctx, `INSERT INTO node_stats (node_id, at, cpu_percent, load1, memory_used_bytes,
-memory_total_bytes, disk_used_bytes, disk_total_bytes) VALUES ($1, now() - interval '2 hours', 1, 1, 1, 1, 1, 1)`, node.ID); err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i <= 3; i++ {
-		u := queue.Usage{CPUPercent: float64(10 * i), Load1: 0.5 * float64(i), MemoryUsedBytes: int64(i) << 30,
-			MemoryTotalBytes: 8 << 30, DiskUsedBytes: int64(i) << 20, DiskTotalBytes: 100 << 30}
-		if err := s.ReportUsage(ctx, node.ID, u); err != nil {
-			t.Fatal(err)
-		}
-	}
+	threeSamplesAfterAnOldOne(t, s, node.ID, func(u queue.Usage) error { return s.ReportUsage(ctx, node.ID, u) })
 	n, err := s.GetNode(ctx, "n1")
 	if err != nil {
 		t.Fatal(err)
@@ -54,10 +41,7 @@ memory_total_bytes, disk_used_bytes, disk_total_bytes) VALUES ($1, now() - inter
 
 func TestStore_ReportTaskUsage_OnlyForTheRunningLease(t *testing.T) {
 	s, ctx := newStore(t)
-	n1 := mustNode(t, s, "n1", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
-	n2 := mustNode(t, s, "n2", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
-	task := mustTask(t, s, queue.Resources{CPUMillis: 500})
-	l := runOn(t, s, task.ID, n1.ID)
+	n1, n2, task, l := runningOnOneOfTwo(t, s)
 
 	good := queue.TaskUsage{TaskID: task.ID, Attempt: l.Attempt, CPUPercent: 42.5, MemoryUsedBytes: 64 << 20, MemoryLimitBytes: 128 << 20}
 	staleAttempt := good
@@ -92,20 +76,10 @@ func TestStore_ReportTaskUsage_OnlyForTheRunningLease(t *testing.T) {
 func TestStore_Beat_WithUsage_LatestOnNodeAndHistoryWithinRetention(t *testing.T) {
 	s, ctx := newStore(t)
 	node := mustNode(t, s, "n1", queue.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, DiskBytes: 10 << 30})
-	s.SetStatsRetention(time.Hour)
-
-	// A sample from before the retention, as if written two hours ago.
-	if _, err := s.pool.Exec(ctx, `INSERT INTO node_stats (node_id, at, cpu_percent, load1, memory_used_bytes,
-memory_total_bytes, disk_used_bytes, disk_total_bytes) VALUES ($1, now() - interval '2 hours', 1, 1, 1, 1, 1, 1)`, node.ID); err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i <= 3; i++ {
-		u := queue.Usage{CPUPercent: float64(10 * i), Load1: 0.5 * float64(i), MemoryUsedBytes: int64(i) << 30,
-			MemoryTotalBytes: 8 << 30, DiskUsedBytes: int64(i) << 20, DiskTotalBytes: 100 << 30}
-		if _, err := s.Beat(ctx, node.ID, NodeHealth{Usage: &u}, time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
+	threeSamplesAfterAnOldOne(t, s, node.ID, func(u queue.Usage) error {
+		_, err := s.Beat(ctx, node.ID, NodeHealth{Usage: &u}, time.Second)
+		return err
+	})
 	// A beat without a sample leaves the figures and the history alone.
 	before, err := s.GetNode(ctx, "n1")
 	if err != nil {

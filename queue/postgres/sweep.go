@@ -38,15 +38,8 @@ WITH back AS MATERIALIZED (SELECT orch_db_back_since() AS since), n AS (
 func (s *Store) MarkSilentNodesDown(ctx context.Context, timeout time.Duration) ([]queue.Node, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, markDownSQL, timeout.Seconds())
-	if err != nil {
-		return nil, translate(err, "marking silent nodes down")
-	}
-	nodes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (queue.Node, error) { return scanNode(r) })
-	if err != nil {
-		return nil, translate(err, "marking silent nodes down")
-	}
-	return nodes, nil
+	return queryAll(ctx, s, "marking silent nodes down", func(r pgx.Row) (queue.Node, error) { return scanNode(r) },
+		markDownSQL, timeout.Seconds())
 }
 
 // evacuateCond is when a node's live tasks must move elsewhere: the node is
@@ -64,17 +57,10 @@ var liveStates = []string{string(queue.Scheduled), string(queue.Starting), strin
 func (s *Store) NodesToEvacuate(ctx context.Context, timeout time.Duration) ([]uuid.UUID, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT n.id FROM nodes n WHERE `+evacuateCond+`
+	return queryAll(ctx, s, "finding nodes to evacuate", scanOne[uuid.UUID],
+		`SELECT n.id FROM nodes n WHERE `+evacuateCond+`
   AND EXISTS (SELECT 1 FROM tasks t WHERE t.node_id = n.id AND t.state = ANY($2::text[]))
 ORDER BY n.id`, timeout.Seconds(), liveStates)
-	if err != nil {
-		return nil, translate(err, "finding nodes to evacuate")
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-	if err != nil {
-		return nil, translate(err, "finding nodes to evacuate")
-	}
-	return ids, nil
 }
 
 // EvacuateNode moves every live task of node back to pending, to be placed

@@ -130,40 +130,18 @@ func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]queue.Task, erro
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += fmt.Sprintf(" ORDER BY t.created_at DESC, t.id LIMIT $%d", len(args))
-	var tasks []queue.Task
-	err := s.retry(ctx, func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		tasks, err = collectTasks(rows, true)
-		return err
-	})
-	if err != nil {
-		return nil, translate(err, "listing tasks")
-	}
-	return tasks, nil
+	return s.queryTasks(ctx, "listing tasks", true,
+		q, args...)
 }
 
 // Events returns a task's history, oldest first.
 func (s *Store) Events(ctx context.Context, id uuid.UUID) ([]queue.Event, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `
+	return queryAll(ctx, s, "reading events", scanEvent,
+		`
 SELECT id, task_id, at, COALESCE(from_state, ''), to_state, attempt, node_id, exit_code, reason
 FROM task_events WHERE task_id = $1 ORDER BY id`, id)
-	if err != nil {
-		return nil, translate(err, "reading events")
-	}
-	evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (queue.Event, error) {
-		var e queue.Event
-		err := r.Scan(&e.ID, &e.TaskID, &e.At, &e.From, &e.To, &e.Attempt, &e.NodeID, &e.ExitCode, &e.Reason)
-		return e, err
-	})
-	if err != nil {
-		return nil, translate(err, "reading events")
-	}
-	return evs, nil
 }
 
 // RequestStop sets a task's desired state to stopped. A task that no agent

@@ -26,22 +26,11 @@ ORDER BY t.created_at LIMIT 1`
 func (s *Store) ListVolumes(ctx context.Context) ([]queue.Volume, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT v.name, v.node_id, COALESCE(n.name, ''), v.created_at, v.delete_requested_at, v.error,
+	return queryAll(ctx, s, "listing volumes", scanVolume,
+		`SELECT v.name, v.node_id, COALESCE(n.name, ''), v.created_at, v.delete_requested_at, v.error,
     (SELECT count(*) FROM tasks t WHERE t.node_id = v.node_id AND t.state IN ('scheduled', 'starting', 'running')
         AND t.volumes @> jsonb_build_array(jsonb_build_object('source', v.name)))
 FROM volumes v LEFT JOIN nodes n ON n.id = v.node_id ORDER BY v.name`)
-	if err != nil {
-		return nil, translate(err, "listing volumes")
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (queue.Volume, error) {
-		var v queue.Volume
-		err := r.Scan(&v.Name, &v.NodeID, &v.NodeName, &v.CreatedAt, &v.DeleteRequestedAt, &v.Error, &v.Tasks)
-		return v, err
-	})
-	if err != nil {
-		return nil, translate(err, "listing volumes")
-	}
-	return out, nil
 }
 
 // RequestVolumeDelete asks the agent of the volume's node to remove it, and
@@ -86,12 +75,8 @@ WHERE name = $1 RETURNING delete_requested_at`, name).Scan(&v.DeleteRequestedAt)
 func (s *Store) VolumeDeletes(ctx context.Context, node uuid.UUID) ([]string, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT name FROM volumes WHERE node_id = $1 AND delete_requested_at IS NOT NULL ORDER BY name`, node)
-	if err != nil {
-		return nil, translate(err, "reading volume deletions")
-	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	return names, translate(err, "reading volume deletions")
+	return queryAll(ctx, s, "reading volume deletions", scanOne[string],
+		`SELECT name FROM volumes WHERE node_id = $1 AND delete_requested_at IS NOT NULL ORDER BY name`, node)
 }
 
 // VolumeRemoved records what node's agent did with a volume to delete:
@@ -123,4 +108,11 @@ func (s *Store) ReportVolumes(ctx context.Context, node uuid.UUID, names []strin
 	_, err := s.pool.Exec(ctx, `INSERT INTO volumes (name, node_id) SELECT n, $1 FROM unnest($2::text[]) AS n
 ON CONFLICT (name) DO NOTHING`, node, names)
 	return translate(err, "reporting volumes")
+}
+
+// scanVolume scans a row of ListVolumes: the volume, its node's name and its live tasks.
+func scanVolume(r pgx.Row) (queue.Volume, error) {
+	var v queue.Volume
+	err := r.Scan(&v.Name, &v.NodeID, &v.NodeName, &v.CreatedAt, &v.DeleteRequestedAt, &v.Error, &v.Tasks)
+	return v, err
 }

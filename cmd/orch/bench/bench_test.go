@@ -22,22 +22,9 @@ import (
 func TestBench_QuickRunWritesEveryFigure(t *testing.T) {
 	t.Parallel()
 	dockertest.Require(t) // the docker phase needs the engine, as in production
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	orch := filepath.Join(dir, "orch")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", orch, "github.com/orchd/orch/cmd/orch").CombinedOutput(); err != nil {
-		t.Fatalf("building orch: %v\n%s", err, out)
-	}
-	o := Defaults(true)
-	o.Note, o.Orch = "go test", orch
-	o.JSONFile = filepath.Join(dir, "bench.json")
-	var stdout bytes.Buffer
-	o.Out, o.Log = &stdout, t.Output()
-	if _, err := Run(ctx, o); err != nil {
-		t.Fatalf("bench: %v\n%s", err, stdout.String())
-	}
-	b, err := os.ReadFile(o.JSONFile)
+	jsonFile := filepath.Join(t.TempDir(), "bench.json")
+	_, stdout := runQuick(t, "orch bench --quick", func(o *Options) { o.Note, o.JSONFile = "go test", jsonFile })
+	b, err := os.ReadFile(jsonFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +32,6 @@ func TestBench_QuickRunWritesEveryFigure(t *testing.T) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatalf("the JSON does not decode: %v\n%s", err, b)
 	}
-	t.Logf("orch bench --quick:\n%s", stdout.String())
 
 	check := func(what string, v float64) {
 		t.Helper()
@@ -150,12 +136,12 @@ func TestBench_QuickRunWritesEveryFigure(t *testing.T) {
 		t.Errorf("%d targets checked, want every target of the issue", len(r.Targets))
 	}
 	for _, tg := range r.Targets {
-		if !strings.Contains(stdout.String(), tg.Name) {
+		if !strings.Contains(stdout, tg.Name) {
 			t.Errorf("target %q is in the JSON but not in the table", tg.Name)
 		}
 	}
 	for _, want := range []string{"pgbench", "placements/s", "tasks/s end to end", "placements/s through jobs", "rolling update", "create→claimed", "idle", "peak RSS", "docker run"} {
-		if !strings.Contains(stdout.String(), want) {
+		if !strings.Contains(stdout, want) {
 			t.Errorf("the table has no %q line", want)
 		}
 	}
@@ -166,31 +152,40 @@ func TestBench_QuickRunWritesEveryFigure(t *testing.T) {
 // coordinator process.
 func TestBench_FleetPhase_ThroughPgBouncer(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
+	r, stdout := runQuick(t, "orch bench --quick --phases fleet", func(o *Options) { o.Phases = []string{phaseFleet} })
+	if len(r.Skipped) > 0 {
+		t.Fatalf("skipped: %v", r.Skipped)
+	}
+	checkFleet(t, *r)
+	for _, want := range []string{"fleet of 100 agents through PgBouncer", "killed at once", "create→claimed across the fleet"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("the table has no %q line", want)
+		}
+	}
+}
+
+// runQuick builds orch from this tree and runs a quick bench with it, its
+// options as set changes them. It returns the report and the table, which
+// it also logs under title.
+func runQuick(t *testing.T, title string, set func(o *Options)) (*Report, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	orch := filepath.Join(dir, "orch")
+	orch := filepath.Join(t.TempDir(), "orch")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", orch, "github.com/orchd/orch/cmd/orch").CombinedOutput(); err != nil {
 		t.Fatalf("building orch: %v\n%s", err, out)
 	}
 	o := Defaults(true)
-	o.Orch, o.Phases = orch, []string{phaseFleet}
+	o.Orch = orch
+	set(&o)
 	var stdout bytes.Buffer
 	o.Out, o.Log = &stdout, t.Output()
 	r, err := Run(ctx, o)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, stdout.String())
 	}
-	t.Logf("orch bench --quick --phases fleet:\n%s", stdout.String())
-	if len(r.Skipped) > 0 {
-		t.Fatalf("skipped: %v", r.Skipped)
-	}
-	checkFleet(t, *r)
-	for _, want := range []string{"fleet of 100 agents through PgBouncer", "killed at once", "create→claimed across the fleet"} {
-		if !strings.Contains(stdout.String(), want) {
-			t.Errorf("the table has no %q line", want)
-		}
-	}
+	t.Logf("%s:\n%s", title, stdout.String())
+	return r, stdout.String()
 }
 
 // checkFleet checks the quick fleet phase's figures: both fleets, few

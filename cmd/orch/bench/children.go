@@ -132,6 +132,16 @@ func (b *bench) coordinatorProc(ctx context.Context) (*child, string, error) {
 	return p, p.api, nil
 }
 
+// coordinatorClient is coordinatorProc with a client of the process's API.
+func (b *bench) coordinatorClient(ctx context.Context) (*child, *coordinator.Client, error) {
+	p, api, err := b.coordinatorProc(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := coordinator.NewClient(api, "")
+	return p, client, err
+}
+
 // waitHealthy waits up to 30 s for a coordinator process to answer /healthz.
 func waitHealthy(ctx context.Context, p *child) error {
 	c, err := coordinator.NewClient(p.api, "")

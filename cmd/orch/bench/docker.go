@@ -61,7 +61,7 @@ func (b *bench) docker(ctx context.Context) error {
 		return fmt.Errorf("image %s: %w (the bench does not pull: build or pull it first)", image, err)
 	}
 
-	_, api, err := b.coordinatorProc(ctx)
+	_, orch, err := b.coordinatorClient(ctx)
 	if err != nil {
 		return err
 	}
@@ -71,10 +71,6 @@ func (b *bench) docker(ctx context.Context) error {
 	}
 	defer ag.stop()
 	defer b.removeNodeContainers(cli, node)
-	orch, err := coordinator.NewClient(api, "")
-	if err != nil {
-		return err
-	}
 
 	runs := map[string]func(context.Context, int) (time.Duration, error){
 		"orch": func(ctx context.Context, _ int) (time.Duration, error) { return b.runOrch(ctx, orch, image) },

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,15 +39,11 @@ const drainBatch = 1000
 // beside Agents simulated agents and times them until every task has run.
 func (b *bench) drain(ctx context.Context) error {
 	n, m := b.opts.Agents, b.opts.DrainTasks
-	f, err := b.newFleet(ctx, "drain", n)
+	f, live0, err := b.newFleetCounted(ctx, "drain", n)
 	if err != nil {
 		return err
 	}
 	defer f.stop()
-	live0, err := b.store.LiveTasks(ctx, math.MaxInt32)
-	if err != nil {
-		return err
-	}
 	a0, err := b.settledActivity(ctx)
 	if err != nil {
 		return err
@@ -86,15 +81,8 @@ func (b *bench) drain(ctx context.Context) error {
 		return err
 	}
 	took := time.Since(start)
-	if err := rc.stop(); err != nil {
-		return err
-	}
-	f.stop()
-	a1, err := b.settledActivity(ctx)
+	a1, err := b.stopAll(ctx, rc, f)
 	if err != nil {
-		return err
-	}
-	if err := f.cordon(ctx); err != nil {
 		return err
 	}
 	waits, err := b.store.StateLatencies(ctx, probes, queue.Starting)

@@ -18,11 +18,7 @@ import (
 // --latency-rate, one at a time, so each task finds an idle pipeline and the
 // figure is the wake-up path (NOTIFY → pass → NOTIFY → claim), not a queue.
 func (b *bench) latency(ctx context.Context) error {
-	_, api, err := b.coordinatorProc(ctx)
-	if err != nil {
-		return err
-	}
-	client, err := coordinator.NewClient(api, "")
+	_, client, err := b.coordinatorClient(ctx)
 	if err != nil {
 		return err
 	}

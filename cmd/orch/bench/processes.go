@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/orchd/orch/coordinator"
 	"github.com/orchd/orch/queue"
 )
 
@@ -23,7 +22,7 @@ import (
 // coordinator process lives on for the latency and docker phases; its peak
 // is read again when it stops.
 func (b *bench) processes(ctx context.Context) error {
-	coord, api, err := b.coordinatorProc(ctx)
+	coord, client, err := b.coordinatorClient(ctx)
 	if err != nil {
 		return err
 	}
@@ -32,10 +31,6 @@ func (b *bench) processes(ctx context.Context) error {
 		return err
 	}
 	defer ag.stop()
-	client, err := coordinator.NewClient(api, "")
-	if err != nil {
-		return err
-	}
 	live0, err := b.store.LiveTasks(ctx, math.MaxInt32)
 	if err != nil {
 		return err

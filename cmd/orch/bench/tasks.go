@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -150,6 +151,36 @@ func (b *bench) waitFinished(ctx context.Context, ids []uuid.UUID, before int, t
 			return ctx.Err()
 		}
 	}
+}
+
+// newFleetCounted is newFleet, with the live tasks there are before the
+// phase adds any: what its waits count down to.
+func (b *bench) newFleetCounted(ctx context.Context, name string, n int) (*fleet, int, error) {
+	f, err := b.newFleet(ctx, name, n)
+	if err != nil {
+		return nil, 0, err
+	}
+	live0, err := b.store.LiveTasks(ctx, math.MaxInt32)
+	if err != nil {
+		f.stop()
+		return nil, 0, err
+	}
+	return f, live0, nil
+}
+
+// stopAll ends a phase: it stops its coordinator and its agents, reads the
+// write counters once they have settled, and cordons the agents' nodes so
+// that later phases place nothing there.
+func (b *bench) stopAll(ctx context.Context, rc *runningCoordinator, f *fleet) (postgres.Activity, error) {
+	if err := rc.stop(); err != nil {
+		return postgres.Activity{}, err
+	}
+	f.stop()
+	a1, err := b.settledActivity(ctx)
+	if err != nil {
+		return a1, err
+	}
+	return a1, f.cordon(ctx)
 }
 
 // settledActivity reads the write counters once the table counters have

@@ -14,15 +14,11 @@ import (
 // passes place them all, then the agents start and run them.
 func (b *bench) placement(ctx context.Context) error {
 	n, m := b.opts.Agents, b.opts.Tasks
-	f, err := b.newFleet(ctx, "place", n)
+	f, live0, err := b.newFleetCounted(ctx, "place", n)
 	if err != nil {
 		return err
 	}
 	defer f.stop()
-	live0, err := b.store.LiveTasks(ctx, math.MaxInt32)
-	if err != nil {
-		return err
-	}
 	ids, createDur, err := b.createDirect(ctx, m, 16, simSpec("-exit", "0"))
 	if err != nil {
 		return err
@@ -140,15 +136,8 @@ func (b *bench) pipeline(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := rc.stop(); err != nil {
-		return err
-	}
-	f.stop()
-	a1, err := b.settledActivity(ctx)
+	a1, err := b.stopAll(ctx, rc, f)
 	if err != nil {
-		return err
-	}
-	if err := f.cordon(ctx); err != nil {
 		return err
 	}
 	d := a1.Sub(a0)

@@ -1,64 +1,55 @@
-package pgserver
+package pgserver_test
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/orchd/orch/queue/postgres/pgserver"
+	"github.com/orchd/orch/queue/postgres/pgtest"
 )
 
-// testDir is a directory the postgres OS user can reach when we are root.
-func testDir(t *testing.T) string {
+// withConn runs f on a connection to url, given 30 s in all.
+func withConn(t *testing.T, url string, f func(ctx context.Context, conn *pgx.Conn)) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "pgserver-test-")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
+	defer conn.Close(ctx)
+	f(ctx, conn)
 }
 
 func execSQL(t *testing.T, url, sql string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
+	withConn(t, url, func(ctx context.Context, conn *pgx.Conn) {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	})
 }
 
 func count(t *testing.T, url string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	var n int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
+	withConn(t, url, func(ctx context.Context, conn *pgx.Conn) {
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+	})
 	return n
 }
 
 func TestStartStandby_ReplicatesSynchronously_PromoteAfterKill(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dir := testDir(t)
-	primary, err := Start(ctx, Options{DataDir: filepath.Join(dir, "primary"), Fast: true,
+	dir := pgtest.ServerDir(t, "pgserver-test-")
+	primary, err := pgserver.Start(ctx, pgserver.Options{DataDir: filepath.Join(dir, "primary"), Fast: true,
 		Settings: map[string]string{"synchronous_commit": "on"}})
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +57,7 @@ func TestStartStandby_ReplicatesSynchronously_PromoteAfterKill(t *testing.T) {
 	t.Cleanup(func() { _ = primary.Stop(context.Background()) })
 	execSQL(t, primary.URL(), "CREATE TABLE t (i int)")
 
-	standby, err := StartStandby(ctx, primary, StandbyOptions{DataDir: filepath.Join(dir, "standby"), Name: "s1", Fast: true})
+	standby, err := pgserver.StartStandby(ctx, primary, pgserver.StandbyOptions{DataDir: filepath.Join(dir, "standby"), Name: "s1", Fast: true})
 	if err != nil {
 		t.Fatal(err)
 	}

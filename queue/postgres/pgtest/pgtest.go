@@ -359,3 +359,20 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// ServerDir makes a temporary directory, named from prefix, for the data of
+// PostgreSQL servers (or a PgBouncer) that a test starts itself, and removes
+// it when the test ends. Its mode lets them run as the postgres OS user, as
+// pgserver does when the test runs as root.
+func ServerDir(t testing.TB, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
