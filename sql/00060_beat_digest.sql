@@ -17,7 +17,11 @@
 -- when it does, within one beat instead of one safety-net interval
 -- (agent.Agent's idle cycle). The extra columns come from the node's
 -- entries in tasks_node_live_idx and volumes_node: nothing for an idle
--- node. Older agents name the four columns they read, so they go on
+-- node. Measured with pgbench against 10,000 idle nodes (simple protocol,
+-- as through a pooler; 2 shared cores), a beat's execution went from
+-- 0.11-0.13 ms to 0.13-0.16 ms, about a fifth more, for the five
+-- statements a cycle it saves; the same digest as one RETURN QUERY with a
+-- subquery for the volumes cost a third more. Older agents name the four columns they read, so they go on
 -- working. The 6-argument orch_beat is left as it was.
 -- +goose StatementBegin
 DROP FUNCTION orch_beat(uuid, text, text, boolean, float8, integer, real, real, bigint, bigint, bigint, bigint, float8);
@@ -69,16 +73,17 @@ BEGIN
     IF v_was <> 'ready' AND p_state = 'ready' THEN
         PERFORM pg_notify('orch_pending', '');
     END IF;
-    RETURN QUERY
-    SELECT v_was, v_draining, v_interval, v_db_time,
-           (count(*) FILTER (WHERE t.state = 'scheduled' AND t.desired_state = 'running'))::integer,
-           (count(*) FILTER (WHERE t.state IN ('starting', 'running') AND t.desired_state = 'stopped'))::integer,
-           (count(*) FILTER (WHERE t.state IN ('starting', 'running')))::integer,
+    was := v_was; draining := v_draining; heartbeat_interval_ms := v_interval; db_time := v_db_time;
+    SELECT count(*) FILTER (WHERE t.state = 'scheduled' AND t.desired_state = 'running'),
+           count(*) FILTER (WHERE t.state IN ('starting', 'running') AND t.desired_state = 'stopped'),
+           count(*) FILTER (WHERE t.state IN ('starting', 'running')),
            COALESCE(bit_xor(('x' || substr(md5(t.id::text || '/' || t.attempt), 1, 16))::bit(64)::bigint)
-                    FILTER (WHERE t.state IN ('starting', 'running')), 0),
-           (SELECT count(*) FROM volumes v WHERE v.node_id = p_node AND v.delete_requested_at IS NOT NULL)::integer
+                    FILTER (WHERE t.state IN ('starting', 'running')), 0)
+    INTO scheduled, stops, leases, lease_digest
     FROM tasks t
     WHERE t.node_id = p_node AND t.state IN ('scheduled', 'starting', 'running');
+    SELECT count(*) INTO volume_deletes FROM volumes v WHERE v.node_id = p_node AND v.delete_requested_at IS NOT NULL;
+    RETURN NEXT;
 END
 $$;
 -- +goose StatementEnd
