@@ -327,10 +327,11 @@ func (a *Agent) poke() {
 //
 // The claim comes first: it is what a wake-up is usually for, and a task's
 // create→claimed waited for the two reads before it (the node's leases and
-// its stop requests), a round trip each, about a third of the time from
-// the agent hearing of the task to claiming it with one agent on an idle
-// cluster. They are about other tasks (those the agent already holds), so
-// their order does not matter to the claim.
+// its stop requests), a round trip each. With one agent, the median from
+// the pass's commit to the claim went from 1.7 and 2.4 ms to 1.3 and 1.0 ms
+// in two pairs of runs on a loaded machine (package bench's docs). The
+// reads are about other tasks (those the agent already holds), so their
+// order does not matter to the claim.
 func (a *Agent) Step(ctx context.Context) error {
 	if a.draining.Load() {
 		if err := a.checkLeases(ctx); err != nil {

@@ -224,8 +224,12 @@
 // (10,000 lifecycles, 100 per statement, the bench's private server): WAL
 // per task 4,236 bytes before, 3,356 after; in the bench, with the events
 // and the agents' other writes, WAL per task went from 6,315 and 6,436
-// bytes (two runs) to 5,264 in the drain shape, and from 6,156 and 6,021 to
-// 5,278 through the API. tasks_created_idx (orch task list, newest first,
+// bytes (two runs) to 5,264 and 5,210 in the drain shape, and from 6,156
+// and 6,021 to 5,278 and 5,259 through the API. In the closest pair of
+// runs (back to back, load average 10 to 28 from other jobs on the
+// machine), before → after: drain 0.21× → 0.22× River (401 → 439
+// lifecycles/s), through the API 0.28× → 0.29×, placements ÷ rows
+// inserted 0.68× → 0.70×, write transactions per task 0.87 → 0.80. tasks_created_idx (orch task list, newest first,
 // over every task) and tasks_short_id_idx (orch task get SHORTID) keep
 // their 5 each: no other index gives either order or lookup over finished
 // and live tasks alike, and serving them from the partial indexes would make
@@ -267,7 +271,11 @@
 // and 30, so their totals say less than the hops: the claim's wait after
 // the pass lost its two round trips, the pass one of its seven, and the
 // pass no longer sums the live tasks of the nodes it filled a third time
-// (refresh, only for a round that re-plans). What changed:
+// (refresh, only for a round that re-plans). Three interleaved pairs of
+// the latency phase did not tell before from after at that load either
+// (p50 with 1 agent 4.4, 6.5, 5.8 ms before; 4.0, 7.5, 4.4 after; the p99s
+// 17 to 484 ms, all the machine's), which is also why the targets of 3 and
+// 20 ms cannot be judged on it. What changed:
 //
 //   - the agent claims first when it wakes, and reads its leases and stop
 //     requests after (they are about tasks it already holds): the two round
