@@ -342,20 +342,40 @@ func (a *Agent) poke() {
 // out stop requests, hand tasks over if the node is draining, and otherwise
 // claim newly placed tasks and start their containers (in the background, at
 // most MaxParallelStarts at a time).
+//
+// The claim comes first: it is what a wake-up is usually for, and a task's
+// create→claimed waited for the two reads before it (the node's leases and
+// its stop requests), a round trip each. With one agent, the median from
+// the pass's commit to the claim went from 1.7 and 2.4 ms to 1.3 and 1.0 ms
+// in two pairs of runs on a loaded machine (package bench's docs). The
+// reads are about other tasks (those the agent already holds), so their
+// order does not matter to the claim.
 func (a *Agent) Step(ctx context.Context) error {
+	if a.draining.Load() {
+		if err := a.checkLeases(ctx); err != nil {
+			return err
+		}
+		if err := a.handleStops(ctx); err != nil {
+			return err
+		}
+		a.evict(ctx)
+		return nil
+	}
+	claimErr := a.claimPlaced(ctx)
 	if err := a.checkLeases(ctx); err != nil {
 		return err
 	}
 	if err := a.handleStops(ctx); err != nil {
 		return err
 	}
-	if a.draining.Load() {
-		a.evict(ctx)
-		return nil
-	}
-	// Claim only as many as there are free start slots: a claimed task is
-	// this node's to start, and one slow start must not hold up the others.
-	// A start that ends wakes the loop to claim more.
+	return claimErr
+}
+
+// claimPlaced claims the tasks placed on the node and starts them in the
+// background, as many as there are free start slots: a claimed task is this
+// node's to start, and one slow start must not hold up the others. A start
+// that ends wakes the loop to claim more.
+func (a *Agent) claimPlaced(ctx context.Context) error {
 	for {
 		a.mu.Lock()
 		free := a.opts.MaxParallelStarts - len(a.inflight)

@@ -38,7 +38,9 @@
 //	id uuid, name, image, command text[], env jsonb, labels jsonb, ports jsonb
 //	    what to run; a name belongs to one live task at a time among tasks
 //	    not of a job (tasks_live_name_key, 00030), finished tasks keep theirs;
-//	    tasks_short_id_idx (00031) finds a task by its id's last 12 digits
+//	    tasks_short_id_idx (00031) finds a task by its id's last 12 digits;
+//	    a task created without a name is named task-<short id>, which the
+//	    name indexes leave out (00055: it is found through the short id)
 //	cpu_millis, memory_bytes, disk_bytes
 //	    the requests: reserved on the node; CPU and memory are also the
 //	    container's limits (disk is a scheduling figure only)

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+
+	"github.com/orchd/orch/queue"
 )
 
 // seedScale fills the database the way a busy cluster looks: 1,000 nodes,
@@ -77,6 +79,10 @@ func TestHotQueries_UseIndexesAt100kTasks(t *testing.T) {
 		"task events":        {`SELECT id FROM task_events WHERE task_id = $1 ORDER BY id`, []any{someTask}},
 		"list newest tasks":  {`SELECT ` + taskCols + ` FROM tasks t ORDER BY t.created_at DESC, t.id LIMIT 100`, nil},
 		"live task count":    {liveAtMostSQL, []any{1000}},
+		// A name, given or generated (sql/00055).
+		"tasks by name":           {byNameSQL, []any{"task-99999", 11}},
+		"tasks by generated name": {byNameSQL, []any{"task-" + queue.ShortID(someTask), 11}},
+		"live task of a name":     {liveNamedSQL, []any{"task-99999"}},
 		// orch_beat's UPDATE (00016_beat.sql), whose plan EXPLAIN of the
 		// function's call would not show.
 		"heartbeat": {`UPDATE nodes n SET last_heartbeat = now(), state = $2::text, updated_at = now(),

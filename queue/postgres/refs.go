@@ -39,9 +39,7 @@ func (s *Store) ResolveTask(ctx context.Context, ref string) (uuid.UUID, error) 
 	}
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	byName, err := s.refMatches(ctx, `
-SELECT id, name, state FROM tasks WHERE name = $1
-ORDER BY state IN ('pending', 'scheduled', 'starting', 'running') DESC, created_at DESC, id DESC LIMIT $2`, ref, maxRefMatches+1)
+	byName, err := s.refMatches(ctx, byNameSQL, ref, maxRefMatches+1)
 	if err != nil {
 		return uuid.Nil, err
 	}
@@ -88,6 +86,27 @@ ORDER BY state IN ('pending', 'scheduled', 'starting', 'running') DESC, created_
 	}
 	return uuid.Nil, ambiguous("task", ref, byID)
 }
+
+// byNameSQL finds the tasks named $1, live ones first, then the newest, in
+// the three indexes that hold names between them (sql/00055): a name a task
+// was created without (task-<short id>) through the short id's index, the
+// other names of live tasks not of a job through tasks_live_name_key, and
+// the rest (finished tasks, a job's tasks) through tasks_name_idx. Each arm
+// repeats its index's predicate so that the planner can use it.
+const byNameSQL = `
+SELECT id, name, state FROM (
+    SELECT id, name, state, created_at FROM tasks
+    WHERE right(id::text, 12) = right($1, 12) AND name = $1 AND name = 'task-' || right(id::text, 12)
+    UNION ALL
+    SELECT id, name, state, created_at FROM tasks
+    WHERE name = $1 AND job_id IS NULL AND state IN ('pending', 'scheduled', 'starting', 'running')
+      AND name <> 'task-' || right(id::text, 12)
+    UNION ALL
+    SELECT id, name, state, created_at FROM tasks
+    WHERE name = $1 AND name <> 'task-' || right(id::text, 12)
+      AND (job_id IS NOT NULL OR state IN ('completed', 'failed', 'stopped'))
+) m
+ORDER BY state IN ('pending', 'scheduled', 'starting', 'running') DESC, created_at DESC, id DESC LIMIT $2`
 
 func (s *Store) refMatches(ctx context.Context, q string, args ...any) ([]refMatch, error) {
 	return queryAll(ctx, s, "looking up", scanRefMatch,

@@ -118,3 +118,49 @@ func TestMigration00030_RenamesOlderLiveDuplicates(t *testing.T) {
 		t.Errorf("a finished web is named %q, want web (history keeps names)", got)
 	}
 }
+
+// A task created without a name is named task-<short id> and is left out of
+// the name indexes (sql/00055), yet its name is still found and still
+// belongs to it alone while it is live.
+func TestStore_GeneratedNames_FoundAndTakenWithoutTheNameIndexes(t *testing.T) {
+	s, ctx := newStore(t)
+	unnamed := createSpec(t, s, queue.TaskSpec{})
+	name := "task-" + queue.ShortID(unnamed.ID)
+	if unnamed.Name != name {
+		t.Fatalf("an unnamed task is named %q, want %q", unnamed.Name, name)
+	}
+	if got, err := s.ResolveTask(ctx, name); err != nil || got != unnamed.ID {
+		t.Errorf("ResolveTask(%q) = %s, %v; want %s", name, got, err, unnamed.ID)
+	}
+	// Given on purpose to another task, as a name alone or within a batch
+	// with the unnamed task, it is taken while the unnamed task is live.
+	spec := func(name string) queue.TaskSpec {
+		sp := queue.TaskSpec{Name: name, Image: "alpine"}
+		sp.Normalize()
+		return sp
+	}
+	_, err := s.CreateTask(ctx, uuid.Nil, spec(name))
+	if !errors.Is(err, queue.ErrConflict) || !strings.Contains(err.Error(), unnamed.ID.String()) {
+		t.Errorf("a live generated name given again: %v, want a conflict naming %s", err, unnamed.ID)
+	}
+	fresh := uuid.Must(uuid.NewV7())
+	_, err = s.CreateTasks(ctx, []NewTask{{ID: fresh, Spec: spec("")},
+		{Spec: spec("task-" + queue.ShortID(fresh))}}, CreateOpts{})
+	var item *queue.ItemError
+	if !errors.Is(err, queue.ErrConflict) || !errors.As(err, &item) || item.Index != 1 {
+		t.Errorf("a batch giving a generated name of its own unnamed task again: %v, want a conflict of task [1]", err)
+	}
+	if _, err := s.RequestStop(ctx, unnamed.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	named := createSpec(t, s, queue.TaskSpec{Name: name}) // free again
+	if got, err := s.ResolveTask(ctx, name); err != nil || got != named.ID {
+		t.Errorf("ResolveTask(%q), the unnamed one finished = %s, %v; want the live %s", name, got, err, named.ID)
+	}
+	if _, err := s.RequestStop(ctx, named.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ResolveTask(ctx, name); err != nil || got != named.ID {
+		t.Errorf("ResolveTask(%q), both finished = %s, %v; want the newest, %s", name, got, err, named.ID)
+	}
+}

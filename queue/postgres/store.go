@@ -102,12 +102,19 @@ func retryable(err error) bool {
 // call's deadline, when the database was away before the transaction asked
 // to commit (retry.go): such a transaction did not commit, whatever fn did.
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return s.inTxWith(ctx, pgx.TxOptions{}, fn)
+}
+
+// inTxWith is inTx beginning the transaction with opts: a BeginQuery that
+// also sets what the transaction needs (SET LOCAL ...) saves a round trip
+// for each setting.
+func (s *Store) inTxWith(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	races := 0
 	return s.retry(ctx, func(ctx context.Context) error {
 		for {
-			committing, err := s.tryTx(ctx, fn)
+			committing, err := s.tryTx(ctx, opts, fn)
 			if err != nil && committing && !pgconn.SafeToRetry(err) {
 				// The COMMIT may have gone through: not ours to repeat.
 				return commitUnknown{err}
@@ -122,8 +129,8 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 
 // tryTx runs fn in one transaction and commits it; committing says the
 // error, if any, came from the COMMIT.
-func (s *Store) tryTx(ctx context.Context, fn func(pgx.Tx) error) (committing bool, err error) {
-	tx, err := s.pool.Begin(ctx)
+func (s *Store) tryTx(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) (committing bool, err error) {
+	tx, err := s.pool.BeginTx(ctx, opts)
 	if err != nil {
 		return false, err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"time"
@@ -153,6 +154,9 @@ func (s *Store) createTasks(ctx context.Context, batch []NewTask, opts CreateOpt
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := generatedNamesTaken(ctx, s.pool, rows); err != nil {
+		return nil, nil, err
+	}
 	created := make([]bool, len(rows))
 	for i := range created {
 		created[i] = true
@@ -241,13 +245,57 @@ func sortOutTaken(ctx context.Context, tx pgx.Tx, rows []newTaskRow, batch []New
 	return out, created, nil
 }
 
+// liveNamedSQL finds the live task not of a job named $1: one that was
+// given its name through tasks_live_name_key, one created without a name
+// (task-<short id>) through the short id's index (sql/00055).
+const liveNamedSQL = `
+SELECT id, state FROM tasks WHERE name = $1 AND job_id IS NULL
+    AND state IN ('pending', 'scheduled', 'starting', 'running') AND name <> 'task-' || right(id::text, 12)
+UNION ALL
+SELECT id, state FROM tasks WHERE right(id::text, 12) = right($1, 12) AND name = $1 AND job_id IS NULL
+    AND state IN ('pending', 'scheduled', 'starting', 'running') AND name = 'task-' || right(id::text, 12)
+LIMIT 1`
+
+// generatedName is the shape of the name a task created without one is
+// given: task-<its short id>.
+var generatedName = regexp.MustCompile(`^task-[0-9a-f]{12}$`)
+
+// generatedNamesTaken refuses a batch that gives a task, on purpose, the
+// name a live task created without one was given. tasks_live_name_key
+// leaves those names out (sql/00055: so that every change of an unnamed
+// task skips it), so this is where one live task per name holds for them.
+// It costs nothing unless a name has that shape. Two such creates racing
+// would need a user to guess the random end of an id being created.
+func generatedNamesTaken(ctx context.Context, q querier, rows []newTaskRow) error {
+	var generated map[string]bool
+	for i, r := range rows {
+		if !generatedName.MatchString(r.Name) || r.Name == "task-"+queue.ShortID(r.ID) {
+			continue
+		}
+		if generated == nil {
+			generated = make(map[string]bool, len(rows))
+			for _, o := range rows {
+				if o.Name == "task-"+queue.ShortID(o.ID) {
+					generated[o.Name] = true
+				}
+			}
+		}
+		if generated[r.Name] { // an unnamed task of this batch
+			return &queue.ItemError{Index: i, Err: fmt.Errorf("creating task: %w: %s", errNameTaken, r.Name)}
+		}
+		if err := nameTaken(ctx, q, r.Name); !errors.Is(err, errNameTaken) {
+			return &queue.ItemError{Index: i, Err: err}
+		}
+	}
+	return nil
+}
+
 // nameTaken is the error for a create whose name a live task has: it names
-// that task.
+// that task. It wraps errNameTaken when it finds none.
 func nameTaken(ctx context.Context, q querier, name string) error {
 	var id uuid.UUID
 	var state queue.State
-	if q.QueryRow(ctx, `SELECT id, state FROM tasks WHERE name = $1 AND job_id IS NULL
-AND state IN ('pending', 'scheduled', 'starting', 'running')`, name).Scan(&id, &state) != nil {
+	if q.QueryRow(ctx, liveNamedSQL, name).Scan(&id, &state) != nil {
 		return fmt.Errorf("creating task: %w: %s", errNameTaken, name)
 	}
 	return fmt.Errorf("%w: task %s (%s) is named %s: a name belongs to one live task at a time; stop that one (orch task delete %s) or choose another name",
