@@ -51,7 +51,7 @@ func (a *Agent) heed(d postgres.NodeDigest) {
 		a.quiet.Store(false)
 		a.reconcileNeeded.Store(true)
 		a.poke()
-	case d.Scheduled > 0 || d.Stops > 0 || d.VolumeDeletes > 0:
+	case d.Scheduled || d.Stops > 0 || d.VolumeDeletes > 0:
 		a.quiet.Store(false)
 		a.poke()
 	default:

@@ -48,24 +48,14 @@ func TestAgent_IdleSafetyNetAsksNothingWhileBeatsFindNothingNew(t *testing.T) {
 	}
 
 	// Work announced as usual still comes at once.
-	tk := storetest.Task(t, store, sleeper)
-	if placed := schedule(t, store, postgres.PassOpts{By: "test"}, storetest.OnNode(a.Node().ID)); placed != 1 {
-		t.Fatalf("the pass placed %d tasks, want 1", placed)
-	}
-	waitRunning(t, store, tk.ID, "after placement")
+	placeAndRun(t, store, a)
 }
 
 // A wake-up that never came (the notification was lost, or the placement
 // sent none) is made up for by the next heartbeat, which finds a task
 // waiting on the node: within a beat, not at the next safety-net poll.
 func TestAgent_AMissedWakeUpIsMadeUpForByTheNextHeartbeat(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	url := pgtest.New(t)
-	store, a := newIdleAgent(t, url, time.Hour)
-	a.opts.HeartbeatInterval = 200 * time.Millisecond
-	defer runListening(t, ctx, a)()
+	ctx, url, store, a := beatingAgent(t)
 	tk := storetest.Task(t, store, sleeper)
 	// Placed behind the agent's back: no notification.
 	if _, err := storetest.Conn(t, url).Exec(ctx,
@@ -79,19 +69,9 @@ func TestAgent_AMissedWakeUpIsMadeUpForByTheNextHeartbeat(t *testing.T) {
 // behind its back (another node now runs the task) is noticed at the next
 // beat, and its container removed.
 func TestAgent_ALeaseTakenAwayUnannouncedIsNoticedAtTheNextBeat(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	url := pgtest.New(t)
-	store, a := newIdleAgent(t, url, time.Hour)
-	a.opts.HeartbeatInterval = 200 * time.Millisecond
+	ctx, url, store, a := beatingAgent(t)
 	rt := a.rt.(*MemRuntime)
-	defer runListening(t, ctx, a)()
-	tk := storetest.Task(t, store, sleeper)
-	if placed := schedule(t, store, postgres.PassOpts{By: "test"}, storetest.OnNode(a.Node().ID)); placed != 1 {
-		t.Fatalf("the pass placed %d tasks, want 1", placed)
-	}
-	waitRunning(t, store, tk.ID, "after placement")
+	tk := placeAndRun(t, store, a)
 	// The task goes back to the queue without a word to the agent, as a
 	// coordinator's move would look to an agent that missed it.
 	if _, err := storetest.Conn(t, url).Exec(ctx,
@@ -110,4 +90,29 @@ func TestAgent_ALeaseTakenAwayUnannouncedIsNoticedAtTheNextBeat(t *testing.T) {
 			t.Fatalf("the container of a lease taken away still runs 10 s later (the agent polls hourly, beats every 200 ms)")
 		}
 	}
+}
+
+// beatingAgent runs, for the test, an agent that polls hourly, beats every
+// 200 ms and is listening; it returns the test's context and the database.
+func beatingAgent(t *testing.T) (context.Context, string, *postgres.Store, *Agent) {
+	t.Helper()
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	url := pgtest.New(t)
+	store, a := newIdleAgent(t, url, time.Hour)
+	a.opts.HeartbeatInterval = 200 * time.Millisecond
+	t.Cleanup(runListening(t, ctx, a))
+	return ctx, url, store, a
+}
+
+// placeAndRun submits a sleeper, places it on a's node and waits for it to run.
+func placeAndRun(t *testing.T, store *postgres.Store, a *Agent) queue.Task {
+	t.Helper()
+	tk := storetest.Task(t, store, sleeper)
+	if placed := schedule(t, store, postgres.PassOpts{By: "test"}, storetest.OnNode(a.Node().ID)); placed != 1 {
+		t.Fatalf("the pass placed %d tasks, want 1", placed)
+	}
+	waitRunning(t, store, tk.ID, "after placement")
+	return tk
 }

@@ -203,62 +203,42 @@
 //     price is a hop through a coordinator and that agents must be told
 //     where the coordinators are.
 //
-// orch bench --phases fleet measured the chosen design (one run; 2 cores
-// shared with up to seven other sessions, so the CPU figures are upper
-// bounds, printed with the load average):
+// What an idle fleet costs, and what was cut (orch bench --phases fleet
+// prints the figures; CPU on a shared machine is an upper bound, printed
+// with the load average):
 //
-//	                                         1,000 agents   10,000 agents
-//	client backends (PgBouncer: ≤ 40)        22             22
-//	PgBouncer client connections             2,000          6,489 (3 agents a pool)
-//	heartbeat: server CPU; beats/s at most   276 µs; 1,642  251 µs; 2,867
-//	idle over 120 s: Postgres CPU (load)     9.2% (9.5)     44.6% (16.2)
-//	  PgBouncer                              1.7%           9.7%
-//	  the coordinator process                1.5%           3.7%
-//	  the agents (the bench process)         9.2%           34.6%
-//	  write transactions/s                   103            146 (of 1,000 due)
-//	create→claimed p50 / p99, 300 tasks      40 / 120 ms    not measured
-//	10 agents killed: their nodes down       8.2–24.2 s     not measured
-//	agents' process RSS                      512 MB         3,163 MB
+//   - Backends: 22 client backends through PgBouncer for 1,000 or 10,000
+//     agents (3,206 for 1,000 connected directly).
+//   - Heartbeats: 500 a second at 10,000 nodes (the 20 s bound; see package
+//     agent, Heartbeats), each a call of orch_beat, whose plans the server
+//     connection keeps: 250-300 µs of server CPU each on this machine,
+//     which alone is 12-15% of a core at that size.
+//   - The node's stats went with every beat once a cluster beat every 20 s
+//     (00017_beat_usage.sql), and a history row per beat was a row and
+//     three index entries more than the beat: they now come every three
+//     beats in a cluster beating that slowly (a minute's resolution).
+//   - Each idle agent sent five unprepared statements a cycle besides its
+//     beats (the safety-net claim with its lease check and stop requests,
+//     and the reconcile's reads of its tasks and volumes), planned anew
+//     through the pooler: more of the fleet's cost than the beats. The
+//     beat now returns the node's digest (00060_beat_digest.sql) and an
+//     agent that finds nothing new in it asks nothing (package agent, the
+//     idle cycle); the beat costs about a fifth more for it.
 //
-// Directly connected, the same 1,000 idle agents held 3,206 backends. The
-// idle figure missed its target (5% of a core at 1,000 agents) on this
-// machine; half of it was heartbeats and half the agents' stats writes,
-// which come as often once a cluster beats every 20 s (see package agent,
-// Stats). The node's stats now go with the beat (orch_beat with the usage
-// figures, 00017_beat_usage.sql): one call and one transaction per agent
-// and interval. orch bench --phases fleet --fleet-agents 1000, the build
-// before and after, three runs of each in turns on the same machine (its
-// load moved between 2.5 and 30 within minutes):
-//
-//	1,000 idle agents, 120 s            before (main)      after (beat + stats)
-//	Postgres CPU (load average)         7.9% (7.4)         6.0% (9.0)
-//	                                    9.5% (12.9)        6.3% (5.7)
-//	                                    47.6% (23.6) [1]   7.0% (2.5)
-//	write transactions/s                102–103            53
-//	PgBouncer                           1.5–1.9%           1.2–1.5%
-//	the agents (bench process)          6.2–11.0%          8.1–10.3%
-//	a stats write (pg_stat_statements)  0.17–2.3 ms        none apart (in the beat)
-//
-// [1] the machine at its busiest: the fleet's creates through the API timed
-// out afterwards. The write transactions halved; the server CPU fell by
-// about a quarter (the closest pair in load, the first row: 7.9% to 6.0%
-// at a higher load; the beat's INSERT and DELETE are planned once per
-// server connection inside the function, where the stats statement was
-// planned anew at every call through the
-// pooler), still above the 5% target on this machine. At
-// 10,000 agents this machine, loaded as it was (load average 16 to 31),
-// could not carry the fleet: the agents' process and PgBouncer got too
-// little CPU to keep up, beats and stats writes timed out in the pooler's
-// queue, every statement abandoned while it ran cost PgBouncer its server
-// connection (PostgreSQL forked 9,425 backends in eight minutes), only 146
-// of the 1,000 writes a second due got through, the agents' process ran
-// out of files (20,000) and creates through the coordinator's API timed
-// out, so the latency and the detection time were not measured at that
-// size. The
-// server's own ceiling through the pooler, 2,867 to 3,513 beats a second
-// at about 250 µs each, is several times what such a fleet asks; the
-// measurement wants a machine of its own, or the simulated agents on
-// another one.
+// The fleet phase before and after those two changes: 1,000 agents 8.3%
+// of a core (load average 12) before, 4.2% (load 7.6) and 4.1% (load 0.3)
+// after; 10,000 agents 48% on a quiet machine before, 26%, 30% and 34%
+// (load 2.4 to 4) in three runs after. The idle cost at 1,000 agents is
+// under its 5% target, that of 10,000 above its 20%: what remains there is
+// the beats themselves. One beat costs the server about 0.25-0.3 ms of CPU
+// from a single busy client (pgbench, 10,000 beats), but about twice that
+// in the fleet, where each of 500 short transactions a second wakes a
+// backend whose caches have gone cold, and is parsed, planned and
+// committed on its own.
+// Fewer of them would need a heartbeat that is not a transaction per node
+// (beats relayed and written in batches by the coordinators, at the price
+// of the agent's own proof of reaching the database that self-fencing
+// rests on), or a longer interval than the 30 s detection target allows.
 //
 // # Least-privilege agents
 //

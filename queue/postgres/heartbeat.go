@@ -42,8 +42,9 @@ type BeatResult struct {
 
 // NodeDigest sums up what the database holds for one node.
 type NodeDigest struct {
-	// Scheduled is how many tasks wait for the node's agent to claim them.
-	Scheduled int
+	// Scheduled says tasks wait for the node's agent to claim them (not how
+	// many: a backlog placed on a node may be thousands).
+	Scheduled bool
 	// Stops is how many of its starting or running tasks a user asked to
 	// stop.
 	Stops int
@@ -107,7 +108,7 @@ func (s *Store) Beat(ctx context.Context, node uuid.UUID, h NodeHealth, every ti
 		state = queue.NodeUnhealthy
 	}
 	var r BeatResult
-	var intervalMS, scheduled, stops, leases, volumeDeletes int32
+	var intervalMS, stops, leases, volumeDeletes int32
 	down := max(h.EngineDownFor, 0).Seconds()
 	var cpu, load1 *float32
 	var memUsed, memTotal, diskUsed, diskTotal *int64
@@ -119,12 +120,12 @@ func (s *Store) Beat(ctx context.Context, node uuid.UUID, h NodeHealth, every ti
 	err := s.pool.QueryRow(ctx, beatSQL, node, string(state), h.Problem, h.EngineDown && h.Problem != "", down,
 		int32(min(max(every.Milliseconds(), 1), math.MaxInt32)),
 		cpu, load1, memUsed, memTotal, diskUsed, diskTotal, s.statsRetention().Seconds()).
-		Scan(&r.Was, &r.Draining, &intervalMS, &r.DBTime, &scheduled, &stops, &leases, &r.Node.LeaseDigest, &volumeDeletes)
+		Scan(&r.Was, &r.Draining, &intervalMS, &r.DBTime, &r.Node.Scheduled, &stops, &leases, &r.Node.LeaseDigest, &volumeDeletes)
 	if err != nil {
 		return BeatResult{}, translate(err, fmt.Sprintf("heartbeat of node %s", node))
 	}
 	r.Interval = time.Duration(intervalMS) * time.Millisecond
-	r.Node.Scheduled, r.Node.Stops, r.Node.Leases, r.Node.VolumeDeletes = int(scheduled), int(stops), int(leases), int(volumeDeletes)
+	r.Node.Stops, r.Node.Leases, r.Node.VolumeDeletes = int(stops), int(leases), int(volumeDeletes)
 	return r, nil
 }
 
