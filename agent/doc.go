@@ -209,8 +209,11 @@
 // An agent that restarts (even after kill -9) re-adopts its running
 // containers by their labels: no orphan, no duplicate. Its reconcile, at
 // start, when it learns its node was declared down, when its engine comes
-// back and every --reconcile-interval (30 s), matches the tasks the database
-// says the node holds against the containers labelled with the node, and
+// back, when a heartbeat's digest shows leases it does not watch, and
+// every --reconcile-interval (30 s) unless the last heartbeat and the
+// engine's list agree with what it watches (then every ten intervals),
+// matches the tasks the database says the node holds against the
+// containers labelled with the node, and
 //
 //   - adopts its own (the same task and attempt) that it is not watching yet;
 //   - records the exits that happened while it was not watching, with their
