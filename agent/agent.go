@@ -273,43 +273,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		bg.Wait()
 		return err
 	}
-	lastReconcile := time.Now()
+	now := time.Now()
+	clock := reconcileClock{last: now, lastFull: now}
 	a.volumesDue.Store(true)
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
 		a.listen(ctx)
 	}()
-	lastFull := lastReconcile
 	for idle, why := false, "woken"; ctx.Err() == nil; idle, why = a.waitForWork(ctx) {
-		reconcileEvery := a.idleEvery(a.opts.ReconcileInterval)
-		if a.reconcileNeeded.Load() || time.Since(lastReconcile) >= reconcileEvery {
-			// Only with an engine that answers: the reconcile lists its
-			// containers, and the engine's return asks for one anyway.
-			if !a.engine.health(a.opts).EngineDown || time.Since(lastReconcile) >= reconcileEvery {
-				full := a.reconcileNeeded.Load() || time.Since(lastFull) >= fullReconcileEvery*reconcileEvery
-				if !full {
-					same, err := a.quickReconcile(ctx)
-					full = err != nil || !same
-					if !full {
-						a.obs.metrics.reconciles.WithLabelValues("quick").Inc()
-					}
-				}
-				if full {
-					a.obs.metrics.reconciles.WithLabelValues("full").Inc()
-					if err := a.reconcile(ctx); err != nil {
-						if ctx.Err() == nil {
-							a.log.Warn("reconciling containers failed", "err", err)
-						}
-					} else {
-						a.reconcileNeeded.Store(false)
-					}
-					lastFull = time.Now()
-					a.volumesDue.Store(true)
-				}
-				lastReconcile = time.Now()
-			}
-		}
+		a.reconcileIfDue(ctx, &clock)
 		// A safety-net wake-up with nothing to ask about has no step.
 		if idle {
 			a.obs.metrics.skipped.Inc()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"time"
 
 	"github.com/orchd/orch/queue"
 	"github.com/orchd/orch/queue/postgres"
@@ -34,6 +35,48 @@ import (
 // fullReconcileEvery is how many reconcile intervals may pass with only
 // quick reconciles before a full one.
 const fullReconcileEvery = 10
+
+// reconcileClock is when the main loop last reconciled, and last did so
+// in full.
+type reconcileClock struct{ last, lastFull time.Time }
+
+// reconcileIfDue reconciles when one is asked for or the reconcile
+// interval has passed: quickly (quickReconcile) while the last heartbeat
+// found nothing new, in full otherwise and every fullReconcileEvery
+// intervals. A due reconcile waits for an engine that answers (it lists
+// containers, and the engine's return asks for one anyway), but no longer
+// than one more interval.
+func (a *Agent) reconcileIfDue(ctx context.Context, c *reconcileClock) {
+	every := a.idleEvery(a.opts.ReconcileInterval)
+	overdue := time.Since(c.last) >= every
+	if !a.reconcileNeeded.Load() && !overdue {
+		return
+	}
+	if a.engine.health(a.opts).EngineDown && !overdue {
+		return
+	}
+	full := a.reconcileNeeded.Load() || time.Since(c.lastFull) >= fullReconcileEvery*every
+	if !full {
+		same, err := a.quickReconcile(ctx)
+		full = err != nil || !same
+	}
+	if !full {
+		a.obs.metrics.reconciles.WithLabelValues("quick").Inc()
+		c.last = time.Now()
+		return
+	}
+	a.obs.metrics.reconciles.WithLabelValues("full").Inc()
+	if err := a.reconcile(ctx); err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("reconciling containers failed", "err", err)
+		}
+	} else {
+		a.reconcileNeeded.Store(false)
+	}
+	c.last = time.Now()
+	c.lastFull = c.last
+	a.volumesDue.Store(true)
+}
 
 // heed compares the node's digest from a heartbeat with what the agent
 // holds, and records whether the two agree (quiet), asking for a step or a
