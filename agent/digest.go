@@ -87,8 +87,10 @@ func (a *Agent) heed(d postgres.NodeDigest) {
 		a.volumesDue.Store(true)
 	}
 	switch {
-	case busy:
-		// Its own steps and writes are on their way; compare next time.
+	case busy || !d.LeasesRead:
+		// Its own steps and writes are on their way (or were when the
+		// beat left, which then did not read the leases); compare next
+		// time.
 		a.quiet.Store(false)
 	case held != d.Leases || digest != d.LeaseDigest:
 		a.quiet.Store(false)

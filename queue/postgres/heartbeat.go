@@ -52,6 +52,9 @@ type NodeDigest struct {
 	// LeaseDigest their digest (LeaseDigest).
 	Leases      int
 	LeaseDigest int64
+	// LeasesRead says Stops, Leases and LeaseDigest were read: a beat
+	// whose agent said it was busy (NodeHealth.Busy) leaves them out.
+	LeasesRead bool
 	// VolumeDeletes is how many of its volumes wait to be deleted.
 	VolumeDeletes int
 }
@@ -78,7 +81,7 @@ func LeaseDigest(l queue.Lease) int64 {
 // statement of their own.
 const beatSQL = `SELECT was, draining, heartbeat_interval_ms, db_time,
        scheduled, stops, leases, lease_digest, volume_deletes
-FROM orch_beat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+FROM orch_beat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 
 // NodeHealth is what an agent reports about its machine with a heartbeat.
 type NodeHealth struct {
@@ -93,6 +96,10 @@ type NodeHealth struct {
 	// Usage, when not nil, is the machine's latest measurement, written
 	// with the beat as ReportUsage writes it (Usage.At is ignored).
 	Usage *queue.Usage
+	// Busy says the agent has starts or stops under way, so that it will
+	// not compare the node's leases with its own this time: the beat does
+	// not read them (00062_beat_leases_when_asked.sql).
+	Busy bool
 }
 
 // Beat is one heartbeat of the node's agent: it is alive, and its container
@@ -108,7 +115,9 @@ func (s *Store) Beat(ctx context.Context, node uuid.UUID, h NodeHealth, every ti
 		state = queue.NodeUnhealthy
 	}
 	var r BeatResult
-	var intervalMS, stops, leases, volumeDeletes int32
+	var intervalMS, volumeDeletes int32
+	var stops, leases *int32
+	var leaseDigest *int64
 	down := max(h.EngineDownFor, 0).Seconds()
 	var cpu, load1 *float32
 	var memUsed, memTotal, diskUsed, diskTotal *int64
@@ -119,13 +128,16 @@ func (s *Store) Beat(ctx context.Context, node uuid.UUID, h NodeHealth, every ti
 	}
 	err := s.pool.QueryRow(ctx, beatSQL, node, string(state), h.Problem, h.EngineDown && h.Problem != "", down,
 		int32(min(max(every.Milliseconds(), 1), math.MaxInt32)),
-		cpu, load1, memUsed, memTotal, diskUsed, diskTotal, s.statsRetention().Seconds()).
-		Scan(&r.Was, &r.Draining, &intervalMS, &r.DBTime, &r.Node.Scheduled, &stops, &leases, &r.Node.LeaseDigest, &volumeDeletes)
+		cpu, load1, memUsed, memTotal, diskUsed, diskTotal, s.statsRetention().Seconds(), !h.Busy).
+		Scan(&r.Was, &r.Draining, &intervalMS, &r.DBTime, &r.Node.Scheduled, &stops, &leases, &leaseDigest, &volumeDeletes)
 	if err != nil {
 		return BeatResult{}, translate(err, fmt.Sprintf("heartbeat of node %s", node))
 	}
 	r.Interval = time.Duration(intervalMS) * time.Millisecond
-	r.Node.Stops, r.Node.Leases, r.Node.VolumeDeletes = int(stops), int(leases), int(volumeDeletes)
+	r.Node.VolumeDeletes = int(volumeDeletes)
+	if stops != nil && leases != nil && leaseDigest != nil {
+		r.Node.Stops, r.Node.Leases, r.Node.LeaseDigest, r.Node.LeasesRead = int(*stops), int(*leases), *leaseDigest, true
+	}
 	return r, nil
 }
 

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -132,7 +133,7 @@ func TestStore_Beat_NodeDigest(t *testing.T) {
 		}
 		return r.Node
 	}
-	if d := beat(); d != (NodeDigest{}) {
+	if d := beat(); d != (NodeDigest{LeasesRead: true}) {
 		t.Fatalf("an empty node's digest = %+v, want zero", d)
 	}
 
@@ -176,5 +177,36 @@ func TestStore_Beat_NodeDigest(t *testing.T) {
 	}
 	if d := beat(); d.VolumeDeletes != 1 {
 		t.Fatalf("digest with a volume to delete = %+v, want 1", d)
+	}
+
+	// A busy agent's beat leaves the leases out, not what waits for it.
+	r, err := s.Beat(ctx, n.ID, NodeHealth{Busy: true}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (NodeDigest{Scheduled: true, VolumeDeletes: 1}); r.Node != want {
+		t.Fatalf("a busy agent's digest = %+v, want %+v", r.Node, want)
+	}
+}
+
+// A scheduling pass that places tasks on a node holds the node's row FOR
+// KEY SHARE until it commits (the foreign-key check of tasks.node_id): the
+// node's heartbeat must not wait for it.
+func TestStore_Beat_DoesNotWaitForAPassPlacingOnTheNode(t *testing.T) {
+	s, ctx := newStore(t)
+	n := mustNode(t, s, "n1", roomyNode)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	task := mustTask(t, s, queue.Resources{CPUMillis: 10})
+	if _, err := tx.Exec(ctx, `UPDATE tasks SET state = 'scheduled', node_id = $2, attempt = 1 WHERE id = $1`, task.ID, n.ID); err != nil {
+		t.Fatal(err)
+	}
+	bctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := s.Beat(bctx, n.ID, NodeHealth{}, time.Second); err != nil {
+		t.Fatalf("a beat while a placement on the node is uncommitted: %v", err)
 	}
 }
