@@ -92,7 +92,7 @@ func (s *Store) JobPlanView(ctx context.Context, spec queue.JobSpec, nodeTimeout
 
 // readNodes reads every node.
 func readNodes(ctx context.Context, tx pgx.Tx) ([]queue.Node, error) {
-	rows, err := tx.Query(ctx, `SELECT `+nodeCols+` FROM nodes n`+nodeJoin+` ORDER BY n.name`)
+	rows, err := tx.Query(ctx, liveSums+`SELECT `+nodeCols+nodesFrom+` ORDER BY n.name`)
 	if err != nil {
 		return nil, translate(err, "reading nodes")
 	}

@@ -179,7 +179,7 @@ func readJobView(ctx context.Context, tx pgx.Tx, v *queue.JobView) (versionRow, 
 		return err
 	})
 	if v.Job.Type == queue.JobSystem {
-		b.Queue(`SELECT ` + nodeCols + ` FROM nodes n` + nodeJoin + ` ORDER BY n.name`).Query(func(rows pgx.Rows) error {
+		b.Queue(liveSums + `SELECT ` + nodeCols + nodesFrom + ` ORDER BY n.name`).Query(func(rows pgx.Rows) error {
 			var err error
 			v.Nodes, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (queue.Node, error) { return scanNode(r) })
 			return err

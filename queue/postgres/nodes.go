@@ -32,7 +32,10 @@ func (s *Store) RegisterNode(ctx context.Context, reg queue.NodeRegistration) (q
 	return n, nil
 }
 
-const nodeListSQL = `SELECT ` + nodeCols + `, COALESCE(r.live_tasks, 0) FROM nodes n` + nodeJoin
+const nodeListSQL = liveSums + `SELECT ` + nodeCols + `, COALESCE(r.live_tasks, 0)` + nodesFrom
+
+// nodeGetSQL reads one node, named in the WHERE clause that follows it.
+const nodeGetSQL = `SELECT ` + nodeCols + `, COALESCE(r.live_tasks, 0) FROM nodes n` + nodeJoin
 
 // ListNodes returns every node, by name.
 func (s *Store) ListNodes(ctx context.Context) ([]queue.Node, error) {
@@ -66,9 +69,9 @@ func (s *Store) GetNode(ctx context.Context, idOrName string) (queue.Node, error
 	var n queue.Node
 	err := s.retry(ctx, func(ctx context.Context) (err error) {
 		if id, perr := uuid.Parse(idOrName); perr == nil {
-			n, err = scanNode(s.pool.QueryRow(ctx, nodeListSQL+` WHERE n.id = $1`, id), &live)
+			n, err = scanNode(s.pool.QueryRow(ctx, nodeGetSQL+` WHERE n.id = $1`, id), &live)
 		} else {
-			n, err = scanNode(s.pool.QueryRow(ctx, nodeListSQL+` WHERE n.name = $1`, idOrName), &live)
+			n, err = scanNode(s.pool.QueryRow(ctx, nodeGetSQL+` WHERE n.name = $1`, idOrName), &live)
 		}
 		return err
 	})

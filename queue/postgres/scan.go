@@ -114,6 +114,23 @@ const nodeJoin = ` LEFT JOIN LATERAL (
            sum(t.disk_bytes)::bigint AS disk_bytes, count(*) AS live_tasks
     FROM tasks t WHERE t.node_id = n.id AND t.state IN ('scheduled', 'starting', 'running')) r ON true`
 
+// liveSums and nodesFrom read every node with its reservations, for a
+// statement that starts with liveSums: the live tasks are summed in one pass
+// over tasks_node_live_idx, grouped by node, rather than in an index scan
+// per node (nodeJoin). With 50,000 live tasks on 100 nodes that read took
+// 23 ms instead of 80 (EXPLAIN ANALYZE; a heap page that holds several of
+// the tasks is visited once instead of once per node), and a scheduling
+// pass reads it at every round. The sums are MATERIALIZED so that they are
+// computed once whatever the join: planned as the inner side of a nested
+// loop, a subquery would be summed again for every node. A read of a few
+// nodes keeps nodeJoin, whose node filter reaches the sums.
+const liveSums = `WITH r AS MATERIALIZED (
+    SELECT t.node_id, sum(t.cpu_millis)::bigint AS cpu_millis, sum(t.memory_bytes)::bigint AS memory_bytes,
+           sum(t.disk_bytes)::bigint AS disk_bytes, count(*) AS live_tasks
+    FROM tasks t WHERE t.state IN ('scheduled', 'starting', 'running') GROUP BY t.node_id) `
+
+const nodesFrom = ` FROM nodes n LEFT JOIN r ON r.node_id = n.id`
+
 func scanNode(row pgx.Row, extra ...any) (queue.Node, error) {
 	var n queue.Node
 	dest := []any{&n.ID, &n.Name, &n.Address, &n.Labels, &n.Capacity.CPUMillis, &n.Capacity.MemoryBytes,

@@ -72,9 +72,8 @@ const passBeginSQL = `BEGIN; ` + asyncPassSQL + `; SET LOCAL jit = off`
 // as they were, so the next pass places them afresh.
 const asyncPassSQL = `SET LOCAL synchronous_commit = off`
 
-const snapshotNodesSQL = `SELECT ` + nodeCols + `,
-    n.last_heartbeat < now() - node_silence_allowed(n.heartbeat_interval_ms, $1::float8)
-FROM nodes n` + nodeJoin + ` ORDER BY n.id`
+const snapshotNodesSQL = liveSums + `SELECT ` + nodeCols + `,
+    n.last_heartbeat < now() - node_silence_allowed(n.heartbeat_interval_ms, $1::float8)` + nodesFrom + ` ORDER BY n.id`
 
 const snapshotPortsSQL = `SELECT node_id, protocol, host_port FROM node_ports`
 
