@@ -365,7 +365,7 @@ func (a *Agent) claimPlaced(ctx context.Context) error {
 			return err
 		}
 		tasks := claim.Tasks
-		if len(tasks) < free && claim.Left > 0 {
+		if len(tasks) < free && claim.Left {
 			// Some were held by another transaction; the notification
 			// that announced them is spent.
 			a.pollSoon()

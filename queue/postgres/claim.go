@@ -36,20 +36,22 @@ WITH ` + asyncCommitCTE + `, c AS (
 )
 SELECT ` + taskCols + ` FROM upd t, async_commit`
 
-// leftSQL counts the node's scheduled tasks that the claim before it, in
-// the same transaction, did not take: beyond its limit, or skipped because
+// leftSQL says whether the claim before it, in the same transaction, left
+// any of the node's scheduled tasks: beyond its limit, or skipped because
 // another transaction held them for a moment (a fenced write of the node's
-// previous owner, say, which will be refused).
-const leftSQL = `SELECT count(*) FROM tasks WHERE node_id = $1 AND state = 'scheduled' AND desired_state = 'running'`
+// previous owner, say, which will be refused). Whether, not how many: a
+// node may have hundreds placed on it in a backlog, and counting them at
+// every claim read them all.
+const leftSQL = `SELECT EXISTS (SELECT FROM tasks WHERE node_id = $1 AND state = 'scheduled' AND desired_state = 'running')`
 
 // Claim is what one claim took, and what it left.
 type Claim struct {
 	Tasks []queue.Task
-	// Left is how many of the node's scheduled tasks it did not take. Left
+	// Left says it did not take all of the node's scheduled tasks. Left
 	// with fewer tasks than the limit means some were held by another
 	// transaction: the caller should look again soon rather than wait for
 	// a notification that has already been sent.
-	Left int
+	Left bool
 }
 
 // Claim moves up to limit tasks placed on node from scheduled to starting

@@ -31,13 +31,13 @@ func TestClaim_SkipsAHeldTaskAndCountsIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Tasks) != 1 || c.Tasks[0].ID != free.ID || c.Left != 1 {
-		t.Fatalf("claim with one task held: %d tasks, left %d; want the free one, and 1 left", len(c.Tasks), c.Left)
+	if len(c.Tasks) != 1 || c.Tasks[0].ID != free.ID || !c.Left {
+		t.Fatalf("claim with one task held: %d tasks, left %v; want the free one, and one left", len(c.Tasks), c.Left)
 	}
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := s.Claim(ctx, n.ID, 10); err != nil || len(c.Tasks) != 1 || c.Tasks[0].ID != held.ID || c.Left != 0 {
+	if c, err := s.Claim(ctx, n.ID, 10); err != nil || len(c.Tasks) != 1 || c.Tasks[0].ID != held.ID || c.Left {
 		t.Fatalf("claim once released: %+v, %v; want the other task and none left", c, err)
 	}
 }
