@@ -170,14 +170,23 @@ WITH plan AS (
     UNION
     SELECT v.task_id FROM vol v JOIN want w ON w.task_id = v.task_id
     JOIN vol o ON o.name = v.name JOIN want ow ON ow.task_id = o.task_id AND ow.node_id <> w.node_id AND ow.ord < w.ord
+), live AS MATERIALIZED (
+    -- the chosen nodes' live tasks summed in one bitmap scan of
+    -- tasks_node_live_idx, once (see liveSums): 500 tasks placed on 100
+    -- nodes with 500 live tasks each summed 50,000 tasks in an index scan
+    -- per node, 80 ms a pass in the bench's drain. The array, unlike a join
+    -- with plan, keeps the index for a pass that fills one node once the
+    -- statement's plan is generic.
+    SELECT t.node_id, sum(t.cpu_millis) AS cpu, sum(t.memory_bytes) AS mem, sum(t.disk_bytes) AS disk
+    FROM tasks t
+    WHERE t.node_id = ANY($2::uuid[]) AND t.state IN ('scheduled', 'starting', 'running')
+    GROUP BY t.node_id
 ), free AS (
     -- what each chosen node has free now: its capacity less the requests of
-    -- its live tasks, summed under the node's lock (00014)
-    SELECT n.id, n.cpu_millis - r.cpu AS cpu, n.memory_bytes - r.mem AS mem, n.disk_bytes - r.disk AS disk
-    FROM nodes n CROSS JOIN LATERAL (
-        SELECT COALESCE(sum(t.cpu_millis), 0) AS cpu, COALESCE(sum(t.memory_bytes), 0) AS mem,
-               COALESCE(sum(t.disk_bytes), 0) AS disk
-        FROM tasks t WHERE t.node_id = n.id AND t.state IN ('scheduled', 'starting', 'running')) r
+    -- its live tasks (live), summed under the node's lock (00014)
+    SELECT n.id, n.cpu_millis - COALESCE(r.cpu, 0) AS cpu, n.memory_bytes - COALESCE(r.mem, 0) AS mem,
+           n.disk_bytes - COALESCE(r.disk, 0) AS disk
+    FROM nodes n LEFT JOIN live r ON r.node_id = n.id
     WHERE n.id IN (SELECT node_id FROM plan)
       AND n.state = 'ready' AND NOT n.cordoned
       AND n.last_heartbeat >= now() - node_silence_allowed(n.heartbeat_interval_ms, $4::float8)
