@@ -104,6 +104,27 @@ func (a *Agent) heed(d postgres.NodeDigest) {
 	}
 }
 
+// busy tells whether anything is under way that the database may not show
+// yet (see holding), without computing the leases' digest.
+func (a *Agent) busy() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.busyLocked()
+}
+
+// busyLocked is busy for a caller that holds a.mu.
+func (a *Agent) busyLocked() bool {
+	if len(a.inflight) > 0 || len(a.removing) > 0 {
+		return true
+	}
+	for _, w := range a.watched {
+		if w.stopping || w.evicting || w.lost || w.ended || w.unhealthy != "" || w.disconnected != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // holding returns how many leases the agent watches a running container
 // for, their digest (postgres.LeaseDigest), and whether anything is under
 // way that the database may not show yet: a start in flight, or a watched
@@ -111,13 +132,10 @@ func (a *Agent) heed(d postgres.NodeDigest) {
 func (a *Agent) holding() (n int, digest int64, busy bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.inflight) > 0 || len(a.removing) > 0 {
+	if a.busyLocked() {
 		return 0, 0, true
 	}
-	for l, w := range a.watched {
-		if w.stopping || w.evicting || w.lost || w.ended || w.unhealthy != "" || w.disconnected != "" {
-			return 0, 0, true
-		}
+	for l := range a.watched {
 		n++
 		digest ^= postgres.LeaseDigest(l)
 	}

@@ -35,7 +35,7 @@ func (a *Agent) beat(ctx context.Context) time.Duration {
 	health.Usage = a.usage.Swap(nil)
 	// An agent with starts or stops under way will not compare the node's
 	// leases with its own (heed), so the beat need not read them.
-	_, _, health.Busy = a.holding()
+	health.Busy = a.busy()
 	// A beat that gets no answer (packets dropped, not refused) must not
 	// hang until the kernel gives up: it fails after at most an interval,
 	// and the next one is tried. In a cluster that asks for slower beats
